@@ -1,0 +1,3 @@
+from candidates.mutants import markdown
+
+print(markdown(), end="")

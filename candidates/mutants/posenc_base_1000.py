@@ -1,0 +1,14 @@
+"""posenc: base 1000 instead of 10000 (frequencies too high)."""
+
+import reference.posenc as ref
+from candidates.mutants import patch
+
+COMPONENT = "posenc"
+CAUGHT_BY = ["test_matches_closed_form"]
+
+
+def sinusoidal(num_positions, dim, base=10000.0):
+    return ref.sinusoidal(num_positions, dim, base / 10)
+
+
+posenc = patch(ref, sinusoidal=sinusoidal)

@@ -1,0 +1,22 @@
+"""posenc: computed in float32 (angles of large positions lose their low digits)."""
+
+import torch
+
+import reference.posenc as ref
+from candidates.mutants import patch
+
+COMPONENT = "posenc"
+CAUGHT_BY = ["test_position_zero_is_sin0_cos0"]
+
+
+def sinusoidal(num_positions, dim, base=10000.0):
+    pos = torch.arange(num_positions, dtype=torch.float32)[:, None]
+    freq = base ** (-torch.arange(0, dim, 2, dtype=torch.float32) / dim)
+    angle = pos * freq
+    pe = torch.empty(num_positions, dim, dtype=torch.float32)
+    pe[:, 0::2] = torch.sin(angle)
+    pe[:, 1::2] = torch.cos(angle[:, : dim // 2])
+    return pe
+
+
+posenc = patch(ref, sinusoidal=sinusoidal)

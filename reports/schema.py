@@ -1,0 +1,127 @@
+"""The results file: one versioned JSON document per run.
+
+Layout (``schema: "fmspec-results"``, ``version: 1``)::
+
+    {
+      "schema": "fmspec-results", "version": 1,
+      "status": "running" | "complete" | "interrupted",   # "running" left behind = a partial run
+      "started": ISO-8601, "finished": ISO-8601 | null,
+      "environment": {"python", "platform", "torch", "triton", "device", "commit", "hostname"},
+      "run": {"fmspec", "args", "profile", "seed", "bench"},
+      "candidates": [{"name", "source", "version"}],
+      "tests": [{"nodeid", "candidate", "component", "features", "property", "params", "outcome",
+                 "duration", "message", "example", "reproduce", "metrics"}],
+      "benchmarks": [{"nodeid", "candidate", "component", "name", "params", "stats", "extra_info"}],
+      "summary": {"<candidate>": {"<component>": {"<outcome>": count}}}
+    }
+
+The writer rewrites the whole file atomically (a temporary file, then ``os.replace``) at most every
+``interval`` seconds and once at the end, so a run killed half-way leaves a readable file whose status
+is ``running``: :func:`load` reports it as partial, never lost.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+SCHEMA = "fmspec-results"
+VERSION = 1
+FINAL_STATUSES = ("complete", "interrupted")
+
+
+class ResultsError(Exception):
+    """A results file that cannot be used; the message names the file and the problem."""
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def summarize(tests: list[dict]) -> dict:
+    """Counts of outcomes per candidate and component."""
+    counts: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+    for t in tests:
+        counts[t["candidate"] or "-"][t["component"] or "-"][t["outcome"]] += 1
+    return {c: {comp: dict(sorted(n.items())) for comp, n in sorted(comps.items())} for c, comps in sorted(counts.items())}
+
+
+class ResultsWriter:
+    """Accumulates records and keeps ``path`` an up-to-date, valid JSON document."""
+
+    def __init__(self, path: str | os.PathLike, interval: float = 1.0):
+        self.path = Path(path)
+        self.interval = interval
+        self._last = 0.0
+        self.doc: dict[str, Any] = {
+            "schema": SCHEMA,
+            "version": VERSION,
+            "status": "running",
+            "started": now(),
+            "finished": None,
+            "environment": {},
+            "run": {},
+            "candidates": [],
+            "tests": [],
+            "benchmarks": [],
+            "summary": {},
+        }
+
+    def start(self, environment: dict, run: dict, candidates: list[dict]) -> None:
+        self.doc.update(environment=environment, run=run, candidates=candidates)
+        self.flush(force=True)
+
+    def add_test(self, record: dict) -> None:
+        self.doc["tests"].append(record)
+        self.flush()
+
+    def add_benchmark(self, record: dict) -> None:
+        self.doc["benchmarks"].append(record)
+
+    def finish(self, status: str) -> None:
+        self.doc["status"] = status
+        self.doc["finished"] = now()
+        self.flush(force=True)
+
+    def flush(self, force: bool = False) -> None:
+        if not force and time.monotonic() - self._last < self.interval:
+            return
+        self.doc["summary"] = summarize(self.doc["tests"])
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".fmspec-", suffix=".json", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(self.doc, fh, indent=1, default=str)
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self._last = time.monotonic()
+
+
+def load(path: str | os.PathLike) -> dict:
+    """Read and validate a results file; a run that never finished comes back with ``partial: True``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ResultsError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise ResultsError(f"{path}: not an fmspec results file (schema {doc.get('schema') if isinstance(doc, dict) else None!r})")
+    if doc.get("version") != VERSION:
+        raise ResultsError(f"{path}: results schema version {doc.get('version')!r} is not supported (this fmspec reads {VERSION})")
+    for key, kind in (("tests", list), ("candidates", list), ("environment", dict), ("run", dict)):
+        if not isinstance(doc.get(key), kind):
+            raise ResultsError(f"{path}: field {key!r} must be a {kind.__name__}")
+    doc["partial"] = doc.get("status") not in FINAL_STATUSES
+    return doc

@@ -1,0 +1,172 @@
+"""Finding and loading candidates.
+
+A candidate is any Python object whose attributes are component namespaces (``posenc``, ``attention``,
+...). ``--candidate SPEC`` accepts, tried in this order:
+
+1. a path to a ``.py`` file or to a package folder (one holding ``__init__.py``);
+2. the name of an entry point in the group ``fmspec.candidates`` (``--list-candidates`` shows them);
+3. an importable ``package.module`` with an optional ``:attr`` (``mine.impl:Candidate``).
+
+Every failure raises :class:`CandidateError` with one line that says what to do; the plugin turns it
+into a usage error (exit status 4), never a traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.metadata as md
+import importlib.util
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+GROUP = "fmspec.candidates"
+
+
+class CandidateError(Exception):
+    """A candidate could not be resolved or imported; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A loaded candidate: its identity and the object that holds the component namespaces."""
+
+    name: str
+    source: str  # "entry point mine = mine", "path /x/y.py" or "module mine.impl"
+    version: str
+    obj: Any = field(repr=False, compare=False)
+
+    @property
+    def capabilities(self) -> dict:
+        caps = getattr(self.obj, "CAPABILITIES", None) or {}
+        if not isinstance(caps, dict):
+            raise CandidateError(f"candidate {self.name!r}: CAPABILITIES must be a dict, got {type(caps).__name__}")
+        return caps
+
+    def resolve(self, feature: str) -> Any:
+        """``resolve("posenc.sinusoidal")`` -> the candidate's function, or raise AttributeError."""
+        obj = self.obj
+        for part in feature.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    def __getattr__(self, name: str) -> Any:  # candidate.posenc.sinusoidal(...) in tests
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.obj, name)
+
+    def identity(self) -> dict:
+        return {"name": self.name, "source": self.source, "version": self.version}
+
+
+def entry_points() -> dict[str, md.EntryPoint]:
+    """Installed candidates by name."""
+    return {ep.name: ep for ep in md.entry_points(group=GROUP)}
+
+
+def describe_installed() -> list[str]:
+    """One line per installed candidate: name, target and distribution (for ``--list-candidates``)."""
+    lines = []
+    for name, ep in sorted(entry_points().items()):
+        dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "unknown distribution"
+        lines.append(f"{name:<16} {ep.value:<40} ({dist})")
+    return lines
+
+
+def load(spec: str) -> Candidate:
+    """Resolve ``spec`` (path, entry-point name or ``module[:attr]``) to a :class:`Candidate`."""
+    if not spec or not spec.strip():
+        raise CandidateError("--candidate: empty name")
+    spec = spec.strip()
+    path = Path(spec)
+    if spec.endswith(".py") or "/" in spec or spec.startswith("."):
+        return _load_path(spec, path)
+    eps = entry_points()
+    if spec in eps:
+        ep = eps[spec]
+        obj = _import(ep.value, f"entry point {spec!r} ({ep.value})")
+        version = ep.dist.version if ep.dist else "unknown"
+        return Candidate(spec, f"entry point {spec} = {ep.value}", version, obj)
+    module_name = spec.split(":", 1)[0]
+    if ":" in spec or "." in spec or importlib.util.find_spec(module_name) is not None:
+        obj = _import(spec, f"module {spec!r}")
+        return Candidate(spec, f"module {spec}", _module_version(obj), obj)
+    known = ", ".join(sorted(eps)) or "none"
+    raise CandidateError(
+        f"--candidate {spec!r}: no installed candidate, importable module or path of that name "
+        f"(installed candidates: {known}; see --list-candidates)"
+    )
+
+
+def _import(target: str, what: str) -> Any:
+    module_name, _, attr = target.partition(":")
+    try:
+        if importlib.util.find_spec(module_name) is None:
+            raise CandidateError(f"{what}: no module named {module_name!r}")
+    except (ImportError, ValueError) as exc:  # parent package missing or broken
+        raise CandidateError(f"{what}: cannot import {module_name!r}: {_one_line(exc)}") from None
+    try:
+        obj = importlib.import_module(module_name)
+    except CandidateError:
+        raise
+    except BaseException as exc:  # the candidate's own code raised (SystemExit included)
+        raise CandidateError(f"{what}: importing {module_name!r} raised {_one_line(exc)}") from None
+    for part in filter(None, attr.split(".")):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise CandidateError(f"{what}: module {module_name!r} has no attribute {attr!r}") from None
+    return obj
+
+
+def _load_path(spec: str, path: Path) -> Candidate:
+    path = path.expanduser().resolve()
+    if not path.exists():
+        raise CandidateError(f"--candidate {spec!r}: path does not exist")
+    if path.is_dir():
+        init = path / "__init__.py"
+        if not init.exists():
+            raise CandidateError(f"--candidate {spec!r}: folder is not a package (no __init__.py)")
+        location, search = init, [str(path)]
+        files = sorted(path.rglob("*.py"))
+    elif path.suffix == ".py":
+        location, search, files = path, None, [path]
+    else:
+        raise CandidateError(f"--candidate {spec!r}: expected a .py file or a package folder")
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.read_bytes())
+    # a name per file, so two path candidates with the same stem do not collide in sys.modules
+    module_name = f"fmspec_candidate_{path.stem}_{digest.hexdigest()[:8]}"
+    if module_name in sys.modules:
+        obj = sys.modules[module_name]
+    else:
+        module_spec = importlib.util.spec_from_file_location(module_name, location, submodule_search_locations=search)
+        assert module_spec is not None and module_spec.loader is not None
+        obj = importlib.util.module_from_spec(module_spec)
+        sys.modules[module_name] = obj
+        try:
+            module_spec.loader.exec_module(obj)
+        except BaseException as exc:
+            del sys.modules[module_name]
+            raise CandidateError(f"--candidate {spec!r}: importing it raised {_one_line(exc)}") from None
+    name = getattr(obj, "CANDIDATE_NAME", None) or path.stem
+    return Candidate(str(name), f"path {path}", f"sha256:{digest.hexdigest()[:12]}", obj)
+
+
+def _module_version(obj: Any) -> str:
+    version = getattr(obj, "__version__", None)
+    if version:
+        return str(version)
+    top = getattr(obj, "__name__", "").split(".")[0]
+    try:
+        return md.version(top)
+    except md.PackageNotFoundError:
+        return "unknown"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip()
+    return " ".join(text.split())[:500]

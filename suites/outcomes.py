@@ -1,0 +1,34 @@
+"""The two outcomes fmspec adds to pytest's passed / failed / skipped.
+
+*missing*: the candidate lacks a feature the test needs (an absent attribute, or a function that raises
+``NotImplementedError``). Missing is not wrong: it is counted apart from failed, in the terminal summary
+and in the results file, and a policy decides whether it is allowed.
+
+*unsupported*: the candidate declares (``CAPABILITIES``) that it does not support what the test runs on,
+e.g. flash attention on ``cpu`` or in ``float64``.
+
+Both are pytest skips underneath, so the exit status treats them like skips; the plugin recognises them
+by type and reports them under their own names.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+OUTCOMES = ("passed", "failed", "error", "missing", "unsupported", "skipped", "xfailed", "xpassed")
+
+
+class Missing(pytest.skip.Exception):
+    """Raised by the harness when the candidate lacks a needed feature."""
+
+
+class Unsupported(pytest.skip.Exception):
+    """Raised by the harness when the candidate declares it does not support a device, dtype or tier."""
+
+
+def missing(msg: str) -> "None":
+    raise Missing(msg, _use_item_location=True)
+
+
+def unsupported(msg: str) -> "None":
+    raise Unsupported(msg, _use_item_location=True)

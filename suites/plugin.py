@@ -1,0 +1,403 @@
+"""The fmspec pytest plugin: options, candidate loading, missing/unsupported outcomes, results file.
+
+Loaded by the checkout's root ``conftest.py`` and, when fmspec is installed, by the ``pytest11`` entry
+point of the same name, so ``pytest suites --candidate mine`` (checkout) and
+``pytest --pyargs suites --candidate mine`` (installed) behave the same.
+
+How a test uses it::
+
+    pytestmark = pytest.mark.component("posenc")
+
+    @pytest.mark.needs("posenc.sinusoidal")
+    def test_values_in_unit_interval(candidate):
+        pe = candidate.posenc.sinusoidal(16, 8)
+
+``candidate`` is parametrized over every ``--candidate``. Before the test runs, each feature named by
+``needs`` is looked up on the candidate: an absent one makes the test *missing*. A parameter named
+``device`` or ``dtype`` is checked against the candidate's ``CAPABILITIES`` for the component: an
+undeclared one makes the test *unsupported*. ``NotImplementedError`` raised by the candidate during the
+test also counts as missing.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import os
+import platform
+import shlex
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reports import schema
+from suites import loader
+from suites.outcomes import Missing, Unsupported
+
+CANDIDATES = pytest.StashKey[list]()
+
+DEFAULT_CANDIDATE = "reference"
+DEFAULT_RESULTS = "fmspec-results.json"
+# capabilities a candidate has unless CAPABILITIES says otherwise (see docs/contract.md)
+DEFAULT_DEVICES = ("cpu",)
+DEFAULT_DTYPES = ("float32", "float64")
+
+MARKERS = (
+    "component(name): the component a test module checks (posenc, attention, ...)",
+    "needs(*features): candidate features the test needs, e.g. 'posenc.sinusoidal'; absent -> missing",
+    "capability(name): a tier the test needs, e.g. 'tensors'; CAPABILITIES[component][name] false -> unsupported",
+    "smoke: a quick selection of the suite (pytest -m smoke)",
+    "bench: a benchmark; runs only with --fmspec-bench, after conformance",
+    "gpu: needs a CUDA device; skipped without one",
+)
+
+
+# ----------------------------------------------------------------------------------------------- options
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("fmspec", "fmspec conformance suite")
+    group.addoption("--candidate", action="append", default=[], metavar="NAME",
+                    help="candidate to test: an installed name (see --list-candidates), package.module[:attr], "
+                         "or a path to a .py file or package folder; repeat for several (default: reference)")
+    group.addoption("--list-candidates", action="store_true", help="list installed candidates and exit")
+    group.addoption("--fmspec-results", metavar="PATH", default=DEFAULT_RESULTS,
+                    help=f"where to write the JSON results file (default: {DEFAULT_RESULTS}; 'none' to disable)")
+    group.addoption("--fmspec-bench", action="store_true",
+                    help="also run the benchmarks (bench_*.py), after conformance, for components that passed")
+
+
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    if config.getoption("list_candidates"):
+        lines = loader.describe_installed()
+        print("installed fmspec candidates (entry point group fmspec.candidates):")
+        print("\n".join("  " + line for line in lines) if lines else "  none")
+        print("also accepted: --candidate package.module[:attr] and --candidate path/to/file.py or package folder")
+        return 0
+    return None
+
+
+# ------------------------------------------------------------------------------------------ configuration
+def pytest_configure(config: pytest.Config) -> None:
+    for marker in MARKERS:
+        config.addinivalue_line("markers", marker)
+    _load_hypothesis_profile(config)
+    specs = config.getoption("candidate") or [DEFAULT_CANDIDATE]
+    candidates = []
+    try:
+        for spec in specs:
+            candidates.append(loader.load(spec))
+    except loader.CandidateError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[CANDIDATES] = candidates
+    path = config.getoption("fmspec_results")
+    if path and path.lower() != "none" and not hasattr(config, "workerinput"):  # xdist workers report to the controller
+        writer = schema.ResultsWriter(Path(path).expanduser().resolve())
+        specs = {c.name: spec for c, spec in zip(candidates, specs)}
+        config.pluginmanager.register(Recorder(config, writer, specs), "fmspec-recorder")
+
+
+def _load_hypothesis_profile(config: pytest.Config) -> None:
+    from suites import profiles
+
+    profiles.register()
+    if not config.getoption("hypothesis_profile", None):
+        profiles.load_default()
+
+
+def environment() -> dict:
+    """Where the run happened: enough to tell whether two results files are comparable."""
+    import torch
+
+    device = "cpu"
+    if torch.cuda.is_available():
+        device = torch.cuda.get_device_name(0)
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "triton": _version("triton"),
+        "device": device,
+        "cpu_count": os.cpu_count(),
+        "commit": _git_commit(),
+        "hostname": socket.gethostname(),
+    }
+
+
+def run_info(config: pytest.Config) -> dict:
+    from suites import profiles
+
+    return {
+        "fmspec": _version("fmspec"),
+        "args": shlex.join(config.invocation_params.args),
+        "profile": profiles.current(),
+        "seed": config.getoption("hypothesis_seed", None),
+        "bench": bool(config.getoption("fmspec_bench")),
+    }
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return md.version(dist)
+    except md.PackageNotFoundError:
+        return None
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+# ---------------------------------------------------------------------------------------------- collection
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "candidate" in metafunc.fixturenames:
+        candidates = metafunc.config.stash[CANDIDATES]
+        metafunc.parametrize("candidate", candidates, ids=[c.name for c in candidates], scope="module")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    bench = [item for item in items if item.get_closest_marker("bench")]
+    if not config.getoption("fmspec_bench"):
+        if bench:
+            config.hook.pytest_deselected(items=bench)
+            items[:] = [item for item in items if not item.get_closest_marker("bench")]
+        return
+    # benchmarks after conformance, so they can see which components passed
+    items[:] = [item for item in items if not item.get_closest_marker("bench")] + bench
+
+
+# --------------------------------------------------------------------------------------------- test setup
+def test_info(item: pytest.Item) -> dict:
+    """Component, features, property and candidate of a test item (what the results file records)."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    cand = params.get("candidate")
+    features = [f for m in item.iter_markers("needs") for f in m.args]
+    comp_marker = item.get_closest_marker("component")
+    if comp_marker:
+        component = comp_marker.args[0]
+    elif features:
+        component = features[0].split(".")[0]
+    else:
+        component = item.module.__name__.rpartition(".")[2].removeprefix("test_").removeprefix("bench_") if getattr(item, "module", None) else None
+    shown = {k: _param_str(v) for k, v in params.items() if k != "candidate"}
+    return {
+        "candidate": cand.name if isinstance(cand, loader.Candidate) else None,
+        "component": component,
+        "features": features,
+        "property": getattr(item, "originalname", item.name),
+        "params": shown,
+    }
+
+
+def _param_str(value: object) -> str:
+    text = str(value)
+    return text.removeprefix("torch.")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _pin_numerics()
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    device = _param_str(params["device"]) if "device" in params else None
+    if (device == "cuda" or item.get_closest_marker("gpu")) and not _cuda_available():
+        pytest.skip("no CUDA device")
+    cand = params.get("candidate")
+    if not isinstance(cand, loader.Candidate):
+        return
+    info = test_info(item)
+    for feature in info["features"]:
+        try:
+            cand.resolve(feature)
+        except AttributeError:
+            raise Missing(f"candidate {cand.name!r} has no {feature}", _use_item_location=True) from None
+    caps = cand.capabilities.get(info["component"], {}) if info["component"] else {}
+    if device is not None and device not in caps.get("devices", DEFAULT_DEVICES):
+        raise Unsupported(f"{info['component']} on {device} (CAPABILITIES)", _use_item_location=True)
+    if "dtype" in params:
+        dtype = _param_str(params["dtype"])
+        if dtype not in caps.get("dtypes", DEFAULT_DTYPES):
+            raise Unsupported(f"{info['component']} in {dtype} (CAPABILITIES)", _use_item_location=True)
+    for marker in item.iter_markers("capability"):
+        for tier in marker.args:
+            if caps.get(tier, True) is False:
+                raise Unsupported(f"{info['component']} tier {tier!r} (CAPABILITIES)", _use_item_location=True)
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _pin_numerics() -> None:
+    """Matmul precision is the suite's choice, not whatever a candidate set (no TF32)."""
+    import torch
+
+    torch.set_float32_matmul_precision("highest")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
+# ---------------------------------------------------------------------------------------------- reporting
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    info = test_info(item)
+    excinfo = call.excinfo
+    kind = None
+    if excinfo is not None:
+        if excinfo.errisinstance(Missing):
+            kind = "missing"
+        elif excinfo.errisinstance(Unsupported):
+            kind = "unsupported"
+        elif call.when == "call" and excinfo.errisinstance(NotImplementedError):
+            kind = "missing"
+            report.outcome = "skipped"
+            report.longrepr = (str(item.path), item.location[1] or 0, f"Missing: NotImplementedError: {excinfo.value}")
+    info["kind"] = kind
+    if excinfo is not None and report.failed:
+        info["example"] = _hypothesis_example(excinfo.value)
+    if call.when == "call":
+        info["metrics"] = getattr(item, "fmspec_metrics", None)
+    report.fmspec = info
+    return report
+
+
+def _hypothesis_example(exc: BaseException) -> str | None:
+    notes = [n for n in getattr(exc, "__notes__", []) if isinstance(n, str)]
+    return "\n".join(notes) or None
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
+    kind = (getattr(report, "fmspec", None) or {}).get("kind")
+    if kind == "missing" and report.skipped:
+        return "missing", "M", ("MISSING", {"yellow": True})
+    if kind == "unsupported" and report.skipped:
+        return "unsupported", "U", ("UNSUPPORTED", {"yellow": True})
+    return None
+
+
+@pytest.fixture
+def fmspec_metrics(request: pytest.FixtureRequest) -> dict:
+    """A dict a test or benchmark fills with measurements; it lands in the results file."""
+    metrics: dict = {}
+    request.node.fmspec_metrics = metrics
+    return metrics
+
+
+class Recorder:
+    """Turns test and benchmark reports into the results file (on the xdist controller only)."""
+
+    def __init__(self, config: pytest.Config, writer: schema.ResultsWriter, specs: dict[str, str]):
+        self.config = config
+        self.writer = writer
+        self.specs = specs  # candidate name -> the --candidate text that loads it
+        self.pending: dict[str, dict] = {}
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        candidates = [c.identity() for c in self.config.stash[CANDIDATES]]
+        self.writer.start(environment(), run_info(self.config), candidates)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        info = getattr(report, "fmspec", None)
+        if info is None:
+            return
+        rec = self.pending.setdefault(report.nodeid, {
+            "nodeid": report.nodeid, "candidate": info["candidate"], "component": info["component"],
+            "features": info["features"], "property": info["property"], "params": info["params"],
+            "outcome": None, "duration": 0.0, "message": None, "example": None, "reproduce": None,
+            "metrics": None,
+        })
+        rec["duration"] = round(rec["duration"] + report.duration, 6)
+        outcome = _outcome(report, info)
+        if outcome is not None and (rec["outcome"] in (None, "passed") or outcome == "error"):
+            rec["outcome"] = outcome
+            if outcome != "passed":
+                rec["message"] = _message(report)
+            if info.get("example"):
+                rec["example"] = info["example"]
+            if outcome in ("failed", "error"):
+                rec["reproduce"] = self.reproduce(report.nodeid, info["candidate"])
+        if info.get("metrics"):
+            rec["metrics"] = info["metrics"]
+        if report.when == "teardown":
+            del self.pending[report.nodeid]
+            rec["outcome"] = rec["outcome"] or "error"
+            self.writer.add_test(rec)
+
+    def reproduce(self, nodeid: str, candidate: str | None) -> str:
+        parts = ["pytest", nodeid]
+        if candidate:
+            parts += ["--candidate", self.specs.get(candidate, candidate)]
+        profile = self.config.getoption("hypothesis_profile", None)
+        if profile:
+            parts += ["--hypothesis-profile", profile]
+        seed = self.config.getoption("hypothesis_seed", None)
+        if seed is not None:
+            parts += ["--hypothesis-seed", str(seed)]
+        return shlex.join(parts)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        for rec in self.pending.values():  # tests cut off mid-way
+            rec["outcome"] = rec["outcome"] or "error"
+            self.writer.add_test(rec)
+        self.pending.clear()
+        for rec in _benchmarks(self.config):
+            self.writer.add_benchmark(rec)
+        status = "interrupted" if exitstatus == pytest.ExitCode.INTERRUPTED else "complete"
+        self.writer.finish(status)
+
+    def pytest_terminal_summary(self, terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+        summary = self.writer.doc["summary"]
+        if summary:
+            terminalreporter.section("fmspec")
+            for cand, comps in summary.items():
+                for comp, counts in comps.items():
+                    shown = ", ".join(f"{n} {o}" for o, n in counts.items())
+                    terminalreporter.write_line(f"{cand:<16} {comp:<12} {shown}")
+        terminalreporter.write_line(f"fmspec results: {self.writer.path}")
+
+
+def _outcome(report: pytest.TestReport, info: dict) -> str | None:
+    if hasattr(report, "wasxfail"):
+        return "xfailed" if report.skipped else "xpassed"
+    if report.skipped:
+        return info.get("kind") or "skipped"
+    if report.failed:
+        return "failed" if report.when == "call" else "error"
+    return "passed" if report.when == "call" else None
+
+
+def _message(report: pytest.TestReport) -> str | None:
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    text = report.longreprtext
+    if not text:
+        return None
+    crash = getattr(report.longrepr, "reprcrash", None)
+    head = crash.message if crash is not None else ""
+    tail = text[-3000:]
+    return (head + "\n\n" + tail).strip() if head and head not in tail else tail
+
+
+def _benchmarks(config: pytest.Config) -> list[dict]:
+    """pytest-benchmark's records, with the candidate they belong to."""
+    session = getattr(config, "_benchmarksession", None)
+    out = []
+    for bench in getattr(session, "benchmarks", None) or []:
+        data = bench.as_dict(include_data=False)
+        params = data.get("params") or {}
+        out.append({
+            "nodeid": data.get("fullname"),
+            "name": data.get("name"),
+            "group": data.get("group"),
+            "candidate": str(params.get("candidate")) if "candidate" in params else None,
+            "params": {k: str(v) for k, v in params.items() if k != "candidate"},
+            "stats": data.get("stats"),
+            "extra_info": data.get("extra_info"),
+        })
+    return out

@@ -1,0 +1,33 @@
+"""Hypothesis profiles for the suites.
+
+=========  ==========================================================================================
+default    fast feedback while developing: 20 examples a property, random seed, example database on
+ci         gating: derandomized (the same examples on every run of the same code), no database, 30
+           examples, the failing example's reproduction blob printed
+thorough   a deep search before a release or a grade appeal: 300 examples a property
+=========  ==========================================================================================
+
+Choose with ``--hypothesis-profile NAME``; the results file records the profile and the seed.
+"""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, settings
+
+NAMES = ("default", "ci", "thorough")
+_COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+                                                     HealthCheck.differing_executors])
+
+
+def register() -> None:
+    settings.register_profile("default", max_examples=20, **_COMMON)
+    settings.register_profile("ci", max_examples=30, derandomize=True, database=None, print_blob=True, **_COMMON)
+    settings.register_profile("thorough", max_examples=300, **_COMMON)
+
+
+def load_default() -> None:
+    settings.load_profile("default")
+
+
+def current() -> str:
+    return settings.get_current_profile_name()

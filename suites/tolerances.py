@@ -1,0 +1,72 @@
+"""Tolerances, reasoned once per dtype. Every suite imports them from here (``as tol``).
+
+Errors are measured against a float64 oracle and relative to the oracle's own scale::
+
+    rel_error(actual, oracle) = max|actual - oracle| / max|oracle|
+
+so an all-zero or constant output has a relative error near 1 whenever the oracle is not itself zero or
+constant: it can never hide under an absolute tolerance (a known hole in earlier kernel benchmarks).
+
+The error allowed for a result computed in ``dtype`` is::
+
+    allowed = max(BASELINE_FACTOR * rel_error(baseline, oracle),  # a plain same-dtype computation
+                  ULPS * eps(dtype) * sqrt(n))                      # rounding floor
+
+``n`` is the length of the longest reduction behind one output element (a dot product over D, a softmax
+over T, a sum over a batch): rounding errors of n terms accumulate like sqrt(n)·eps when they are random
+(Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., sec. 2.8), n·eps at worst. ``ULPS``
+absorbs the constant in front and the few chained operations per element (exp, a division, a rescale).
+``BASELINE_FACTOR = 2`` follows flash-attention's own tests: a candidate may be at most twice as wrong
+as the plain computation in the same dtype.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+EPS = {
+    torch.float64: 2.0**-52,
+    torch.float32: 2.0**-23,
+    torch.float16: 2.0**-10,
+    torch.bfloat16: 2.0**-7,
+}
+ULPS = 32.0
+BASELINE_FACTOR = 2.0
+# Exact outputs (integers, token ids, masks, quantized codes) are compared with ==, never with a tolerance.
+
+
+def eps(dtype: torch.dtype) -> float:
+    if dtype not in EPS:
+        raise ValueError(f"no tolerance for dtype {dtype}; known: {', '.join(str(d) for d in EPS)}")
+    return EPS[dtype]
+
+
+def rounding_floor(dtype: torch.dtype, n: int = 1) -> float:
+    """The error rounding alone may cause: ULPS · eps(dtype) · sqrt(n)."""
+    return ULPS * eps(dtype) * math.sqrt(max(n, 1))
+
+
+def rel_error(actual: torch.Tensor, oracle: torch.Tensor) -> float:
+    """max|actual - oracle| / max|oracle|, computed in float64; inf if actual has NaN or inf where oracle is finite."""
+    a = actual.detach().to(torch.float64).cpu()
+    o = oracle.detach().to(torch.float64).cpu()
+    if a.numel() == 0:
+        return 0.0
+    finite = torch.isfinite(o)
+    if not torch.equal(torch.isfinite(a), finite) or not torch.equal(a[~finite], o[~finite]):
+        return math.inf
+    diff = (a[finite] - o[finite]).abs().max().item() if finite.any() else 0.0
+    scale = o[finite].abs().max().item() if finite.any() else 0.0
+    if scale == 0.0:
+        return 0.0 if diff == 0.0 else math.inf
+    return diff / scale
+
+
+def allowed(dtype: torch.dtype, n: int = 1, baseline_error: float | None = None) -> float:
+    """The relative error a result in ``dtype`` may have (see the module docstring)."""
+    floor = rounding_floor(dtype, n)
+    if baseline_error is None:
+        return floor
+    return max(BASELINE_FACTOR * baseline_error, floor)

@@ -1,0 +1,59 @@
+"""Every mutant candidate fails its own component's suite, in each test it lists in CAUGHT_BY."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from candidates import mutants
+
+ROOT = Path(__file__).resolve().parent.parent
+BY_COMPONENT: dict[str, list[mutants.Mutant]] = defaultdict(list)
+for _m in mutants.discover():
+    BY_COMPONENT[_m.component].append(_m)
+
+
+def run_suite(component: str, candidates: list[str], tmp_path: Path) -> dict:
+    """Run suites/test_<component>.py on the candidates in a fresh process (ci profile); the results file."""
+    results = tmp_path / f"{component}.json"
+    cmd = [sys.executable, "-m", "pytest", str(ROOT / "suites" / f"test_{component}.py"), "-q", "-p", "no:cacheprovider",
+           "--hypothesis-profile", "ci", "--fmspec-results", str(results), "--rootdir", str(ROOT)]
+    for spec in candidates:
+        cmd += ["--candidate", spec]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    assert results.exists(), f"no results file; pytest said:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return json.loads(results.read_text())
+
+
+@pytest.mark.parametrize("component", sorted(BY_COMPONENT))
+def test_every_mutant_is_caught_by_its_component(component, tmp_path):
+    found = BY_COMPONENT[component]
+    doc = run_suite(component, [str(m.path) for m in found], tmp_path)
+    failed = defaultdict(set)
+    for t in doc["tests"]:
+        if t["outcome"] in ("failed", "error"):
+            failed[t["candidate"]].add(t["property"])
+    problems = []
+    for m in found:
+        if not failed[m.name]:
+            problems.append(f"{m.name}: no test of {component} failed ({m.bug})")
+        for test in m.caught_by:
+            if test not in failed[m.name]:
+                problems.append(f"{m.name}: {test} is listed in CAUGHT_BY but passed")
+    assert not problems, "\n".join(problems)
+
+
+def test_mutants_document_is_current():
+    doc = ROOT / "docs" / "mutants.md"
+    assert doc.exists() and doc.read_text() == mutants.markdown(), (
+        "docs/mutants.md is out of date: run `python -m candidates.mutants > docs/mutants.md`")
+
+
+def test_every_mutant_names_a_component_with_a_suite():
+    for m in mutants.discover():
+        assert (ROOT / "suites" / f"test_{m.component}.py").exists(), f"{m.name}: no suites/test_{m.component}.py"
