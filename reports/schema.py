@@ -15,9 +15,11 @@ Layout (``schema: "fmspec-results"``, ``version: 1``)::
       "summary": {"<candidate>": {"<component>": {"<outcome>": count}}}
     }
 
-The writer rewrites the whole file atomically (a temporary file, then ``os.replace``) at most every
-``interval`` seconds and once at the end, so a run killed half-way leaves a readable file whose status
-is ``running``: :func:`load` reports it as partial, never lost.
+Crash safety: the writer keeps the file a valid document at every moment (each rewrite goes to a
+temporary file, then ``os.replace``), rewriting it at most every ``interval`` seconds and once at the end;
+every test record is also appended at once to a journal beside it (``<path>.journal``, one JSON object a
+line), which the final rewrite removes. A run killed half-way leaves the file with status ``running`` and
+the journal: :func:`load` merges the two and marks the run partial, so no finished test is lost.
 """
 
 from __future__ import annotations
@@ -55,9 +57,11 @@ def summarize(tests: list[dict]) -> dict:
 class ResultsWriter:
     """Accumulates records and keeps ``path`` an up-to-date, valid JSON document."""
 
-    def __init__(self, path: str | os.PathLike, interval: float = 1.0):
+    def __init__(self, path: str | os.PathLike, interval: float = 2.0):
         self.path = Path(path)
+        self.journal = journal_path(self.path)
         self.interval = interval
+        self._journal = None
         self._last = 0.0
         self.doc: dict[str, Any] = {
             "schema": SCHEMA,
@@ -76,9 +80,13 @@ class ResultsWriter:
     def start(self, environment: dict, run: dict, candidates: list[dict]) -> None:
         self.doc.update(environment=environment, run=run, candidates=candidates)
         self.flush(force=True)
+        self._journal = open(self.journal, "w", encoding="utf-8")  # noqa: SIM115 (closed in finish)
 
     def add_test(self, record: dict) -> None:
         self.doc["tests"].append(record)
+        if self._journal is not None:
+            self._journal.write(json.dumps(record, default=str) + "\n")
+            self._journal.flush()
         self.flush()
 
     def add_benchmark(self, record: dict) -> None:
@@ -88,6 +96,10 @@ class ResultsWriter:
         self.doc["status"] = status
         self.doc["finished"] = now()
         self.flush(force=True)
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+        self.journal.unlink(missing_ok=True)
 
     def flush(self, force: bool = False) -> None:
         if not force and time.monotonic() - self._last < self.interval:
@@ -124,4 +136,26 @@ def load(path: str | os.PathLike) -> dict:
         if not isinstance(doc.get(key), kind):
             raise ResultsError(f"{path}: field {key!r} must be a {kind.__name__}")
     doc["partial"] = doc.get("status") not in FINAL_STATUSES
+    if doc["partial"]:
+        doc["tests"] = _merge_journal(doc["tests"], journal_path(path))
+        doc["summary"] = summarize(doc["tests"])
     return doc
+
+
+def journal_path(path: Path) -> Path:
+    return path.with_name(path.name + ".journal")
+
+
+def _merge_journal(tests: list[dict], journal: Path) -> list[dict]:
+    """The snapshot's tests plus those only the journal holds (a torn last line is dropped)."""
+    if not journal.exists():
+        return tests
+    by_id = {t["nodeid"]: t for t in tests}
+    for line in journal.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict) and "nodeid" in rec:
+            by_id[rec["nodeid"]] = rec
+    return list(by_id.values())

@@ -92,7 +92,7 @@ def load(spec: str) -> Candidate:
     module_name = spec.split(":", 1)[0]
     if ":" in spec or "." in spec or importlib.util.find_spec(module_name) is not None:
         obj = _import(spec, f"module {spec!r}")
-        return Candidate(spec, f"module {spec}", _module_version(obj), obj)
+        return Candidate(spec, f"module {spec}", _module_version(obj, module_name), obj)
     known = ", ".join(sorted(eps)) or "none"
     raise CandidateError(
         f"--candidate {spec!r}: no installed candidate, importable module or path of that name "
@@ -156,14 +156,14 @@ def _load_path(spec: str, path: Path) -> Candidate:
     return Candidate(str(name), f"path {path}", f"sha256:{digest.hexdigest()[:12]}", obj)
 
 
-def _module_version(obj: Any) -> str:
-    version = getattr(obj, "__version__", None)
+def _module_version(obj: Any, module_name: str) -> str:
+    version = getattr(obj, "__version__", None) or getattr(sys.modules.get(module_name), "__version__", None)
     if version:
         return str(version)
-    top = getattr(obj, "__name__", "").split(".")[0]
+    top = module_name.split(".")[0]
     try:
         return md.version(top)
-    except md.PackageNotFoundError:
+    except (md.PackageNotFoundError, ValueError):
         return "unknown"
 
 
