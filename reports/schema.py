@@ -117,40 +117,76 @@ class ResultsWriter:
         self._last = time.monotonic()
 
 
+# the fields every test record must hold to be reported (the writer's other fields default to None)
+TEST_KEYS = ("nodeid", "candidate", "component", "property", "outcome")
+TEST_DEFAULTS = {"features": [], "params": {}, "duration": 0.0, "message": None, "example": None, "reproduce": None,
+                 "metrics": None, "flags": []}
+
+
 def load(path: str | os.PathLike) -> dict:
-    """Read and validate a results file; a run that never finished comes back with ``partial: True``."""
+    """Read and validate a results file; a run that never finished comes back with ``partial: True``.
+
+    A file cut short (a copy that stopped half-way, a full disk) is read up to its last complete record:
+    it comes back with ``partial: True`` and ``truncated: True``, and ``notes`` says what was lost. A file
+    with nothing usable (not JSON at all, no schema header) raises :class:`ResultsError`.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ResultsError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise ResultsError(f"{path}: not a text file (invalid UTF-8)") from None
+    notes: list[str] = []
     try:
         doc = json.loads(text)
+        truncated = False
     except json.JSONDecodeError as exc:
-        raise ResultsError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        doc = _recover(text)
+        if doc is None:
+            raise ResultsError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        truncated = True
+        notes.append(f"file truncated at line {exc.lineno}: read up to its last complete record")
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise ResultsError(f"{path}: not an fmspec results file (schema {doc.get('schema') if isinstance(doc, dict) else None!r})")
     if doc.get("version") != VERSION:
         raise ResultsError(f"{path}: results schema version {doc.get('version')!r} is not supported (this fmspec reads {VERSION})")
-    for key, kind in (("tests", list), ("candidates", list), ("environment", dict), ("run", dict)):
+    if truncated:  # what the cut took away is empty, not invalid
+        for key, kind in (("tests", list), ("benchmarks", list), ("candidates", list), ("environment", dict), ("run", dict)):
+            doc.setdefault(key, kind())
+    doc.setdefault("benchmarks", [])
+    for key, kind in (("tests", list), ("benchmarks", list), ("candidates", list), ("environment", dict), ("run", dict)):
         if not isinstance(doc.get(key), kind):
             raise ResultsError(f"{path}: field {key!r} must be a {kind.__name__}")
-    doc["partial"] = doc.get("status") not in FINAL_STATUSES
-    if doc["partial"]:
+    if doc.get("status") not in FINAL_STATUSES:  # the journal holds the tests finished after the last rewrite
         doc["tests"] = _merge_journal(doc["tests"], journal_path(path))
-        doc["summary"] = summarize(doc["tests"])
+    tests = []
+    for rec in doc["tests"]:
+        if isinstance(rec, dict) and all(k in rec for k in TEST_KEYS):
+            tests.append({**TEST_DEFAULTS, **rec})
+    if len(tests) < len(doc["tests"]):
+        notes.append(f"{len(doc['tests']) - len(tests)} incomplete test record(s) left out")
+    doc["tests"] = tests
+    doc["benchmarks"] = [_benchmark(b, tests) for b in doc["benchmarks"] if isinstance(b, dict)]
+    doc["summary"] = summarize(tests)
+    doc["partial"] = truncated or doc.get("status") not in FINAL_STATUSES
+    doc["truncated"] = truncated
+    if doc.get("status") not in FINAL_STATUSES:
+        notes.append(f"run status {doc.get('status')!r}: the run did not finish")
+    doc["notes"] = notes
     return doc
 
 
 def journal_path(path: Path) -> Path:
+    """Where the writer appends each test record as it finishes (removed when the run ends)."""
     return path.with_name(path.name + ".journal")
 
 
-def _merge_journal(tests: list[dict], journal: Path) -> list[dict]:
+def _merge_journal(tests: list, journal: Path) -> list:
     """The snapshot's tests plus those only the journal holds (a torn last line is dropped)."""
     if not journal.exists():
         return tests
-    by_id = {t["nodeid"]: t for t in tests}
+    by_id = {t.get("nodeid") if isinstance(t, dict) else id(t): t for t in tests}
     for line in journal.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             rec = json.loads(line)
@@ -159,3 +195,66 @@ def _merge_journal(tests: list[dict], journal: Path) -> list[dict]:
         if isinstance(rec, dict) and "nodeid" in rec:
             by_id[rec["nodeid"]] = rec
     return list(by_id.values())
+
+
+def _benchmark(rec: dict, tests: list[dict]) -> dict:
+    """A benchmark record with its candidate's name and component, found through its test record.
+
+    pytest-benchmark knows neither: the plugin stores ``str(candidate)``, and the component is the test's.
+    """
+    rec = {"nodeid": None, "name": None, "group": None, "candidate": None, "component": None, "params": {},
+           "stats": {}, "extra_info": {}, **rec}
+    test = next((t for t in tests if t["nodeid"] == rec["nodeid"]), None)
+    if test is not None:
+        rec["candidate"] = test["candidate"]
+        rec["component"] = rec["component"] or test["component"]
+        rec["metrics"] = rec.get("metrics") or test.get("metrics")
+    cand = rec["candidate"]
+    if isinstance(cand, str) and cand.startswith("Candidate(name="):
+        rec["candidate"] = cand[len("Candidate(name="):].split(",")[0].strip("'\"")
+    if not rec["component"]:
+        stem = str(rec["nodeid"] or "").split("::")[0].rpartition("/")[2].removesuffix(".py")
+        rec["component"] = stem.removeprefix("bench_").removeprefix("test_") or None
+    rec["stats"] = rec["stats"] if isinstance(rec["stats"], dict) else {}
+    rec["extra_info"] = rec["extra_info"] if isinstance(rec["extra_info"], dict) else {}
+    return rec
+
+
+def _recover(text: str) -> dict | None:
+    """The longest prefix of a cut JSON document that ends on a complete value, closed and parsed.
+
+    Scans once, tracking open brackets outside strings; a comma or a closing bracket inside a container
+    is a place where everything before it is complete, so the text up to there plus the closing brackets
+    of the containers still open is valid JSON. ``{"a": [1, {"b": 2}, {"c"`` -> ``{"a": [1, {"b": 2}]}``.
+    """
+    stack: list[str] = []
+    in_string = escaped = False
+    cut = None
+    for i, ch in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "{[":
+            stack.append(ch)
+        elif ch in "}]":
+            if not stack:
+                return None
+            stack.pop()
+            if not stack:
+                return None  # the document closed: the fault is elsewhere, nothing to recover
+            cut = (i + 1, "".join("}" if c == "{" else "]" for c in reversed(stack)))
+        elif ch == "," and stack:
+            cut = (i, "".join("}" if c == "{" else "]" for c in reversed(stack)))
+    if cut is None:
+        return None
+    try:
+        doc = json.loads(text[:cut[0]] + cut[1])
+    except json.JSONDecodeError:
+        return None
+    return doc if isinstance(doc, dict) else None
