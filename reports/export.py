@@ -46,8 +46,7 @@ def gradescope(results: tb.Results, policy: gt.Policy | None = None, candidate: 
     labels = {e.label for e in results.entries if e.candidate == name}
     verdict = gt.evaluate(results, policy, name) if policy else None
     visibility = policy.visibility if policy else "visible"
-    t = results.conformance
-    t = t[t["entry"].isin(labels)]
+    t = gt.latest(results.conformance, labels)
     comps = sorted(policy.components) if policy else sorted(set(t["component"]))
     tests = []
     for number, comp in enumerate(comps, 1):

@@ -31,6 +31,9 @@ Rules, each reported as one line of the verdict:
   did not pass conformance does not count;
 - *score*: the points earned are at least ``min_score`` of the points available.
 
+Where several results files hold the same candidate, a test recorded in more than one counts once, as
+the last file (in the order given) recorded it.
+
 Points: a component earns ``points x passed / counted``, where counted is passed + failed + errors +
 missing that is not allowed (unsupported and allowed-missing tests do not count), plus its
 ``speed_points`` when all its speed rules hold.
@@ -220,6 +223,13 @@ def choose_candidate(results: tb.Results, wanted: str | None) -> str:
                       f"say which with --candidate or the policy's gate.candidate")
 
 
+def latest(tests, labels: set):
+    """The tests of these entries, one record per test: where files repeat a test, the later file wins
+    (a conformance run then a benchmark run, or a rerun, never count a test twice)."""
+    t = tests[tests["entry"].isin(labels)]
+    return t.sort_values("run", kind="stable").drop_duplicates("nodeid", keep="last").sort_index()
+
+
 _HAS_NO = re.compile(r"has no ([A-Za-z_][\w.]*)")
 
 
@@ -251,8 +261,7 @@ def evaluate(results: tb.Results, policy: Policy, candidate: str | None = None) 
                                                                          ": the run did not finish")))
     else:
         checks.append(Check(True, "complete", "every results file is complete"))
-    t = results.conformance
-    t = t[t["entry"].isin(labels)]
+    t = latest(results.conformance, labels)
     bench = results.benchmarks
     bench = bench[bench["entry"].isin(labels)] if not bench.empty else bench
     scores = {}

@@ -41,8 +41,8 @@ KNOWN_METRICS = {
 }
 MEMORY_KEYS = ("peak_memory_bytes", "peak_bytes", "memory_bytes", "saved_bytes", "peak_memory")
 REFERENCE = "reference"
-# a qualitative palette (Okabe-Ito, then tab10's) readable by colour-blind viewers
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000",
+# a qualitative palette readable by colour-blind viewers (Okabe-Ito, its yellow darkened for white paper, then tab10)
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#999933", "#000000",
            "#8c564b", "#7f7f7f", "#bcbd22", "#17becf", "#9467bd", "#d62728", "#2ca02c", "#1f77b4")
 
 

@@ -1,0 +1,301 @@
+"""The CI gate: every policy rule passing and failing, policy errors, the sample policies, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from reports import cli, gate
+from reports import tables as tb
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICIES = ROOT / "reports" / "policies"
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def test_record(candidate: str, component: str, prop: str, outcome: str, features=None, message=None, **params) -> dict:
+    nodeid = f"suites/test_{component}.py::{prop}[{candidate}{'-' if params else ''}{'-'.join(map(str, params.values()))}]"
+    return {"nodeid": nodeid, "candidate": candidate, "component": component,
+            "features": features or [f"{component}.f"], "property": prop, "params": {k: str(v) for k, v in params.items()},
+            "outcome": outcome, "duration": 0.1, "message": message, "example": None,
+            "reproduce": f"pytest '{nodeid}'" if outcome == "failed" else None, "metrics": None}
+
+
+test_record.__test__ = False  # a helper, not a test
+
+
+def bench_record(candidate: str, component: str, T: int, median: float, **extra) -> dict:
+    nodeid = f"suites/bench_{component}.py::test_speed[{candidate}-T{T}]"
+    return {"nodeid": nodeid, "name": f"test_speed[{candidate}-T{T}]", "group": None,
+            "candidate": f"Candidate(name='{candidate}', source='x', version='0')", "params": {"T": str(T)},
+            "stats": {"median": median, "mean": median, "rounds": 10}, "extra_info": extra}
+
+
+def write_results(tmp_path: Path, tests: list[dict], benchmarks=(), status="complete", name="r.json") -> Path:
+    cands = list(dict.fromkeys([t["candidate"] for t in tests] + [b["candidate"].split("'")[1] for b in benchmarks]))
+    doc = {"schema": "fmspec-results", "version": 1, "status": status, "started": "2026-01-01T00:00:00+00:00",
+           "finished": None, "environment": {"device": "cpu", "commit": "abc"}, "run": {"profile": "ci"},
+           "candidates": [{"name": c, "source": "x", "version": "0"} for c in cands], "tests": tests,
+           "benchmarks": list(benchmarks), "summary": {}}
+    path = tmp_path / name
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def write_policy(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "policy.toml"
+    path.write_text(text)
+    return path
+
+
+def verdict(tmp_path: Path, tests, policy: str, benchmarks=(), status="complete", candidate="mine") -> gate.Verdict:
+    results = tb.Results(tb.load_runs([write_results(tmp_path, tests, benchmarks, status)]))
+    return gate.evaluate(results, gate.load_policy(write_policy(tmp_path, policy)), candidate)
+
+
+def check(v: gate.Verdict, rule: str) -> gate.Check:
+    found = [c for c in v.checks if c.rule == rule]
+    assert len(found) == 1, f"{rule!r} not in {[c.rule for c in v.checks]}"
+    return found[0]
+
+
+PASSING = [test_record("mine", "posenc", "test_a", "passed"), test_record("mine", "posenc", "test_b", "passed")]
+
+
+# --------------------------------------------------------------------------------------------- the rules
+def test_complete_rule_passes_on_a_finished_run(tmp_path):
+    v = verdict(tmp_path, PASSING, "[components.posenc]\nrequired = true\n")
+    assert check(v, "complete").ok and v.passed
+
+
+def test_complete_rule_fails_on_a_partial_run(tmp_path):
+    v = verdict(tmp_path, PASSING, "[components.posenc]\nrequired = true\n", status="running")
+    assert not check(v, "complete").ok and not v.passed
+    assert "did not finish" in check(v, "complete").detail
+
+
+def test_allow_partial_lets_a_partial_run_pass(tmp_path):
+    v = verdict(tmp_path, PASSING, "[gate]\nallow_partial = true\n[components.posenc]\nrequired = true\n", status="running")
+    assert check(v, "complete").ok and v.passed
+
+
+def test_required_component_passes_when_every_test_passed(tmp_path):
+    v = verdict(tmp_path, PASSING, "[components.posenc]\nrequired = true\n")
+    assert check(v, "posenc required").ok and check(v, "posenc required").detail == "2/2 passed"
+
+
+def test_required_component_fails_on_a_failed_test(tmp_path):
+    tests = PASSING + [test_record("mine", "posenc", "test_c", "failed", message="E   AssertionError: no")]
+    v = verdict(tmp_path, tests, "[components.posenc]\nrequired = true\n")
+    c = check(v, "posenc required")
+    assert not c.ok and "1 failed (test_c)" in c.detail and not v.passed
+
+
+def test_required_component_fails_on_an_error(tmp_path):
+    tests = PASSING + [test_record("mine", "posenc", "test_c", "error")]
+    assert not check(verdict(tmp_path, tests, "[components.posenc]\nrequired = true\n"), "posenc required").ok
+
+
+def test_required_component_fails_when_nothing_was_recorded(tmp_path):
+    v = verdict(tmp_path, PASSING, "[components.posenc]\nrequired = true\n[components.bpe]\nrequired = true\n")
+    assert not check(v, "bpe required").ok and check(v, "bpe required").detail == "no tests recorded"
+
+
+def test_required_component_fails_on_a_missing_feature(tmp_path):
+    tests = PASSING + [test_record("mine", "attention", "test_x", "missing", ["attention.sparse"],
+                                   "suites.outcomes.Missing: candidate 'mine' has no attention.sparse"),
+                       test_record("mine", "attention", "test_y", "passed", ["attention.scaled_dot_product"])]
+    v = verdict(tmp_path, tests, "[components.attention]\nrequired = true\n")
+    c = check(v, "attention required")
+    assert not c.ok and "1 missing (attention.sparse)" in c.detail
+
+
+def test_may_be_missing_allows_listed_features_only(tmp_path):
+    tests = [test_record("mine", "attention", "test_x", "missing", ["attention.sparse", "attention.sliding_window_mask"],
+                         "suites.outcomes.Missing: candidate 'mine' has no attention.sparse"),
+             test_record("mine", "attention", "test_z", "missing", ["attention.linear"],
+                         "Missing: NotImplementedError: attention.linear"),
+             test_record("mine", "attention", "test_y", "passed", ["attention.scaled_dot_product"])]
+    ok = verdict(tmp_path, tests, '[components.attention]\nrequired = true\n'
+                                  'may_be_missing = ["attention.sparse", "attention.linear"]\n')
+    assert check(ok, "attention required").ok and "2 missing allowed" in check(ok, "attention required").detail
+    bad = verdict(tmp_path, tests, '[components.attention]\nrequired = true\nmay_be_missing = ["attention.linear"]\n')
+    assert not check(bad, "attention required").ok
+    anything = verdict(tmp_path, tests, "[components.attention]\nrequired = true\nmay_be_missing = true\n")
+    assert check(anything, "attention required").ok
+
+
+def test_unsupported_is_allowed_unless_the_policy_says_otherwise(tmp_path):
+    tests = PASSING + [test_record("mine", "posenc", "test_gpu", "unsupported", message="posenc on cuda (CAPABILITIES)")]
+    assert check(verdict(tmp_path, tests, "[components.posenc]\nrequired = true\n"), "posenc required").ok
+    strict = verdict(tmp_path, tests, "[components.posenc]\nrequired = true\nallow_unsupported = false\n")
+    assert not check(strict, "posenc required").ok
+
+
+def test_required_feature_passes_and_fails(tmp_path):
+    tests = [test_record("mine", "quant", "test_a", "passed", ["quant.absmax_quantize"]),
+             test_record("mine", "quant", "test_b", "failed", ["quant.nf4_quantize"]),
+             test_record("mine", "quant", "test_c", "missing", ["quant.int8_matmul"])]
+    v = verdict(tmp_path, tests, '[components.quant]\nfeatures = ["quant.absmax_quantize", "quant.nf4_quantize", '
+                                 '"quant.int8_matmul", "quant.zeropoint_quantize"]\n')
+    assert check(v, "quant.absmax_quantize required").ok
+    assert not check(v, "quant.nf4_quantize required").ok
+    assert "did not pass (missing)" in check(v, "quant.int8_matmul required").detail
+    assert check(v, "quant.zeropoint_quantize required").detail == "no test of it recorded"
+    assert not v.passed
+
+
+def test_optional_component_failures_cost_points_but_not_the_gate(tmp_path):
+    tests = PASSING + [test_record("mine", "lora", "test_a", "passed"), test_record("mine", "lora", "test_b", "failed")]
+    v = verdict(tmp_path, tests, "[components.lora]\npoints = 10\n[components.posenc]\nrequired = true\npoints = 5\n")
+    assert v.passed
+    assert v.scores["lora"].score == pytest.approx(5.0) and v.scores["posenc"].score == pytest.approx(5.0)
+    assert (v.score, v.max_score) == (pytest.approx(10.0), 15.0)
+
+
+def test_points_count_failed_and_disallowed_missing_not_unsupported(tmp_path):
+    tests = [test_record("mine", "quant", "t1", "passed", ["quant.absmax_quantize"]),
+             test_record("mine", "quant", "t2", "passed", ["quant.absmax_quantize"]),
+             test_record("mine", "quant", "t3", "failed", ["quant.absmax_quantize"]),
+             test_record("mine", "quant", "t4", "missing", ["quant.int8_matmul"], "has no quant.int8_matmul"),
+             test_record("mine", "quant", "t5", "missing", ["quant.nf4_quantize"], "has no quant.nf4_quantize"),
+             test_record("mine", "quant", "t6", "unsupported")]
+    v = verdict(tmp_path, tests, '[components.quant]\npoints = 10\nmay_be_missing = ["quant.nf4_quantize"]\n')
+    assert v.scores["quant"].counted == 4  # 2 passed + 1 failed + 1 missing that is not allowed
+    assert v.scores["quant"].score == pytest.approx(5.0)
+
+
+def test_min_score_passes_and_fails(tmp_path):
+    tests = PASSING + [test_record("mine", "lora", "test_a", "passed"), test_record("mine", "lora", "test_b", "failed")]
+    policy = "[gate]\nmin_score = {}\n[components.lora]\npoints = 10\n[components.posenc]\npoints = 10\n"
+    ok = verdict(tmp_path, tests, policy.format(0.75))
+    assert check(ok, "score").ok and "15/20 = 75.0% ≥ 75%" in check(ok, "score").detail
+    bad = verdict(tmp_path, tests, policy.format(0.8))
+    assert not check(bad, "score").ok and not bad.passed
+
+
+FLASH_OK = [test_record(c, "flash", "test_equal", "passed") for c in ("mine", "reference")]
+
+
+def speed_benchmarks(mine_ms: float, sdpa: float = 1.0) -> list[dict]:
+    out = []
+    for T in (128, 256):
+        out.append(bench_record("reference", "flash", T, 1e-3 * T / 128))
+        out.append(bench_record("mine", "flash", T, mine_ms * 1e-3 * T / 128, speedup_vs_sdpa_flash=sdpa))
+    return out
+
+
+def test_min_speedup_vs_reference_is_a_ratio_from_the_same_run(tmp_path):
+    ok = verdict(tmp_path, FLASH_OK, "[components.flash]\nmin_speedup = { reference = 0.8 }\n",
+                 benchmarks=speed_benchmarks(mine_ms=1.25))  # reference 1 ms, mine 1.25 ms: 0.8x
+    c = check(ok, "flash speed vs reference")
+    assert c.ok and "geometric mean 0.80× ≥ 0.8× over 2 benchmark(s)" == c.detail
+    slow = verdict(tmp_path, FLASH_OK, "[components.flash]\nmin_speedup = { reference = 0.8 }\n",
+                   benchmarks=speed_benchmarks(mine_ms=2.0))
+    assert not check(slow, "flash speed vs reference").ok and "0.50× < 0.8×" in check(slow, "flash speed vs reference").detail
+
+
+def test_min_speedup_against_another_baseline_uses_the_benchmarks_own_ratio(tmp_path):
+    policy = "[components.flash]\nmin_speedup = { sdpa_flash = 0.5 }\n"
+    assert check(verdict(tmp_path, FLASH_OK, policy, speed_benchmarks(1.0, sdpa=0.6)), "flash speed vs sdpa_flash").ok
+    assert not check(verdict(tmp_path, FLASH_OK, policy, speed_benchmarks(1.0, sdpa=0.4)), "flash speed vs sdpa_flash").ok
+
+
+def test_speed_of_a_non_conformant_component_does_not_count(tmp_path):
+    tests = FLASH_OK + [test_record("mine", "flash", "test_overflow", "failed")]
+    v = verdict(tmp_path, tests, "[components.flash]\nmin_speedup = { reference = 0.5 }\n", speed_benchmarks(0.5))
+    c = check(v, "flash speed vs reference")
+    assert not c.ok and "did not pass conformance" in c.detail
+
+
+def test_min_speedup_fails_without_benchmarks(tmp_path):
+    v = verdict(tmp_path, FLASH_OK, "[components.flash]\nmin_speedup = { reference = 0.5 }\n")
+    assert not check(v, "flash speed vs reference").ok
+    assert "no benchmark of flash measured against reference" in check(v, "flash speed vs reference").detail
+
+
+def test_speed_points_are_earned_only_when_the_speed_rules_hold(tmp_path):
+    policy = "[components.flash]\npoints = 10\nmin_speedup = { reference = 0.8 }\nspeed_points = 5\n"
+    fast = verdict(tmp_path, FLASH_OK, policy, speed_benchmarks(1.0))
+    slow = verdict(tmp_path, FLASH_OK, policy, speed_benchmarks(2.0))
+    assert fast.scores["flash"].score == pytest.approx(15.0) and slow.scores["flash"].score == pytest.approx(10.0)
+
+
+# ------------------------------------------------------------------------------------- candidate, policy
+def test_candidate_defaults_to_the_one_that_is_not_the_reference(tmp_path):
+    v = verdict(tmp_path, FLASH_OK, "[components.flash]\nrequired = true\n", candidate=None)
+    assert v.candidate == "mine"
+
+
+def test_ambiguous_or_unknown_candidate_is_an_error(tmp_path):
+    tests = FLASH_OK + [test_record("yours", "flash", "test_equal", "passed")]
+    with pytest.raises(gate.PolicyError, match="say which with --candidate"):
+        verdict(tmp_path, tests, "[components.flash]\nrequired = true\n", candidate=None)
+    with pytest.raises(gate.PolicyError, match="'nobody' is not in these results"):
+        verdict(tmp_path, tests, "[components.flash]\nrequired = true\n", candidate="nobody")
+
+
+@pytest.mark.parametrize("text, error", [
+    ("[components.atention]\nrequired = true\n", "unknown component 'atention'"),
+    ("[components.posenc]\nrequird = true\n", "unknown key components.posenc.requird"),
+    ("[components.posenc]\nrequired = 'yes'\n", "components.posenc.required has the wrong type"),
+    ('[components.posenc]\nfeatures = ["attention.sparse"]\n', "is not a feature of posenc"),
+    ("[components.flash]\nspeed_points = 5\n", "speed_points needs min_speedup"),
+    ("[components.flash]\nmin_speedup = { reference = 0 }\n", "must be a positive number"),
+    ("[gate]\nmin_score = 60\n[components.posenc]\npoints = 1\n", "between 0 and 1"),
+    ("[gate]\nvisibility = 'everyone'\n[components.posenc]\n", "gate.visibility must be one of"),
+    ("[gates]\n[components.posenc]\n", "unknown table(s) gates"),
+    ("[gate]\nname = 'x'\n", "must name at least one component"),
+    ("[components.posenc\n", "not valid TOML"),
+], ids=["unknown-component", "unknown-key", "wrong-type", "foreign-feature", "speed-points", "zero-speedup",
+        "score-percent", "visibility", "unknown-table", "no-components", "bad-toml"])
+def test_bad_policy_is_a_clear_error(tmp_path, text, error):
+    with pytest.raises(gate.PolicyError, match=error.replace("(", r"\(").replace(")", r"\)")):
+        gate.load_policy(write_policy(tmp_path, text))
+
+
+@pytest.mark.parametrize("name", ["course.toml", "team.toml"])
+def test_sample_policies_load(name):
+    policy = gate.load_policy(POLICIES / name)
+    assert policy.components and not policy.allow_partial
+
+
+def test_verdict_text_lists_every_rule(tmp_path):
+    tests = PASSING + [test_record("mine", "posenc", "test_c", "failed")]
+    text = verdict(tmp_path, tests, "[gate]\nname = 'demo'\n[components.posenc]\nrequired = true\n").text()
+    assert text.startswith("fmspec gate: FAILED: candidate 'mine', policy 'demo'")
+    assert "  ok    complete:" in text and "  FAIL  posenc required: 1 failed (test_c)" in text
+
+
+# -------------------------------------------------------------------------------------------------- CLI
+def test_cli_gate_exit_status_follows_the_verdict(tmp_path, capsys):
+    good = write_results(tmp_path, PASSING, name="good.json")
+    bad = write_results(tmp_path, PASSING + [test_record("mine", "posenc", "test_c", "failed")], name="bad.json")
+    policy = write_policy(tmp_path, "[components.posenc]\nrequired = true\n")
+    assert cli.main(["gate", str(good), "--policy", str(policy)]) == 0
+    assert "fmspec gate: PASSED" in capsys.readouterr().out
+    assert cli.main(["gate", str(bad), "--policy", str(policy)]) == 1
+    assert "FAIL  posenc required" in capsys.readouterr().out
+
+
+def test_cli_gate_with_unknown_component_in_policy_exits_2(tmp_path, capsys):
+    good = write_results(tmp_path, PASSING)
+    policy = write_policy(tmp_path, "[components.posenk]\nrequired = true\n")
+    assert cli.main(["gate", str(good), "--policy", str(policy)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown component 'posenk'" in err[0]
+
+
+def test_cli_gate_missing_policy_exits_2(tmp_path, capsys):
+    good = write_results(tmp_path, PASSING)
+    assert cli.main(["gate", str(good), "--policy", str(tmp_path / "nope.toml")]) == 2
+    assert "nope.toml: cannot read" in capsys.readouterr().err
+
+
+def test_cli_gate_on_recorded_benchmarks(capsys):
+    data = ROOT / "tests" / "data" / "results"
+    code = cli.main(["gate", str(data / "bench_h100.json"), "--policy", str(POLICIES / "team.toml"), "--candidate", "mine"])
+    out = capsys.readouterr().out
+    assert code == 1 and "flash speed vs reference: geometric mean 0.82× < 0.95×" in out
