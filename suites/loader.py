@@ -29,6 +29,14 @@ class CandidateError(Exception):
     """A candidate could not be resolved or imported; the message is one line for the user."""
 
 
+class CandidateImportError(CandidateError):
+    """The candidate was found but its own code raised while being imported."""
+
+    def __init__(self, message: str, name: str, source: str):
+        super().__init__(message)
+        self.name, self.source = name, source
+
+
 @dataclass(frozen=True)
 class Candidate:
     """A loaded candidate: its identity and the object that holds the component namespaces."""
@@ -37,6 +45,8 @@ class Candidate:
     source: str  # "entry point mine = mine", "path /x/y.py" or "module mine.impl"
     version: str
     obj: Any = field(repr=False, compare=False)
+    error: str | None = None  # set when importing the candidate raised: all its tests fail with it
+    flags: list = field(default_factory=list, compare=False)  # suspicious behaviour found (see suites/trust.py)
 
     @property
     def capabilities(self) -> dict:
@@ -58,7 +68,8 @@ class Candidate:
         return getattr(self.obj, name)
 
     def identity(self) -> dict:
-        return {"name": self.name, "source": self.source, "version": self.version}
+        return {"name": self.name, "source": self.source, "version": self.version, "error": self.error,
+                "flags": list(self.flags)}
 
 
 def entry_points() -> dict[str, md.EntryPoint]:
@@ -86,7 +97,11 @@ def load(spec: str) -> Candidate:
     eps = entry_points()
     if spec in eps:
         ep = eps[spec]
-        obj = _import(ep.value, f"entry point {spec!r} ({ep.value})")
+        try:
+            obj = _import(ep.value, f"entry point {spec!r} ({ep.value})")
+        except CandidateImportError as exc:
+            exc.name, exc.source = spec, f"entry point {spec} = {ep.value}"
+            raise
         version = ep.dist.version if ep.dist else "unknown"
         return Candidate(spec, f"entry point {spec} = {ep.value}", version, obj)
     module_name = spec.split(":", 1)[0]
@@ -112,7 +127,8 @@ def _import(target: str, what: str) -> Any:
     except CandidateError:
         raise
     except BaseException as exc:  # the candidate's own code raised (SystemExit included)
-        raise CandidateError(f"{what}: importing {module_name!r} raised {_one_line(exc)}") from None
+        raise CandidateImportError(f"{what}: importing {module_name!r} raised {_one_line(exc)}",
+                                   target, f"module {target}") from None
     for part in filter(None, attr.split(".")):
         try:
             obj = getattr(obj, part)
@@ -151,7 +167,8 @@ def _load_path(spec: str, path: Path) -> Candidate:
             module_spec.loader.exec_module(obj)
         except BaseException as exc:
             del sys.modules[module_name]
-            raise CandidateError(f"--candidate {spec!r}: importing it raised {_one_line(exc)}") from None
+            raise CandidateImportError(f"--candidate {spec!r}: importing it raised {_one_line(exc)}",
+                                       path.stem, f"path {path}") from None
     name = getattr(obj, "CANDIDATE_NAME", None) or path.stem
     return Candidate(str(name), f"path {path}", f"sha256:{digest.hexdigest()[:12]}", obj)
 

@@ -33,10 +33,11 @@ from pathlib import Path
 import pytest
 
 from reports import schema
-from suites import loader
+from suites import loader, trust
 from suites.outcomes import Missing, Unsupported
 
 CANDIDATES = pytest.StashKey[list]()
+GUARD = pytest.StashKey["Guard"]()
 
 DEFAULT_CANDIDATE = "reference"
 DEFAULT_RESULTS = "fmspec-results.json"
@@ -65,6 +66,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=f"where to write the JSON results file (default: {DEFAULT_RESULTS}; 'none' to disable)")
     group.addoption("--fmspec-bench", action="store_true",
                     help="also run the benchmarks (bench_*.py), after conformance, for components that passed")
+    group.addoption("--fmspec-forbid", action="append", default=[], metavar="COMPONENT=FUNCTION",
+                    help="fail a test of COMPONENT whose candidate code calls FUNCTION (a dotted name, e.g. "
+                         "attention=torch.nn.functional.scaled_dot_product_attention); repeatable")
+    group.addoption("--fmspec-memory-limit", type=float, default=None, metavar="GB",
+                    help="cap the address space of each test process, so a runaway candidate gets MemoryError")
+    group.addoption("--fmspec-hidden-seed", type=int, default=None, metavar="N",
+                    help="grade on examples the candidate has never seen: the ci profile, not derandomized, "
+                         "seeded with N (recorded as hidden; rerun with the same N to reproduce)")
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
@@ -82,17 +91,26 @@ def pytest_configure(config: pytest.Config) -> None:
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
     _load_hypothesis_profile(config)
+    guard = Guard(config)
+    config.stash[GUARD] = guard
     specs = config.getoption("candidate") or [DEFAULT_CANDIDATE]
     candidates = []
-    try:
-        for spec in specs:
-            candidates.append(loader.load(spec))
-    except loader.CandidateError as exc:
-        raise pytest.UsageError(str(exc)) from None
+    for spec in specs:
+        candidates.append(guard.load(spec))
     config.stash[CANDIDATES] = candidates
+    limit = config.getoption("fmspec_memory_limit")
+    if limit is not None and not _is_xdist_controller(config):
+        trust.limit_memory(limit)
     path = config.getoption("fmspec_results")
     if path and path.lower() != "none" and not hasattr(config, "workerinput"):  # xdist workers report to the controller
-        writer = schema.ResultsWriter(Path(path).expanduser().resolve())
+        target = Path(path).expanduser().resolve()
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not os.access(target.parent, os.W_OK):
+                raise PermissionError("not writable")
+        except OSError as exc:
+            raise pytest.UsageError(f"--fmspec-results {path}: cannot write to {target.parent} ({exc.strerror or exc})") from None
+        writer = schema.ResultsWriter(target)
         specs = {c.name: spec for c, spec in zip(candidates, specs)}
         config.pluginmanager.register(Recorder(config, writer, specs), "fmspec-recorder")
 
@@ -101,8 +119,90 @@ def _load_hypothesis_profile(config: pytest.Config) -> None:
     from suites import profiles
 
     profiles.register()
-    if not config.getoption("hypothesis_profile", None):
+    hidden = config.getoption("fmspec_hidden_seed")
+    if hidden is not None:
+        profiles.load_hidden(hidden)
+    elif not config.getoption("hypothesis_profile", None):
         profiles.load_default()
+
+
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    return bool(getattr(config.option, "numprocesses", None)) and not hasattr(config, "workerinput")
+
+
+class Guard:
+    """Applies suites/trust.py around candidates: import-time and per-test tampering, forbidden calls,
+    leftover processes."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.snapshot = trust.Snapshot()
+        self.snapshot.add_modules(trust.GUARDED)
+        for name in trust.GUARDED_CLASSES:
+            self.snapshot.add(name, trust._resolve(name))
+        self.forbid: dict[str, list[str]] = {}
+        for rule in config.getoption("fmspec_forbid"):
+            component, sep, function = rule.partition("=")
+            if not sep or not component or not function:
+                raise pytest.UsageError(f"--fmspec-forbid {rule!r}: expected COMPONENT=module.function")
+            try:
+                trust._resolve(function)
+            except (ImportError, AttributeError):
+                raise pytest.UsageError(f"--fmspec-forbid {rule!r}: no function {function!r}") from None
+            self.forbid.setdefault(component, []).append(function)
+
+    def load(self, spec: str) -> loader.Candidate:
+        try:
+            cand = loader.load(spec)
+        except loader.CandidateImportError as exc:
+            cand = loader.Candidate(exc.name, exc.source, "unknown", None, error=str(exc))
+        except loader.CandidateError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        patched = self.snapshot.changes()
+        if patched:
+            self.snapshot.restore()
+            cand.flags.append(f"patched {', '.join(patched[:5])} while being imported")
+            cand = loader.Candidate(cand.name, cand.source, cand.version, cand.obj,
+                                    error=f"candidate replaced {', '.join(patched[:5])} while being imported "
+                                          f"(monkeypatching the suite, torch or the reference is not allowed)",
+                                    flags=cand.flags)
+        return cand
+
+    def guard_modules(self, items: list[pytest.Item]) -> None:
+        for module in {item.module for item in items if getattr(item, "module", None) is not None}:
+            self.snapshot.add(module.__name__, module)
+
+    def begin(self, cand: loader.Candidate, component: str | None) -> tuple[trust.ForbiddenCalls, set[int]]:
+        """Before a candidate test's call: install the forbidden-call guards, note the running processes."""
+        forbidden = trust.ForbiddenCalls(self.forbid.get(component or "", []))
+        forbidden.install(trust.candidate_files(cand.obj))
+        before = trust.children()
+        return forbidden, before
+
+    def problems(self, forbidden: trust.ForbiddenCalls, before: set[int]) -> list[str]:
+        forbidden.uninstall()
+        out = []
+        patched = self.snapshot.changes()
+        if patched:
+            self.snapshot.restore()
+            out.append(f"candidate replaced {', '.join(patched[:5])} (monkeypatching the suite, torch or the "
+                       f"reference is not allowed; restored)")
+        if forbidden.calls:
+            out.append(f"candidate called {', '.join(sorted(set(forbidden.calls)))}, forbidden for this component "
+                       f"(--fmspec-forbid)")
+        killed = trust.kill_new_children(before)
+        if killed:
+            out.append(f"candidate left processes running: {', '.join(killed[:3])} (killed)")
+        return out
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    lines = []
+    for cand in config.stash.get(CANDIDATES, []):
+        lines.append(f"fmspec: candidate {cand.name} ({cand.source}, {cand.version})")
+        if cand.error:
+            lines.append(f"fmspec: candidate {cand.name} could not be imported: {cand.error}")
+    return lines
 
 
 def environment() -> dict:
@@ -127,11 +227,18 @@ def environment() -> dict:
 def run_info(config: pytest.Config) -> dict:
     from suites import profiles
 
+    hidden = config.getoption("fmspec_hidden_seed") is not None
+    args = list(config.invocation_params.args)
+    for i, arg in enumerate(args):  # the seed stays with whoever chose it
+        if arg == "--fmspec-hidden-seed" and i + 1 < len(args):
+            args[i + 1] = "<hidden>"
+        elif arg.startswith("--fmspec-hidden-seed="):
+            args[i] = "--fmspec-hidden-seed=<hidden>"
     return {
         "fmspec": _version("fmspec"),
-        "args": shlex.join(config.invocation_params.args),
+        "args": shlex.join(args),
         "profile": profiles.current(),
-        "seed": config.getoption("hypothesis_seed", None),
+        "seed": "hidden" if hidden else config.getoption("hypothesis_seed", None),
         "bench": bool(config.getoption("fmspec_bench")),
     }
 
@@ -168,6 +275,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     # benchmarks after conformance, so they can see which components passed
     items[:] = [item for item in items if not item.get_closest_marker("bench")] + bench
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    session.config.stash[GUARD].guard_modules(session.items)
 
 
 # --------------------------------------------------------------------------------------------- test setup
@@ -208,6 +319,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     cand = params.get("candidate")
     if not isinstance(cand, loader.Candidate):
         return
+    if cand.error:
+        return  # fails in the call phase, with the import error
     info = test_info(item)
     for feature in info["features"]:
         try:
@@ -242,6 +355,36 @@ def _pin_numerics() -> None:
     torch.backends.cudnn.allow_tf32 = False
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    cand = getattr(getattr(item, "callspec", None), "params", {}).get("candidate")
+    if not isinstance(cand, loader.Candidate):
+        return (yield)
+    if cand.error:
+        pytest.fail(f"candidate {cand.name!r} could not be imported: {cand.error}", pytrace=False)
+    guard = item.config.stash[GUARD]
+    forbidden, before = guard.begin(cand, test_info(item)["component"])
+    try:
+        result = yield
+    except BaseException as exc:
+        problems = guard.problems(forbidden, before)
+        if problems:
+            raise pytest.fail.Exception("; ".join(problems), pytrace=False) from exc
+        raise
+    problems = guard.problems(forbidden, before)
+    if problems:
+        pytest.fail("; ".join(problems), pytrace=False)
+    return result
+
+
+def _flags(item: pytest.Item, info: dict) -> list[str]:
+    cand = getattr(getattr(item, "callspec", None), "params", {}).get("candidate")
+    if not isinstance(cand, loader.Candidate) or cand.obj is None or trust.is_builtin_candidate(cand.source):
+        return []
+    return [f"{feature} is the reference's own code" for feature, fn in trust.iter_features(cand.obj, info["features"])
+            if trust.reexports_reference(fn)]
+
+
 # ---------------------------------------------------------------------------------------------- reporting
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
@@ -259,6 +402,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             report.outcome = "skipped"
             report.longrepr = (str(item.path), item.location[1] or 0, f"Missing: NotImplementedError: {excinfo.value}")
     info["kind"] = kind
+    info["flags"] = _flags(item, info) if call.when == "setup" else []
+    report.sections = trust.truncate_sections(report.sections)
     if excinfo is not None and report.failed:
         info["example"] = _hypothesis_example(excinfo.value)
     if call.when == "call":
@@ -304,14 +449,19 @@ class Recorder:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         info = getattr(report, "fmspec", None)
+        crashed = report.when not in ("setup", "call", "teardown")  # xdist: the worker died in this test
         if info is None:
-            return
+            if not crashed:
+                return
+            info = self.crash_info(report.nodeid)
+            report.longrepr = f"{report.longrepr} (the process died: segfault, os._exit, a signal or the OOM killer)"
         rec = self.pending.setdefault(report.nodeid, {
             "nodeid": report.nodeid, "candidate": info["candidate"], "component": info["component"],
             "features": info["features"], "property": info["property"], "params": info["params"],
             "outcome": None, "duration": 0.0, "message": None, "example": None, "reproduce": None,
-            "metrics": None,
+            "metrics": None, "flags": [],
         })
+        rec["flags"] += [f for f in info.get("flags", []) if f not in rec["flags"]]
         rec["duration"] = round(rec["duration"] + report.duration, 6)
         outcome = _outcome(report, info)
         if outcome is not None and (rec["outcome"] in (None, "passed") or outcome == "error"):
@@ -324,10 +474,19 @@ class Recorder:
                 rec["reproduce"] = self.reproduce(report.nodeid, info["candidate"])
         if info.get("metrics"):
             rec["metrics"] = info["metrics"]
-        if report.when == "teardown":
+        if report.when == "teardown" or crashed:
             del self.pending[report.nodeid]
             rec["outcome"] = rec["outcome"] or "error"
             self.writer.add_test(rec)
+
+    def crash_info(self, nodeid: str) -> dict:
+        """What a crashed test's node id tells: module -> component, first parameter -> candidate."""
+        path, _, rest = nodeid.partition("::")
+        name, _, params = rest.partition("[")
+        known = sorted(self.specs, key=len, reverse=True)
+        cand = next((c for c in known if params == c + "]" or params.startswith(c + "-")), None)
+        component = Path(path).stem.removeprefix("test_").removeprefix("bench_")
+        return {"candidate": cand, "component": component, "features": [], "property": name, "params": {}}
 
     def reproduce(self, nodeid: str, candidate: str | None) -> str:
         parts = ["pytest", nodeid]
@@ -368,7 +527,7 @@ def _outcome(report: pytest.TestReport, info: dict) -> str | None:
     if report.skipped:
         return info.get("kind") or "skipped"
     if report.failed:
-        return "failed" if report.when == "call" else "error"
+        return "error" if report.when in ("setup", "teardown") else "failed"
     return "passed" if report.when == "call" else None
 
 
@@ -379,7 +538,7 @@ def _message(report: pytest.TestReport) -> str | None:
     if not text:
         return None
     crash = getattr(report.longrepr, "reprcrash", None)
-    head = crash.message if crash is not None else ""
+    head = crash.message[:1000] if crash is not None else ""
     tail = text[-3000:]
     return (head + "\n\n" + tail).strip() if head and head not in tail else tail
 
@@ -395,7 +554,7 @@ def _benchmarks(config: pytest.Config) -> list[dict]:
             "nodeid": data.get("fullname"),
             "name": data.get("name"),
             "group": data.get("group"),
-            "candidate": str(params.get("candidate")) if "candidate" in params else None,
+            "candidate": getattr(params.get("candidate"), "name", None),
             "params": {k: str(v) for k, v in params.items() if k != "candidate"},
             "stats": data.get("stats"),
             "extra_info": data.get("extra_info"),

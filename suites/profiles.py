@@ -5,6 +5,8 @@ default    fast feedback while developing: 20 examples a property, random seed, 
 ci         gating: derandomized (the same examples on every run of the same code), no database, 30
            examples, the failing example's reproduction blob printed
 thorough   a deep search before a release or a grade appeal: 300 examples a property
+hidden     ``--fmspec-hidden-seed N``: the ci profile, not derandomized, seeded with N, so the examples
+           are ones the candidate has never seen; the same N reproduces them
 =========  ==========================================================================================
 
 Choose with ``--hypothesis-profile NAME``; the results file records the profile and the seed.
@@ -23,6 +25,14 @@ def register() -> None:
     settings.register_profile("default", max_examples=20, **_COMMON)
     settings.register_profile("ci", max_examples=30, derandomize=True, database=None, print_blob=True, **_COMMON)
     settings.register_profile("thorough", max_examples=300, **_COMMON)
+    settings.register_profile("hidden", max_examples=30, derandomize=False, database=None, print_blob=True, **_COMMON)
+
+
+def load_hidden(seed: int) -> None:
+    from hypothesis import core
+
+    settings.load_profile("hidden")
+    core.global_force_seed = seed
 
 
 def load_default() -> None:

@@ -117,12 +117,19 @@ def test_bad_candidate_is_a_one_line_usage_error(suite, spec, expected):
     assert "Traceback" not in res.stderr.str()
 
 
-def test_candidate_raising_at_import_shows_its_exception(suite):
+def test_candidate_raising_at_import_fails_its_tests_with_the_exception(suite):
+    """A broken submission must not take the run down: its tests fail with the reason, the others run."""
     suite.makepyfile(broken="raise RuntimeError('kaboom in candidate')\n")
-    res = suite.runpytest("--candidate", "broken.py")
-    assert res.ret == pytest.ExitCode.USAGE_ERROR
-    assert any("RuntimeError: kaboom in candidate" in line for line in res.errlines)
-    assert "Traceback" not in res.stderr.str()
+    res = suite.runpytest("--candidate", "broken.py", "--candidate", "good.py", "--fmspec-results", "results.json")
+    assert res.ret == pytest.ExitCode.TESTS_FAILED
+    res.stdout.fnmatch_lines(["fmspec: candidate broken could not be imported: *RuntimeError: kaboom in candidate*"])
+    assert "Traceback" not in res.stdout.str()
+    doc = results(suite)
+    assert doc["status"] == "complete"
+    assert doc["summary"]["broken"]["toy"] == {"failed": 4}
+    assert doc["summary"]["good"]["toy"] == {"passed": 3, "unsupported": 1}
+    assert all("kaboom in candidate" in t["message"] for t in doc["tests"] if t["candidate"] == "broken")
+    assert "kaboom" in doc["candidates"][0]["error"]
 
 
 def test_folder_without_init_is_rejected(suite):

@@ -1,0 +1,228 @@
+"""Keeping untrusted candidates honest: what the plugin checks around every candidate test.
+
+- **Tampering.** Before any candidate is imported, the plugin records the identity of every public
+  attribute of the modules a cheat would patch (torch and its functional API, ``torch.Tensor``'s methods,
+  ``math``, hypothesis, the suite's tolerances, assertions and strategies, and, after collection, the
+  test modules). After the candidate's import and after each of its tests it compares: anything replaced
+  is put back and the test (or every test of that candidate, for an import-time patch) fails, naming it.
+- **Re-exported reference.** A candidate function that *is* a reference function (same object, or
+  defined in ``reference.*``) is flagged in the results; the example candidates in ``candidates/`` are
+  exempt, since they are built from the reference on purpose.
+- **Forbidden calls.** ``--fmspec-forbid attention=torch.nn.functional.scaled_dot_product_attention``
+  fails a test of that component when the candidate's own code calls the function (the suite's oracle
+  may still call it).
+- **Leftover processes.** Child processes a candidate test started and left running are killed and the
+  test fails.
+- **Floods.** Captured output kept with a report is cut to ``MAX_CAPTURE`` characters per section.
+
+Crashes (segfault, ``os._exit``, the OOM killer) are contained by running with pytest-xdist
+(``-n auto``): the worker dies, xdist reports the test it was running as failed and starts a new
+worker; the plugin records that test as failed with the reason. Hangs are stopped by pytest-timeout.
+``--fmspec-memory-limit GB`` caps each test process's address space so that a runaway allocation raises
+``MemoryError`` in the candidate instead of waking the OOM killer.
+"""
+
+from __future__ import annotations
+
+import importlib
+import resource
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable, Iterator
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+MAX_CAPTURE = 10_000
+# modules whose public attributes a cheat would replace; suites.* test modules are added after collection
+GUARDED = ("torch", "torch.nn.functional", "torch.linalg", "torch.testing", "torch.autograd", "math",
+           "hypothesis", "suites.tolerances", "suites.asserts", "suites.strategies", "suites.outcomes")
+GUARDED_CLASSES = ("torch.Tensor",)
+
+
+def _resolve(dotted: str) -> Any:
+    module, _, attr = dotted.rpartition(".")
+    try:
+        return importlib.import_module(dotted)
+    except ImportError:
+        return getattr(importlib.import_module(module), attr)
+
+
+class Snapshot:
+    """Identity of every public attribute of some modules and classes, to find and undo patches."""
+
+    def __init__(self) -> None:
+        self.owners: dict[str, Any] = {}
+        self.attrs: dict[str, dict[str, Any]] = {}
+
+    def add(self, name: str, owner: Any) -> None:
+        self.owners[name] = owner
+        self.attrs[name] = dict(vars(owner))
+
+    def add_modules(self, names: tuple[str, ...] | list[str]) -> None:
+        for name in names:
+            try:
+                self.add(name, _resolve(name))
+            except (ImportError, AttributeError):
+                continue
+
+    def changes(self) -> list[str]:
+        """Attributes replaced, added or deleted since the snapshot, as ``module.attr``."""
+        out = []
+        for name, owner in self.owners.items():
+            before, now = self.attrs[name], vars(owner)
+            for key, value in before.items():
+                if key.startswith("__") and key not in ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__"):
+                    continue
+                if now.get(key, _GONE) is not value:
+                    out.append(f"{name}.{key}")
+            for key in now.keys() - before.keys():
+                if not key.startswith("_"):
+                    out.append(f"{name}.{key}")
+        return out
+
+    def restore(self) -> None:
+        for name, owner in self.owners.items():
+            before, now = self.attrs[name], vars(owner)
+            for key, value in before.items():
+                if now.get(key, _GONE) is not value:
+                    _set(owner, key, value)
+            for key in list(now.keys() - before.keys()):
+                if not key.startswith("_"):
+                    try:
+                        delattr(owner, key)
+                    except (AttributeError, TypeError):
+                        pass
+
+
+_GONE = object()
+
+
+def _set(owner: Any, key: str, value: Any) -> None:
+    try:
+        setattr(owner, key, value)
+    except (AttributeError, TypeError):  # builtin types: torch.Tensor's C slots
+        pass
+
+
+def is_builtin_candidate(source: str) -> bool:
+    """Candidates shipped in candidates/ (reference, mutants, torch_native) may reuse the reference."""
+    if source.startswith("path "):
+        return Path(source[5:]).resolve().is_relative_to(ROOT / "candidates")
+    return " = candidates." in source or source.startswith("module candidates.")
+
+
+def reexports_reference(fn: Any) -> bool:
+    """True when a candidate's feature is the reference's own code."""
+    module = getattr(fn, "__module__", None) or ""
+    if module == "reference" or module.startswith("reference."):
+        return True
+    return isinstance(fn, ModuleType) and fn.__name__.startswith("reference")
+
+
+def candidate_files(obj: Any) -> tuple[str, ...]:
+    """Source roots of a candidate: its package folder or its file (to tell its frames from the suite's)."""
+    roots = []
+    for attr in ("__path__",):
+        roots += [str(Path(p).resolve()) for p in getattr(obj, attr, []) or []]
+    file = getattr(obj, "__file__", None)
+    if file and not roots:
+        roots.append(str(Path(file).resolve()))
+    return tuple(roots)
+
+
+class ForbiddenCalls:
+    """Wraps forbidden functions; records calls made from the candidate's own frames."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        self.originals: dict[str, tuple[Any, str, Callable]] = {}
+        self.calls: list[str] = []
+        self.roots: tuple[str, ...] = ()
+
+    def install(self, roots: tuple[str, ...]) -> None:
+        self.roots, self.calls = roots, []
+        for dotted in self.names:
+            module, _, attr = dotted.rpartition(".")
+            owner = _resolve(module)
+            original = getattr(owner, attr)
+            self.originals[dotted] = (owner, attr, original)
+            setattr(owner, attr, self._wrap(dotted, original))
+
+    def uninstall(self) -> None:
+        for owner, attr, original in self.originals.values():
+            setattr(owner, attr, original)
+        self.originals.clear()
+
+    def _wrap(self, dotted: str, original: Callable) -> Callable:
+        def guard(*args, **kwargs):
+            if self._from_candidate():
+                self.calls.append(dotted)
+            return original(*args, **kwargs)
+
+        return guard
+
+    def _from_candidate(self) -> bool:
+        frame = sys._getframe(2)
+        while frame is not None:
+            filename = frame.f_code.co_filename
+            if any(filename.startswith(root) for root in self.roots):
+                return True
+            frame = frame.f_back
+        return False
+
+
+def children() -> set[int]:
+    try:
+        return {p.pid for p in psutil.Process().children(recursive=True)}
+    except psutil.Error:
+        return set()
+
+
+def kill_new_children(before: set[int]) -> list[str]:
+    """Kill processes started since ``before``; their command lines, for the failure message."""
+    killed = []
+    for pid in children() - before:
+        try:
+            proc = psutil.Process(pid)
+            cmd = " ".join(proc.cmdline())[:120] or proc.name()
+            proc.kill()
+            killed.append(f"pid {pid} ({cmd})")
+        except psutil.Error:
+            continue
+    return killed
+
+
+def limit_memory(gigabytes: float) -> None:
+    """Cap this process's address space (Linux/macOS); allocation beyond it raises MemoryError."""
+    limit = int(gigabytes * 2**30)
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def truncate_sections(sections: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    out = []
+    for title, content in sections:
+        if len(content) > MAX_CAPTURE:
+            cut = len(content) - MAX_CAPTURE
+            content = content[: MAX_CAPTURE // 2] + f"\n... [{cut} characters cut] ...\n" + content[-MAX_CAPTURE // 2:]
+        out.append((title, content))
+    return out
+
+
+def iter_features(obj: Any, features: list[str]) -> Iterator[tuple[str, Any]]:
+    for feature in features:
+        try:
+            value = obj
+            for part in feature.split("."):
+                value = getattr(value, part)
+        except AttributeError:
+            continue
+        yield feature, value
+
+
+__all__ = ["Snapshot", "ForbiddenCalls", "children", "kill_new_children", "limit_memory", "truncate_sections",
+           "reexports_reference", "is_builtin_candidate", "candidate_files", "iter_features"]
