@@ -12,7 +12,6 @@ Needs ``chromium`` (``apt-get install -y chromium``); skipped, saying so, where 
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -22,7 +21,6 @@ from urllib.parse import urlparse
 import pytest
 
 from reports import html
-from reports import tables as tb
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data" / "results"
