@@ -18,10 +18,16 @@ for _m in mutants.discover():
     BY_COMPONENT[_m.component].append(_m)
 
 
+def suite_modules(component: str) -> list[Path]:
+    """suites/test_<component>.py and any suites/test_<component>_<part>.py beside it."""
+    suites = ROOT / "suites"
+    return sorted([*suites.glob(f"test_{component}.py"), *suites.glob(f"test_{component}_*.py")])
+
+
 def run_suite(component: str, candidates: list[str], tmp_path: Path) -> dict:
-    """Run suites/test_<component>.py on the candidates in a fresh process (ci profile); the results file."""
+    """Run the component's suite modules on the candidates in a fresh process (ci profile); the results file."""
     results = tmp_path / f"{component}.json"
-    cmd = [sys.executable, "-m", "pytest", str(ROOT / "suites" / f"test_{component}.py"), "-q", "-p", "no:cacheprovider",
+    cmd = [sys.executable, "-m", "pytest", *map(str, suite_modules(component)), "-q", "-p", "no:cacheprovider",
            "--hypothesis-profile", "ci", "--fmspec-results", str(results), "--rootdir", str(ROOT)]
     for spec in candidates:
         cmd += ["--candidate", spec]
@@ -56,4 +62,4 @@ def test_mutants_document_is_current():
 
 def test_every_mutant_names_a_component_with_a_suite():
     for m in mutants.discover():
-        assert (ROOT / "suites" / f"test_{m.component}.py").exists(), f"{m.name}: no suites/test_{m.component}.py"
+        assert suite_modules(m.component), f"{m.name}: no suites/test_{m.component}.py"
