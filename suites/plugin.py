@@ -555,6 +555,7 @@ def _benchmarks(config: pytest.Config) -> list[dict]:
             "name": data.get("name"),
             "group": data.get("group"),
             "candidate": getattr(params.get("candidate"), "name", None),
+            "component": Path(str(data.get("fullname", "")).split("::")[0]).stem.removeprefix("bench_").removeprefix("test_"),
             "params": {k: str(v) for k, v in params.items() if k != "candidate"},
             "stats": data.get("stats"),
             "extra_info": data.get("extra_info"),

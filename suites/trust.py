@@ -75,10 +75,10 @@ class Snapshot:
             for key, value in before.items():
                 if key.startswith("__") and key not in ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__"):
                     continue
-                if now.get(key, _GONE) is not value:
+                if now.get(key, _GONE) is not value and not isinstance(now.get(key), ModuleType):
                     out.append(f"{name}.{key}")
-            for key in now.keys() - before.keys():
-                if not key.startswith("_"):
+            for key in now.keys() - before.keys():  # importing a submodule adds it to its package: not a patch
+                if not key.startswith("_") and not isinstance(now[key], ModuleType):
                     out.append(f"{name}.{key}")
         return out
 
@@ -86,10 +86,10 @@ class Snapshot:
         for name, owner in self.owners.items():
             before, now = self.attrs[name], vars(owner)
             for key, value in before.items():
-                if now.get(key, _GONE) is not value:
+                if now.get(key, _GONE) is not value and not isinstance(now.get(key), ModuleType):
                     _set(owner, key, value)
             for key in list(now.keys() - before.keys()):
-                if not key.startswith("_"):
+                if not key.startswith("_") and not isinstance(now[key], ModuleType):
                     try:
                         delattr(owner, key)
                     except (AttributeError, TypeError):
