@@ -37,7 +37,7 @@ class CandidateImportError(CandidateError):
         self.name, self.source = name, source
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Candidate:
     """A loaded candidate: its identity and the object that holds the component namespaces."""
 
@@ -66,6 +66,9 @@ class Candidate:
         if name.startswith("__"):
             raise AttributeError(name)
         return getattr(self.obj, name)
+
+    def __repr__(self) -> str:  # shown in hypothesis's falsifying examples: keep it short
+        return f"<candidate {self.name}>"
 
     def identity(self) -> dict:
         return {"name": self.name, "source": self.source, "version": self.version, "error": self.error,
