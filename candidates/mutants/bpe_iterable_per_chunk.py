@@ -1,0 +1,16 @@
+"""bpe: encode_iterable encodes each chunk on its own, so words and specials cut by a chunk boundary split."""
+
+import reference.bpe as ref
+from candidates.mutants import patch
+
+COMPONENT = "bpe"
+CAUGHT_BY = ["test_encode_iterable_any_chunking"]
+
+
+class Tokenizer(ref.Tokenizer):
+    def encode_iterable(self, lines):
+        for line in lines:
+            yield from self.encode(line)
+
+
+bpe = patch(ref, Tokenizer=Tokenizer)

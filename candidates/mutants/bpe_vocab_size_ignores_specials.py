@@ -1,0 +1,14 @@
+"""bpe: vocab_size counts only the bytes and the merges, so the special tokens push the vocabulary past it."""
+
+import reference.bpe as ref
+from candidates.mutants import patch
+
+COMPONENT = "bpe"
+CAUGHT_BY = ["test_vocab_is_bytes_specials_and_merges"]
+
+
+def train(text, vocab_size, special_tokens=()):
+    return ref.train(text, vocab_size + len(special_tokens), special_tokens)
+
+
+bpe = patch(ref, train=train)

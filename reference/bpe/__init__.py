@@ -1,0 +1,25 @@
+"""Byte Pair Encoding (seed 004, "Byte Pair Encoding — From Words to Subwords").
+
+Start from characters (or bytes) and repeatedly replace the most frequent adjacent pair of symbols by one
+new symbol; the number of merges sets the vocabulary size (Sennrich et al., 2016). Two flavours:
+
+- **word level**, as the lecture: words as characters plus the end-of-word symbol ``</w>``, ties broken by
+  first occurrence (``words.py``: ``train_words``, ``segment_word``). The lecture's example
+  {low: 5, lower: 2, newest: 6, widest: 3} gives the merges es, est, est</w>, lo, low, ne, new,
+  newest</w>, low</w>, wi, and its 19 merges segment "Abwasserbehandlungsanlage" as
+  ``Abwasser b e han dlung s an lag e </w>``;
+- **byte level**, GPT-2 style: the 256 bytes as base vocabulary, regular-expression pre-tokenization,
+  special tokens never split nor merged into, ties broken by the lexicographically greater pair of byte
+  strings (``pretokenize.py``, ``training.py``: ``train``; ``tokenizer.py``: ``Tokenizer`` with ``encode``,
+  ``decode``, ``encode_iterable``; ``files.py``: ``save``, ``load`` in GPT-2's file format).
+
+Both count a pair at every adjacent position (``a a a`` holds (a, a) twice) and merge occurrences left to
+right without overlap (``a a a`` -> ``aa a``). Spec: docs/spec/bpe.md.
+"""
+
+from reference.bpe.files import load, save
+from reference.bpe.tokenizer import Tokenizer
+from reference.bpe.training import train
+from reference.bpe.words import END_OF_WORD, segment_word, train_words
+
+__all__ = ["END_OF_WORD", "Tokenizer", "load", "save", "segment_word", "train", "train_words"]
