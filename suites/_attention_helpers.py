@@ -73,41 +73,43 @@ def quadratic_kernel_attention(fq: torch.Tensor, fk: torch.Tensor, v: torch.Tens
 
 # ------------------------------------------------------------------------------- masks by definition
 def mask_from(t: int, sees) -> torch.Tensor:
-    """The (T, T) mask whose entry (i, j) is ``sees(i, j)``, evaluated one entry at a time."""
-    return torch.tensor([[bool(sees(i, j)) for j in range(t)] for i in range(t)], dtype=torch.bool).reshape(t, t)
+    """The (T, T) mask whose entry (i, j) is ``sees(i, j)``, with i a column and j a row of positions."""
+    i, j = torch.arange(t)[:, None], torch.arange(t)[None, :]
+    return torch.as_tensor(sees(i, j), dtype=torch.bool).expand(t, t).clone()
 
 
 def sliding_window_def(t: int, window: int, causal: bool = False) -> torch.Tensor:
     if causal:
-        return mask_from(t, lambda i, j: 0 <= i - j < window)
-    return mask_from(t, lambda i, j: abs(i - j) < window)
+        return mask_from(t, lambda i, j: (i - j >= 0) & (i - j < window))
+    return mask_from(t, lambda i, j: (i - j).abs() < window)
 
 
 def longformer_def(t: int, window: int, global_idx) -> torch.Tensor:
-    g = set(global_idx)
-    return mask_from(t, lambda i, j: abs(i - j) < window or i in g or j in g)
+    g = torch.zeros(t, dtype=torch.bool)
+    g[list(global_idx)] = True
+    return mask_from(t, lambda i, j: ((i - j).abs() < window) | g[i] | g[j])
 
 
 def strided_def(t: int, stride: int) -> torch.Tensor:
-    return mask_from(t, lambda i, j: j <= i and (i - j < stride or (i - j) % stride == 0))
+    return mask_from(t, lambda i, j: (j <= i) & ((i - j < stride) | ((i - j) % stride == 0)))
 
 
 def fixed_def(t: int, stride: int, c: int) -> torch.Tensor:
-    return mask_from(t, lambda i, j: j <= i and (j // stride == i // stride or j % stride >= stride - c))
+    return mask_from(t, lambda i, j: (j <= i) & ((j // stride == i // stride) | (j % stride >= stride - c)))
 
 
 def block_view(mask: torch.Tensor, block: int) -> torch.Tensor | None:
     """The (nb, nb) block mask if ``mask`` is constant on every block (the last may be partial), else None."""
     t = mask.shape[0]
     nb = -(-t // block)
-    blocks = torch.zeros(nb, nb, dtype=torch.bool)
-    for a in range(nb):
-        for b in range(nb):
-            tile = mask[a * block:(a + 1) * block, b * block:(b + 1) * block]
-            if not (tile.all() or not tile.any()):
-                return None
-            blocks[a, b] = bool(tile.all())
-    return blocks
+    b = torch.arange(t) // block  # block of each position
+    ones = torch.zeros(nb, nb, dtype=torch.float64).index_put_((b[:, None].expand(t, t), b[None, :].expand(t, t)), mask.double(),
+                                          accumulate=True)  # True entries per tile
+    size = torch.bincount(b, minlength=nb).double()
+    area = size[:, None] * size[None, :]  # entries per tile
+    if not ((ones == 0) | (ones == area)).all():
+        return None
+    return ones == area
 
 
 # ----------------------------------------------------------------------------------------------- memory

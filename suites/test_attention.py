@@ -148,9 +148,8 @@ def test_constant_added_to_row_of_scores_changes_nothing(candidate, dtype, s, sh
 
 
 @pytest.mark.needs(SDP)
-@pytest.mark.parametrize("poison", [1e30, math.inf, math.nan], ids=["huge", "inf", "nan"])
-@given(s=ath.attention_shapes(), causal=st.booleans())
-def test_masked_keys_and_values_change_nothing(candidate, poison, s, causal):
+@given(s=ath.attention_shapes(), causal=st.booleans(), poison=st.sampled_from([1e30, math.inf, math.nan]))
+def test_masked_keys_and_values_change_nothing(candidate, s, causal, poison):
     """Keys no query may see (padding) holding huge values, inf or NaN change neither output nor gradients."""
     q, k, v = ath.qkv(s)
     keep = ath.random_mask((s["b"], 1, 1, s["tk"]), s["seed"] + 5, p=0.6)  # key padding mask
@@ -422,9 +421,9 @@ def test_bigbird_figure_worked_example(candidate, seed):
     a, _, where = bigbird_blocks(candidate, t, 1, 2, 0, 0, seed)
     ah.assert_equal(a.sum(-1), torch.full((t,), 2), name="(a) keys per row", where=where)
     b, _, where = bigbird_blocks(candidate, t, 1, 0, 3, 0, seed)
-    ah.assert_equal(b, ath.mask_from(t, lambda i, j: abs(i - j) <= 1), name="(b) window", where=where)
+    ah.assert_equal(b, ath.mask_from(t, lambda i, j: (i - j).abs() <= 1), name="(b) window", where=where)
     c, _, where = bigbird_blocks(candidate, t, 1, 0, 0, 2, seed)
-    ah.assert_equal(c, ath.mask_from(t, lambda i, j: i < 2 or j < 2), name="(c) global", where=where)
+    ah.assert_equal(c, ath.mask_from(t, lambda i, j: (i < 2) | (j < 2)), name="(c) global", where=where)
     d, blocks, where = bigbird_blocks(candidate, t, 1, 2, 3, 2, seed)
     ah.assert_equal(d & (b | c), b | c, name="(d) contains (b) and (c)", where=where)
     ah.assert_equal((d & ~(b | c)).sum(-1), torch.tensor([0, 0] + [2] * 6), name="(d) random keys per row", where=where)
@@ -487,9 +486,13 @@ def sparse_oracle_mask(candidate, case: ath.SparseCase) -> torch.Tensor:
     return m if m is not None else get_mask(candidate, "bigbird", case.t, **case.args)
 
 
+SPARSE_DTYPES = [(p, torch.float64) for p in PATTERNS] + [("sliding_window", torch.float32), ("bigbird", torch.float32)]
+
+
 @pytest.mark.smoke
-@by_pattern(PATTERNS, feature=SPARSE)
-@dtypes
+@pytest.mark.parametrize("pattern, dtype", [
+    pytest.param(p, dt, marks=pytest.mark.needs(SPARSE, MASK_FN[p]), id=f"{p}-{str(dt).removeprefix('torch.')}")
+    for p, dt in SPARSE_DTYPES])
 @given(data=st.data())
 def test_sparse_equals_dense_under_its_mask(candidate, pattern, dtype, data):
     """sparse(q, k, v, pattern, **args) == softmax attention under <pattern>_mask(T, **args) (oracle: SDPA)."""
@@ -503,10 +506,11 @@ def test_sparse_equals_dense_under_its_mask(candidate, pattern, dtype, data):
                     baseline=ath.sdpa_same_dtype(q, k, v, mask=mask), where=where)
 
 
-@by_pattern(PATTERNS, feature=SPARSE)
-@given(data=st.data())
+@pytest.mark.needs(SPARSE, BIGBIRD)
+@given(pattern=st.sampled_from(PATTERNS), data=st.data())
 def test_sparse_gradients_match_dense(candidate, pattern, data):
-    """Gradients of the efficient form equal those of dense attention under the mask (float64)."""
+    """Gradients of the efficient form equal those of dense attention under the mask (float64; one test for
+    all patterns, drawn by hypothesis: the values are checked per pattern above)."""
     case = data.draw(ath.sparse_cases(pattern, max_t=16))
     s = data.draw(ath.attention_shapes(max_t=1, max_d=5), label="shapes") | {"tq": case.t, "tk": case.t}
     q, k, v = ath.qkv(s)
@@ -567,8 +571,6 @@ CAUSAL_METHODS = {
     "linear": (LINEAR, lambda a, q, k, v: a.linear(q, k, v, causal=True)),
     "performer": (PERFORMER, lambda a, q, k, v: a.performer(q, k, v, 32, 0, causal=True)),
     "sparse-strided": (SPARSE, lambda a, q, k, v: a.sparse(q, k, v, "strided", stride=3)),
-    "sparse-fixed": (SPARSE, lambda a, q, k, v: a.sparse(q, k, v, "fixed", stride=3, c=1)),
-    "sparse-sliding-causal": (SPARSE, lambda a, q, k, v: a.sparse(q, k, v, "sliding_window", window=3, causal=True)),
 }
 
 
@@ -653,19 +655,17 @@ def test_performer_is_seeded(candidate):
 
 # ============================================================================================= linformer
 @pytest.mark.needs(LINFORMER)
-@dtypes
 @given(s=ath.attention_shapes(same_t=True), rank=hh.sizes(1, 6))
-def test_linformer_equals_attention_on_projected_keys_values(candidate, dtype, s, rank):
+def test_linformer_equals_attention_on_projected_keys_values(candidate, s, rank):
     """softmax(Q (E K)^T / sqrt(D)) (F V) with E, F (k, T): oracle SDPA on the projected keys and values."""
-    q, k, v = ath.qkv(s, dtype)
+    q, k, v = ath.qkv(s)
     t = s["tk"]
-    e = hh.randn((rank, t), s["seed"] + 12, dtype, scale=t ** -0.5)
-    f = hh.randn((rank, t), s["seed"] + 13, dtype, scale=t ** -0.5)
-    e64, f64 = e.to(torch.float64), f.to(torch.float64)
-    oracle = ath.sdpa64(q, e64 @ k.to(torch.float64), f64 @ v.to(torch.float64))
+    e = hh.randn((rank, t), s["seed"] + 12, scale=t ** -0.5)
+    f = hh.randn((rank, t), s["seed"] + 13, scale=t ** -0.5)
+    oracle = ath.sdpa64(q, e @ k, f @ v)
     where = ah.snippet(LINFORMER, q, k, v, e, f)
     out = ah.call(candidate.attention.linformer, LINFORMER, q, k, v, e, f)
-    ah.assert_close(out, oracle, dtype=dtype, n=t * s["d"], where=where)
+    ah.assert_close(out, oracle, n=t * s["d"], where=where)
 
 
 @pytest.mark.needs(LINFORMER)

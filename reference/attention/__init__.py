@@ -10,7 +10,7 @@ top-left aligned (query i sees keys j <= i); a query with no visible key outputs
 =================  ==========================================================================
 ``dense``          scaled_dot_product, multi_head (and grouped-query attention)
 ``masks``          sliding_window_mask, longformer_mask, bigbird_mask, strided_mask, fixed_mask
-``sparse``         sparse(q, k, v, pattern, **args): each mask's pattern in O(T · W) memory
+``efficient``      sparse(q, k, v, pattern, **args): each mask's pattern in O(T · W) memory
 ``kernel``         linear (elu + 1 features, prefix sums when causal), performer (FAVOR+)
 ``lowrank``        linformer
 =================  ==========================================================================
@@ -20,7 +20,7 @@ from reference.attention.dense import multi_head, scaled_dot_product
 from reference.attention.kernel import linear, performer
 from reference.attention.lowrank import linformer
 from reference.attention.masks import bigbird_mask, fixed_mask, longformer_mask, sliding_window_mask, strided_mask
-from reference.attention.sparse import sparse
+from reference.attention.efficient import sparse
 
 __all__ = ["scaled_dot_product", "multi_head", "sliding_window_mask", "longformer_mask", "bigbird_mask",
            "strided_mask", "fixed_mask", "sparse", "linear", "performer", "linformer"]

@@ -1,0 +1,14 @@
+"""attention: Linformer projects the values with E instead of F."""
+
+import reference.attention as ref
+from candidates.mutants import patch
+
+COMPONENT = "attention"
+CAUGHT_BY = ["test_linformer_equals_attention_on_projected_keys_values"]
+
+
+def linformer(q, k, v, e, f):
+    return ref.linformer(q, k, v, e, e)
+
+
+attention = patch(ref, linformer=linformer)
