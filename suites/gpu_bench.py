@@ -1,0 +1,167 @@
+"""The GPU benchmark harness shared by every bench module (imported ``as gb``).
+
+What every GPU benchmark does, in one place:
+
+* **time with device events**: :func:`time_ms` wraps ``triton.testing.do_bench``, which warms up, flushes
+  the L2 cache before every repetition (it writes a buffer larger than L2), times each repetition with
+  CUDA events, and here returns the median with the 20th and 80th percentiles (the spread);
+* **state the cost model**: each bench builds a :class:`Cost` (FLOPs and the fewest bytes it must move)
+  and says in its docstring where the numbers come from;
+* **measure the ceilings once per session**: :func:`ceilings` times a large bf16/fp16 matrix product and a
+  large device-to-device copy (bytes read plus bytes written), so "fraction of ceiling" is against what
+  this device does today, not a datasheet;
+* **record, not print**: :func:`record` puts every number into pytest-benchmark's record
+  (``benchmark.extra_info``, which the fmspec results file keeps under ``benchmarks``) and into the
+  ``fmspec_metrics`` dict of the test (kept under ``tests[].metrics``).
+
+Only components that passed conformance in the same run are timed: :func:`require_conformance` skips a
+bench whose component failed (or errored) for that candidate earlier in the session.
+
+Nothing here touches the GPU at import time.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import pytest
+import torch
+
+QUANTILES = (0.2, 0.5, 0.8)
+WARMUP_MS = 25
+REP_MS = 100
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Device time of one call, in milliseconds: median and the 20th/80th percentiles of the repetitions."""
+
+    median_ms: float
+    p20_ms: float
+    p80_ms: float
+
+    @property
+    def spread(self) -> float:
+        """(p80 - p20) / median: how much two timings of the same code may differ by noise alone."""
+        return (self.p80_ms - self.p20_ms) / self.median_ms if self.median_ms > 0 else math.inf
+
+
+@dataclass(frozen=True)
+class Cost:
+    """The work of one call: floating-point operations and the fewest bytes moved through device memory."""
+
+    flops: float
+    bytes: float
+    model: str  # the formula, e.g. "fwd 4·B·H·Tq·Tk·D (causal: half)"
+
+    def intensity(self) -> float:
+        return self.flops / self.bytes if self.bytes else math.inf
+
+
+def time_ms(fn: Callable[[], object], warmup_ms: int = WARMUP_MS, rep_ms: int = REP_MS,
+            grad_to_none: list[torch.Tensor] | None = None) -> Timing:
+    """Device time of ``fn()`` (``triton.testing.do_bench``: warm-up, L2 flush, CUDA events, quantiles)."""
+    from triton.testing import do_bench
+
+    p20, med, p80 = do_bench(fn, warmup=warmup_ms, rep=rep_ms, grad_to_none=grad_to_none, quantiles=list(QUANTILES))
+    return Timing(median_ms=float(med), p20_ms=float(p20), p80_ms=float(p80))
+
+
+@functools.lru_cache(maxsize=None)
+def ceilings(device: str = "cuda", dtype: torch.dtype = torch.bfloat16) -> dict:
+    """Measured once per process: the matmul rate (TFLOP/s, n = 8192 product of random ``dtype``
+    matrices) and the copy bandwidth (GB/s of a 1 GiB device-to-device copy, read + write)."""
+    n = 8192
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    mm = time_ms(lambda: a @ b)
+    src = torch.randn(2**28, device=device, dtype=torch.float32)  # 1 GiB
+    dst = torch.empty_like(src)
+    cp = time_ms(lambda: dst.copy_(src))
+    out = {
+        "matmul_tflops": 2 * n**3 / (mm.median_ms * 1e-3) / 1e12,
+        "copy_gbps": 2 * src.numel() * src.element_size() / (cp.median_ms * 1e-3) / 1e9,
+        "matmul_dtype": str(dtype).removeprefix("torch."),
+        "device": torch.cuda.get_device_name(torch.device(device)),
+    }
+    del a, b, src, dst
+    torch.cuda.empty_cache()
+    return out
+
+
+def rates(cost: Cost, timing: Timing, ceiling: dict) -> dict:
+    """TFLOP/s, GB/s, and the fraction of the measured ceiling that binds (the roofline)."""
+    sec = timing.median_ms * 1e-3
+    tflops = cost.flops / sec / 1e12
+    gbps = cost.bytes / sec / 1e9
+    # roofline: the time the better of the two ceilings allows, over the time measured
+    floor_s = max(cost.flops / (ceiling["matmul_tflops"] * 1e12), cost.bytes / (ceiling["copy_gbps"] * 1e9))
+    return {
+        "tflops": tflops,
+        "gbps": gbps,
+        "fraction_of_matmul_ceiling": tflops / ceiling["matmul_tflops"],
+        "fraction_of_copy_ceiling": gbps / ceiling["copy_gbps"],
+        "fraction_of_roofline": floor_s / sec,
+        "bound": "compute" if cost.flops / (ceiling["matmul_tflops"] * 1e12) >= cost.bytes / (ceiling["copy_gbps"] * 1e9)
+        else "memory",
+    }
+
+
+def summary(timing: Timing, cost: Cost, ceiling: dict, baselines: dict[str, Timing | None] | None = None) -> dict:
+    """Every number of one measurement, ready for :func:`record`; ``baselines`` maps a name (``sdpa_flash``,
+    ``reference``, ...) to its timing on the same shape (None: not available on this device)."""
+    out = {**asdict(timing), "spread": timing.spread, "flops": cost.flops, "bytes": cost.bytes,
+           "cost_model": cost.model, **rates(cost, timing, ceiling),
+           "ceiling_matmul_tflops": ceiling["matmul_tflops"], "ceiling_copy_gbps": ceiling["copy_gbps"]}
+    for name, base in (baselines or {}).items():
+        out[f"{name}_ms"] = base.median_ms if base else None
+        out[f"speedup_vs_{name}"] = base.median_ms / timing.median_ms if base else None
+    return out
+
+
+def record(benchmark, metrics: dict, values: dict) -> None:
+    """Store ``values`` in pytest-benchmark's record and in the test's fmspec metrics.
+
+    pytest-benchmark's own statistics are filled by :func:`pedantic_device_time` with the device-timed
+    median (its host clock never times asynchronous work here)."""
+    clean = {k: (round(v, 6) if isinstance(v, float) and math.isfinite(v) else v) for k, v in values.items()}
+    if benchmark is not None:
+        benchmark.extra_info.update(clean)
+    metrics.update(clean)
+
+
+def pedantic_device_time(benchmark, timing: Timing) -> None:
+    """Give pytest-benchmark a record whose statistics are the device-timed median, not a host clock:
+    one round of a function that returns at once, with a timer that advances by the measured time."""
+    if benchmark is None:
+        return
+    clock = iter([0.0, timing.median_ms * 1e-3])
+    benchmark._timer = lambda: next(clock)  # noqa: SLF001  (the timer pytest-benchmark reads around each round)
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1, warmup_rounds=0)
+
+
+def require_conformance(request: pytest.FixtureRequest, component: str, candidate_name: str) -> str:
+    """Skip unless ``component`` passed its conformance tests for the candidate earlier in this run.
+
+    Returns "passed" or "not run" (a bench run on its own, without the suite: recorded as such)."""
+    recorder = request.config.pluginmanager.get_plugin("fmspec-recorder")
+    tests = recorder.writer.doc.get("tests", []) if recorder is not None else []
+    mine = [t for t in tests if t.get("component") == component and t.get("candidate") == candidate_name]
+    bad = [t["property"] for t in mine if t.get("outcome") in ("failed", "error")]
+    if bad:
+        pytest.skip(f"{candidate_name} failed {component} conformance ({', '.join(sorted(set(bad))[:5])}): not timed")
+    return "passed" if mine else "not run"
+
+
+def allocator_peak(fn: Callable[[], object], device: str = "cuda") -> int:
+    """Peak bytes the caching allocator held during ``fn()`` beyond what was held before it."""
+    torch.cuda.synchronize(device)
+    torch.cuda.empty_cache()
+    base = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    fn()
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device) - base
