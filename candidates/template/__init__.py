@@ -11,5 +11,6 @@ will never implement (also missing). See docs/contract.md for every signature an
 from candidates.template import posenc  # noqa: F401  one module per component, like the reference
 from candidates.template import bpe  # noqa: F401
 from candidates.template import attention  # noqa: F401
+from candidates.template import flash  # noqa: F401
 
 CAPABILITIES: dict = {}  # e.g. {"flash": {"devices": ["cuda"], "dtypes": ["bfloat16", "float16"]}}
