@@ -1,0 +1,25 @@
+"""checkpoint: each segment runs one block too many (slices [start, end + 1]): boundary blocks run twice."""
+
+import reference.checkpoint as ref
+from candidates.mutants import patch
+
+COMPONENT = "checkpoint"
+CAUGHT_BY = ["test_outputs_match_no_checkpointing", "test_gradients_match_no_checkpointing"]
+
+
+def checkpoint_sequential(blocks, x, segments):
+    blocks = list(blocks)
+    bounds = ref._check_segments(segments, len(blocks))
+    for start, end in zip(bounds, bounds[1:] + [len(blocks)]):
+        seg = blocks[start:end + 1]  # bug: end is exclusive already
+
+        def run(z, seg=seg):
+            for block in seg:
+                z = block(z)
+            return z
+
+        x = ref._Segment.apply(run, x, *[p for b in seg for p in b.parameters() if p.requires_grad])
+    return x
+
+
+checkpoint = patch(ref, checkpoint_sequential=checkpoint_sequential)
