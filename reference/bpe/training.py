@@ -16,17 +16,20 @@ Worked example: on ``"low low lower"`` the pre-tokens are b"low" (1), b" low" (1
 
 A recount of every pair after every merge costs O(corpus) per merge. This trainer keeps the counts up to
 date instead: an index from each pair to the words that hold it, so a merge only revisits those words,
-and a lazy max-heap of (count, pair) entries, where an entry whose count is no longer the pair's current
-count is dropped when it surfaces (every count that changes gets a fresh entry).
+and a lazy max-heap of (count, pair) entries: a pair whose count rises gets a fresh entry; an entry whose
+count is no longer current is dropped when it surfaces (or pushed back with the lower current count).
 """
 
 from __future__ import annotations
 
 import heapq
 import os
+from collections import defaultdict
 from collections.abc import Sequence
 
 from reference.bpe.pretokenize import check_special_tokens, pretoken_counts
+
+SHIFT = 1 << 32  # pair key a * SHIFT + b: ids stay far below 2**32
 
 
 def read_text(text: str | os.PathLike) -> str:
@@ -48,9 +51,9 @@ def heap_key(token: bytes) -> tuple[int, ...]:
     return tuple(255 - x for x in token) + (256,)
 
 
-def word_pairs(symbols: list[int]) -> list[tuple[int, int]]:
-    """Every adjacent pair, at every position: [1, 1, 1] -> [(1, 1), (1, 1)]."""
-    return list(zip(symbols, symbols[1:]))
+def word_pairs(symbols: list[int]) -> "zip[tuple[int, int]]":
+    """Every adjacent pair, at every position: [1, 1, 1] -> (1, 1), (1, 1)."""
+    return zip(symbols, symbols[1:])
 
 
 def merge_word(symbols: list[int], a: int, b: int, new: int) -> list[int]:
@@ -71,24 +74,29 @@ def merge_word_at(symbols: list[int], a: int, b: int, new: int) -> tuple[list[in
 
     ([5, 1, 2, 1, 2], 1, 2, 9) -> ([5, 9, 9], [1, 3])
     """
-    out: list[int] = []
     starts: list[int] = []
-    i, n = 0, len(symbols)
+    i, last = 0, len(symbols) - 1  # an occurrence starts before the last symbol
     find = symbols.index
     while True:
         try:
-            j = find(a, i)
+            j = find(a, i, last)
         except ValueError:
             break
-        if j + 1 < n and symbols[j + 1] == b:
-            out += symbols[i:j]
-            out.append(new)
+        if symbols[j + 1] == b:
             starts.append(j)
             i = j + 2
         else:
-            out += symbols[i:j + 1]
             i = j + 1
-    out += symbols[i:]
+    if len(starts) == 1:
+        j = starts[0]
+        return symbols[:j] + [new] + symbols[j + 2:], starts
+    out: list[int] = []
+    prev = 0
+    for j in starts:
+        out += symbols[prev:j]
+        out.append(new)
+        prev = j + 2
+    out += symbols[prev:]
     return out, starts
 
 
@@ -115,54 +123,60 @@ def train(text: str | os.PathLike, vocab_size: int, special_tokens: Sequence[str
     words = [list(tok) for tok in counts]  # each pre-token as byte ids
     freqs = list(counts.values())
 
-    # pair -> count, and pair -> indices of the words holding it (a superset: entries go stale, harmlessly)
-    pair_counts: dict[tuple[int, int], int] = {}
-    where: dict[tuple[int, int], set[int]] = {}
+    # pair -> count, and pair -> indices of the words holding it (a superset: entries go stale, harmlessly);
+    # a pair (a, b) is keyed by the int a * SHIFT + b (hashes faster than a tuple)
+    pair_counts: defaultdict[int, int] = defaultdict(int)
+    where: defaultdict[int, set[int]] = defaultdict(set)
     for w, (symbols, freq) in enumerate(zip(words, freqs)):
-        for pair in word_pairs(symbols):
-            pair_counts[pair] = pair_counts.get(pair, 0) + freq
-            where.setdefault(pair, set()).add(w)
-    heap = [(-n, keys[a], keys[b], a, b) for (a, b), n in pair_counts.items()]
+        for a, b in word_pairs(symbols):
+            pair = a * SHIFT + b
+            pair_counts[pair] += freq
+            where[pair].add(w)
+    heap = [(-n, keys[p // SHIFT], keys[p % SHIFT], p) for p, n in pair_counts.items()]
     heapq.heapify(heap)
 
     merges: list[tuple[bytes, bytes]] = []
     while len(vocab) < vocab_size:
         # the most frequent pair, ties to the greater pair: the first heap entry that is still current
         while heap:
-            neg, _, _, a, b = heapq.heappop(heap)
-            if pair_counts.get((a, b)) == -neg:
+            neg, ka, kb, p = heapq.heappop(heap)
+            n = pair_counts.get(p, 0)
+            if n == -neg:
                 break
+            if 0 < n < -neg:  # the count fell since: the entry goes back with the current count
+                heapq.heappush(heap, (-n, ka, kb, p))
         else:
             break  # no pair left
+        a, b = divmod(p, SHIFT)
         new = len(vocab)
         vocab[new] = vocab[a] + vocab[b]
         keys[new] = heap_key(vocab[new])
         merges.append((vocab[a], vocab[b]))
 
-        touched = set()
-        for w in where.pop((a, b)):
+        grown = set()  # pairs whose count rose need a fresh heap entry; falls are caught lazily above
+        for w in where.pop(p):
             old = words[w]
             merged, starts = merge_word_at(old, a, b, new)
             if not starts:
                 continue  # a stale index entry: the pair left this word earlier
             freq = freqs[w]
             # only pairs next to a merged occurrence change: (x, a) (a, b) (b, y) -> (x, ab) (ab, y)
-            last = len(old) - 2
-            for p in {q for j in starts for q in (j - 1, j, j + 1) if 0 <= q <= last}:
-                pair = (old[p], old[p + 1])
-                pair_counts[pair] -= freq
-                touched.add(pair)
-            last = len(merged) - 2
-            for p in {q for k in range(len(starts)) for q in (starts[k] - k - 1, starts[k] - k) if 0 <= q <= last}:
-                pair = (merged[p], merged[p + 1])
-                pair_counts[pair] = pair_counts.get(pair, 0) + freq
-                touched.add(pair)
-                where.setdefault(pair, set()).add(w)
-            words[w] = merged
-        for pair in touched:
-            n = pair_counts[pair]
-            if n:
-                heapq.heappush(heap, (-n, keys[pair[0]], keys[pair[1]], pair[0], pair[1]))
+            if len(starts) == 1:
+                j = starts[0]
+                gone = range(j - 1 if j else 0, j + 2 if j + 2 < len(old) else j + 1)  # pairs at j-1, j, j+1
+                born = range(j - 1 if j else 0, j + 1 if j + 1 < len(merged) else j)  # pairs at j-1, j
             else:
-                del pair_counts[pair]
+                gone = {q for j in starts for q in (j - 1, j, j + 1) if 0 <= q <= len(old) - 2}
+                born = {q for k, j in enumerate(starts) for q in (j - k - 1, j - k) if 0 <= q <= len(merged) - 2}
+            for q in gone:
+                pair_counts[old[q] * SHIFT + old[q + 1]] -= freq
+            for q in born:
+                pair = merged[q] * SHIFT + merged[q + 1]
+                pair_counts[pair] += freq
+                grown.add(pair)
+                where[pair].add(w)
+            words[w] = merged
+        del pair_counts[p]  # every occurrence is gone
+        for pair in grown:
+            heapq.heappush(heap, (-pair_counts[pair], keys[pair // SHIFT], keys[pair % SHIFT], pair))
     return vocab, merges
