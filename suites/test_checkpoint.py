@@ -244,6 +244,32 @@ def test_lecture_network_memory(candidate, L):
                                f"(reverse mode: {L * d * m}) [{ah.snippet(SEQUENTIAL, f'{L} layers', X, bounds)}]")
 
 
+@pytest.mark.gpu
+@pytest.mark.needs(SEQUENTIAL)
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_cuda_dropout_masks_replayed(candidate, k):
+    """On CUDA the recomputation replays the device's random state: gradients equal the plain chain's."""
+    n, d, rows, seed = 4, 16, 8, 3
+    cot = hh.randn((rows, d), seed + 1, torch.float32, "cuda")
+
+    def chain_on_cuda():
+        blocks, _ = chain(n, d, 0.5, seed, torch.float32)
+        return [b.cuda() for b in blocks]
+
+    ref_blocks, blocks = chain_on_cuda(), chain_on_cuda()
+    ref_x = hh.randn((rows, d), seed, torch.float32, "cuda").requires_grad_()
+    x = hh.randn((rows, d), seed, torch.float32, "cuda").requires_grad_()
+    with torch.random.fork_rng(devices=["cuda"]):
+        torch.cuda.manual_seed(seed)
+        plain(ref_blocks, ref_x).backward(cot)
+        torch.cuda.manual_seed(seed)
+        ah.call(candidate.checkpoint.checkpoint_sequential, SEQUENTIAL, blocks, x, k).backward(cot)
+    where = ah.snippet(SEQUENTIAL, f"{n} blocks on cuda (dropout 0.5)", x, k)
+    for (name, got), (_, expected) in zip(grads(x, blocks), grads(ref_x, ref_blocks)):
+        assert got is not None, f"{name} is None [{where}]"
+        ah.assert_close(got, expected, n=n * d, name=name, where=where)
+
+
 @pytest.mark.needs(SEQUENTIAL)
 def test_no_graph_kept_without_grad(candidate):
     """Under torch.no_grad there is no backward pass to prepare: the output alone, nothing held."""
