@@ -1,0 +1,265 @@
+"""Weight quantization: absmax int8, zero-point int8, NF4 with double quantization (QLoRA), LLM.int8.
+
+Lecture 004 ("Finetuning your own Model – QLoRa", "Model Quantization")::
+
+    X_int8 = round(127 / absmax(X) · X) = round(c · X),      dequant(c, X_int8) = X_int8 / c ≈ X
+
+"Outliers can cause issues → split the matrix into smaller chunks with their own c": one constant per
+tensor, per row (``dim``) or per flat block of ``block_size`` consecutive elements (row-major order; the
+last block may be shorter and gets its own constant).
+
+Convention: every function returns ``scale = absmax / 127 = 1 / c``, the size of one quantization step,
+so dequantization is ``q · scale`` and an all-zero block has scale 0 (not c = inf) and dequantizes to 0.
+Rounding is torch.round (half to even). Each element is off by at most half a step: |x - q·scale| ≤ scale/2.
+
+Worked example (per tensor): x = [1.0, -2.5, 0.3, 4.0], absmax = 4, c = 127/4 = 31.75,
+c·x = [31.75, -79.375, 9.525, 127] -> q = [32, -79, 10, 127], scale = 4/127,
+dequant = [1.00787, -2.48819, 0.31496, 4.0]. With the outlier 100 in x = [0.1, 0.2, -0.3, 100] every
+small value rounds to 0 per tensor (c = 1.27, q = [0, 0, 0, 127]); with block_size = 3 the first block
+has c = 127/0.3, q = [42, 85, -127 | 127], and comes back as [0.0992, 0.2008, -0.3 | 100].
+
+Zero-point (asymmetric) int8 maps [min(x, 0), max(x, 0)] onto all 256 codes [-128, 127]::
+
+    scale = (max - min) / 255,   zero_point = -128 - round(min / scale),
+    q = clamp(round(x / scale) + zero_point, -128, 127),   dequant = (q - zero_point) · scale
+
+so 0 is represented exactly (q = zero_point) and min, max get codes -128 and 127. Worked example:
+x = [-1, 0, 0.25, 2]: scale = 3/255 = 1/85, zero_point = -128 + 85 = -43, q = [-128, -43, -22, 127],
+dequant = [-1, 0, 21/85 = 0.24706, 2].
+
+NF4 (Dettmers et al., "QLoRA", 2023, sec. 3 and appendix E): each block of 64 is scaled by its absmax to
+[-1, 1] and every value is replaced by the index of the nearest of 16 levels, quantiles of a standard
+normal (7 negative, zero, 8 positive; :data:`NF4_LEVELS`). Double quantization then quantizes the fp32
+block constants too: minus their mean, absmax int8 in blocks of 256 (the paper uses an 8-bit float for
+this second step; the int8 of the lecture is the simplification made here), which brings the overhead
+from 32/64 = 0.5 to 8/64 + 32/(64·256) ≈ 0.127 bits per parameter.
+
+LLM.int8 (Dettmers et al., 2022, sec. 3): in x @ w.T, feature columns of x holding any |x| ≥ threshold
+(the outliers) are multiplied in full precision; the rest is quantized vector-wise (absmax per row of x
+and per row of w, over the non-outlier columns), multiplied in int32 and rescaled::
+
+    y = x[:, O] @ w[:, O].T + (qx @ qw.T) · sx · sw.T,      qx, sx = absmax(x[:, ~O], dim=-1)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+Q_MAX = 127  # int8 codes used by absmax quantization: -127..127 (symmetric; -128 unused)
+
+# The 16 NF4 levels as published (QLoRA appendix E, float32): normal quantiles normalised to [-1, 1].
+NF4_LEVELS = (
+    -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453,
+    -0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0.0,
+    0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224,
+    0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0,
+)
+DOUBLE_QUANT_BLOCK = 256
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def _check_float(x: object, name: str = "x") -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
+    if x.numel() == 0:
+        raise ValueError(f"{name} must not be empty")
+
+
+def _check_block(block_size: object) -> None:
+    if not isinstance(block_size, int) or isinstance(block_size, bool) or block_size < 1:
+        raise ValueError(f"block_size must be an int >= 1, got {block_size!r}")
+
+
+def _to_blocks(x: torch.Tensor, block_size: int) -> torch.Tensor:
+    """Flatten (row-major), pad with zeros to whole blocks: (n_blocks, block_size). Zeros change no absmax."""
+    flat = x.reshape(-1)  # (n,)
+    n_blocks = -(-flat.numel() // block_size)
+    padded = flat.new_zeros(n_blocks * block_size)
+    padded[: flat.numel()] = flat
+    return padded.reshape(n_blocks, block_size)  # (n_blocks, block_size)
+
+
+def _from_blocks(blocks: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    return blocks.reshape(-1)[: math.prod(shape)].reshape(shape)
+
+
+def _round_codes(x: torch.Tensor, absmax: torch.Tensor) -> torch.Tensor:
+    """round(127 / absmax · x), with 0 where absmax is 0 (an all-zero block)."""
+    c = Q_MAX / torch.where(absmax > 0, absmax, torch.ones_like(absmax))  # the lecture's constant c
+    return torch.round(c * x).to(torch.int8)
+
+
+# ------------------------------------------------------------------------------------------ absmax int8
+def absmax_quantize(x: torch.Tensor, block_size: int | None = None, dim: int | None = None):
+    """``(q, scale)``: int8 codes shaped like ``x`` and the step ``absmax / 127`` in ``x``'s dtype.
+
+    ``scale`` is a 0-d tensor (per tensor), shaped like ``x`` with size 1 at ``dim`` (the absmax is taken
+    over ``dim``: ``dim=-1`` gives one constant per row), or ``(ceil(x.numel() / block_size),)``.
+    """
+    _check_float(x)
+    if block_size is not None and dim is not None:
+        raise ValueError("give block_size or dim, not both")
+    if block_size is not None:
+        _check_block(block_size)
+        blocks = _to_blocks(x, block_size)  # (n_blocks, block_size)
+        absmax = blocks.abs().amax(dim=1)  # (n_blocks,)
+        q = _from_blocks(_round_codes(blocks, absmax[:, None]), x.shape)
+    elif dim is not None:
+        if not isinstance(dim, int) or not -x.dim() <= dim < x.dim():
+            raise ValueError(f"dim must be an int in [-{x.dim()}, {x.dim()}), got {dim!r}")
+        absmax = x.abs().amax(dim=dim, keepdim=True)  # x.shape with 1 at dim
+        q = _round_codes(x, absmax)
+    else:
+        absmax = x.abs().amax()  # ()
+        q = _round_codes(x, absmax)
+    return q, absmax / Q_MAX
+
+
+def absmax_dequantize(q: torch.Tensor, scale: torch.Tensor, block_size: int | None = None,
+                      dim: int | None = None) -> torch.Tensor:
+    """``q · scale`` in ``scale``'s dtype, with the layout :func:`absmax_quantize` produced."""
+    if not isinstance(q, torch.Tensor) or q.is_floating_point():
+        raise TypeError(f"q must be an integer tensor, got {getattr(q, 'dtype', type(q).__name__)}")
+    _check_float(scale, "scale")
+    if block_size is not None and dim is not None:
+        raise ValueError("give block_size or dim, not both")
+    if block_size is not None:
+        _check_block(block_size)
+        blocks = _to_blocks(q.to(scale.dtype), block_size)  # (n_blocks, block_size)
+        if scale.shape != (blocks.shape[0],):
+            raise ValueError(f"scale must have shape ({blocks.shape[0]},) for block_size={block_size}, "
+                             f"got {tuple(scale.shape)}")
+        return _from_blocks(blocks * scale[:, None], q.shape)
+    if dim is not None:
+        expected = list(q.shape)
+        expected[dim] = 1
+        if list(scale.shape) != expected:
+            raise ValueError(f"scale must have shape {tuple(expected)} for dim={dim}, got {tuple(scale.shape)}")
+    elif scale.numel() != 1:
+        raise ValueError(f"scale must hold one number for per-tensor quantization, got shape {tuple(scale.shape)}")
+    return q.to(scale.dtype) * scale
+
+
+# -------------------------------------------------------------------------------------- zero-point int8
+def zeropoint_quantize(x: torch.Tensor, block_size: int | None = None):
+    """``(q, scale, zero_point)``: int8 codes, the step (max - min) / 255, and an int32 zero point.
+
+    Per tensor (0-d scale and zero point) or per flat block (``(n_blocks,)`` each). The range always
+    includes 0, so 0 quantizes to ``zero_point`` and back to exactly 0.
+    """
+    _check_float(x)
+    if block_size is not None:
+        _check_block(block_size)
+    # per tensor = one block holding everything
+    blocks = _to_blocks(x, block_size) if block_size is not None else x.reshape(1, -1)  # (n_blocks, b)
+    n = x.numel()
+    valid = (torch.arange(blocks.numel(), device=x.device) < n).reshape(blocks.shape)  # padding is not data
+    lo = torch.where(valid, blocks, 0).amin(dim=1).clamp(max=0)  # (n_blocks,) min(x, 0)
+    hi = torch.where(valid, blocks, 0).amax(dim=1).clamp(min=0)  # (n_blocks,) max(x, 0)
+    scale = (hi - lo) / 255
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    zero_point = (-128 - torch.round(lo / safe)).to(torch.int32)  # (n_blocks,) in [-128, 127]
+    codes = torch.round(blocks / safe[:, None]) + zero_point[:, None]
+    q = _from_blocks(codes.clamp(-128, 127).to(torch.int8), x.shape)
+    if block_size is None:
+        return q, scale[0], zero_point[0]
+    return q, scale, zero_point
+
+
+def zeropoint_dequantize(q: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor,
+                         block_size: int | None = None) -> torch.Tensor:
+    """``(q - zero_point) · scale`` in ``scale``'s dtype (the subtraction in int32: no int8 overflow)."""
+    if not isinstance(q, torch.Tensor) or q.is_floating_point():
+        raise TypeError(f"q must be an integer tensor, got {getattr(q, 'dtype', type(q).__name__)}")
+    _check_float(scale, "scale")
+    if block_size is None:
+        if scale.numel() != 1 or zero_point.numel() != 1:
+            raise ValueError("scale and zero_point must hold one number each for per-tensor quantization")
+        return (q.to(torch.int32) - zero_point.to(torch.int32)).to(scale.dtype) * scale
+    _check_block(block_size)
+    blocks = _to_blocks(q.to(torch.int32), block_size)  # (n_blocks, block_size)
+    if scale.shape != (blocks.shape[0],) or zero_point.shape != (blocks.shape[0],):
+        raise ValueError(f"scale and zero_point must have shape ({blocks.shape[0]},) for block_size={block_size}")
+    out = (blocks - zero_point[:, None].to(torch.int32)).to(scale.dtype) * scale[:, None]
+    return _from_blocks(out, q.shape)
+
+
+# ----------------------------------------------------------------------------------- NF4 (QLoRA), tier 2
+@dataclass
+class NF4State:
+    """What NF4 stores: 4-bit codes packed two per byte, and the block constants (maybe double-quantized)."""
+
+    packed: torch.Tensor  # (ceil(n_padded / 2),) uint8: code of element 2i in the high nibble, 2i+1 low
+    absmax: torch.Tensor | None  # (n_blocks,) block constants, or None with double quantization
+    absmax_q: torch.Tensor | None  # (n_blocks,) int8 codes of absmax - absmax_mean
+    absmax_scale: torch.Tensor | None  # (ceil(n_blocks / 256),) their steps
+    absmax_mean: torch.Tensor | None  # () the mean subtracted before quantizing
+    shape: torch.Size
+    dtype: torch.dtype
+    block_size: int
+
+    def nbytes(self) -> int:
+        parts = (self.packed, self.absmax, self.absmax_q, self.absmax_scale, self.absmax_mean)
+        return sum(t.numel() * t.element_size() for t in parts if t is not None)
+
+
+def nf4_quantize(x: torch.Tensor, block_size: int = 64, double_quant: bool = False) -> NF4State:
+    """Blockwise NF4: each element becomes the index of the nearest level of x / absmax(block)."""
+    _check_float(x)
+    _check_block(block_size)
+    blocks = _to_blocks(x, block_size)  # (n_blocks, block_size)
+    absmax = blocks.abs().amax(dim=1)  # (n_blocks,) in x's dtype (QLoRA: fp32 for bf16 weights)
+    normed = blocks / torch.where(absmax > 0, absmax, torch.ones_like(absmax))[:, None]  # in [-1, 1]
+    levels = torch.tensor(NF4_LEVELS, dtype=x.dtype, device=x.device)  # (16,)
+    codes = (normed[..., None] - levels).abs().argmin(dim=-1).to(torch.uint8).reshape(-1)  # (n_padded,)
+    if codes.numel() % 2:
+        codes = torch.cat([codes, codes.new_zeros(1)])
+    packed = codes[0::2] << 4 | codes[1::2]  # two 4-bit codes per byte
+    state = NF4State(packed, absmax, None, None, None, x.shape, x.dtype, block_size)
+    if double_quant:
+        mean = absmax.mean()  # the constants are all >= 0: centre them first
+        state.absmax_q, state.absmax_scale = absmax_quantize(absmax - mean, block_size=DOUBLE_QUANT_BLOCK)
+        state.absmax_mean, state.absmax = mean, None
+    return state
+
+
+def nf4_dequantize(state: NF4State) -> torch.Tensor:
+    """levels[code] · absmax(block), shaped and typed like the quantized tensor."""
+    if not isinstance(state, NF4State):
+        raise TypeError(f"state must come from nf4_quantize, got {type(state).__name__}")
+    if state.absmax is not None:
+        absmax = state.absmax
+    else:  # double quantization: undo the second level first
+        absmax = absmax_dequantize(state.absmax_q, state.absmax_scale, DOUBLE_QUANT_BLOCK) + state.absmax_mean
+    codes = torch.stack([state.packed >> 4, state.packed & 0xF], dim=1).reshape(-1)  # (n_padded (+1),)
+    n_blocks = absmax.numel()
+    codes = codes[: n_blocks * state.block_size].reshape(n_blocks, state.block_size).long()
+    levels = torch.tensor(NF4_LEVELS, dtype=torch.float64, device=codes.device)  # (16,)
+    out = levels[codes] * absmax.to(torch.float64)[:, None]  # (n_blocks, block_size)
+    return _from_blocks(out, state.shape).to(state.dtype)
+
+
+# ----------------------------------------------------------------------------------------- LLM.int8, tier 3
+def int8_matmul(x: torch.Tensor, w: torch.Tensor, threshold: float = 6.0) -> torch.Tensor:
+    """x @ w.T with LLM.int8's mixed-precision decomposition. x (..., in), w (out, in) -> (..., out)."""
+    _check_float(x)
+    _check_float(w, "w")
+    if w.dim() != 2 or x.shape[-1] != w.shape[1]:
+        raise ValueError(f"w must have shape (out, {x.shape[-1]}), got {tuple(w.shape)}")
+    if not isinstance(threshold, (int, float)) or not threshold > 0:
+        raise ValueError(f"threshold must be > 0 (math.inf: no outliers), got {threshold!r}")
+    x2 = x.reshape(-1, x.shape[-1]).to(w.dtype)  # (M, K)
+    outlier = (x2.abs() >= threshold).any(dim=0)  # (K,) feature columns kept in full precision
+    y = x2[:, outlier] @ w[:, outlier].T  # (M, N) the outlier part, in full precision
+    x_r, w_r = x2[:, ~outlier], w[:, ~outlier]  # (M, K'), (N, K')
+    if x_r.shape[1]:
+        qx, sx = absmax_quantize(x_r, dim=-1)  # (M, K') int8, (M, 1)
+        qw, sw = absmax_quantize(w_r, dim=-1)  # (N, K') int8, (N, 1)
+        acc = qx.to(torch.int32) @ qw.to(torch.int32).T  # (M, N) exact integer dot products
+        y = y + acc.to(w.dtype) * sx * sw.T  # dequantize with the outer product of the row steps
+    return y.reshape(*x.shape[:-1], w.shape[0]).to(x.dtype)

@@ -1,0 +1,667 @@
+"""quant: absmax and zero-point int8, NF4 with double quantization, LLM.int8 (spec: docs/spec/quant.md;
+reference: reference/quant.py).
+
+Codes are compared exactly with the formula evaluated in float64 (``round(127 / absmax · x)``), except
+where the float64 value sits within the candidate dtype's rounding of a .5 tie: there either neighbour
+is right. Error bounds are half a quantization step plus the rounding floor of ``suites/tolerances.py``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from suites import asserts as ah
+from suites import strategies as hh
+from suites import tolerances as tol
+
+pytestmark = pytest.mark.component("quant")
+AQ, AD = "quant.absmax_quantize", "quant.absmax_dequantize"
+ZQ, ZD = "quant.zeropoint_quantize", "quant.zeropoint_dequantize"
+NQ, ND = "quant.nf4_quantize", "quant.nf4_dequantize"
+MM = "quant.int8_matmul"
+
+DTYPES = [pytest.param(torch.float32, id="float32"), pytest.param(torch.float64, id="float64")]
+# QLoRA appendix E: the 16 NF4 levels (float32 values as published)
+NF4_LEVELS = torch.tensor([
+    -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453,
+    -0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0.0,
+    0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224,
+    0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0], dtype=torch.float64)
+
+shapes = st.lists(hh.sizes(1, 10), min_size=1, max_size=3).map(tuple)
+magnitudes = st.sampled_from([1e-3, 1.0, 300.0])
+modes = st.sampled_from(["tensor", "dim", "block"])
+
+
+# Representative cases run first on every property (hypothesis's explicit examples): a 3 x 7 tensor per
+# tensor, per row (dim=-1) and in blocks of 5 (a short last block). They catch most bugs at once, with a
+# readable input and no shrinking; the generated examples search beyond them.
+LAYOUT_CASES = (("block", 4), ("dim", 1), ("tensor", 0))
+
+
+def layout_examples(**fixed):
+    def decorate(test):
+        for mode, pick in LAYOUT_CASES:
+            test = example(shape=(3, 7), seed=0, mode=mode, pick=pick, **fixed)(test)
+        return test
+    return decorate
+
+
+# --------------------------------------------------------------------------------------------- oracles
+def layout(mode: str, shape: tuple[int, ...], pick: int) -> dict:
+    """Keyword arguments for one quantization layout: per tensor, over one dim, or flat blocks."""
+    if mode == "dim":
+        return {"dim": pick % len(shape) - (len(shape) if pick % 2 else 0)}  # positive and negative dims
+    if mode == "block":
+        return {"block_size": 1 + pick % 24}
+    return {}
+
+
+def groups(shape: tuple[int, ...], block_size: int | None = None, dim: int | None = None) -> torch.Tensor:
+    """For each element, the id of the group sharing its constant (shaped like x)."""
+    flat = torch.arange(math.prod(shape)).reshape(shape)
+    if block_size is not None:
+        return flat // block_size  # flat row-major blocks
+    if dim is not None:
+        return flat.amin(dim=dim, keepdim=True).expand(shape)  # every slice along dim
+    return torch.zeros(shape, dtype=torch.long)
+
+
+def group_reduce(values: torch.Tensor, ids: torch.Tensor, how: str) -> torch.Tensor:
+    """``how`` ("amax" or "amin") of ``values`` over each group, given back per element."""
+    out = torch.zeros(int(ids.max()) + 1, dtype=values.dtype)
+    out = out.scatter_reduce(0, ids.reshape(-1), values.reshape(-1), how, include_self=False)
+    return out[ids]
+
+
+def absmax_values(x64: torch.Tensor, **kw) -> tuple[torch.Tensor, torch.Tensor]:
+    """(127 · x / absmax unrounded, absmax), per element, in float64; 0 where the group is all zero."""
+    absmax = group_reduce(x64.abs(), groups(tuple(x64.shape), **kw), "amax")
+    return torch.where(absmax > 0, 127 * x64 / torch.where(absmax > 0, absmax, 1.0), 0.0), absmax
+
+
+def scale_per_element(scale: torch.Tensor, shape: tuple[int, ...], where: str, **kw) -> torch.Tensor:
+    """The candidate's constant of each element, after checking the shape of ``scale``."""
+    if kw.get("block_size") is not None:
+        n_blocks = -(-math.prod(shape) // kw["block_size"])
+        ah.assert_tensor(scale, (n_blocks,), name="scale", where=where)
+        return scale.to(torch.float64)[groups(shape, **kw)]
+    if kw.get("dim") is not None:
+        expected = list(shape)
+        expected[kw["dim"]] = 1
+        ah.assert_tensor(scale, tuple(expected), name="scale", where=where)
+        return scale.to(torch.float64).expand(shape)
+    assert isinstance(scale, torch.Tensor) and scale.numel() == 1, \
+        f"scale: expected one number, got {ah.describe(scale)} [{where}]"
+    return scale.to(torch.float64).reshape(()).expand(shape)
+
+
+def assert_codes(q: torch.Tensor, v: torch.Tensor, dtype: torch.dtype, *, lo: int = -127, hi: int = 127,
+                 where: str) -> None:
+    """q == round(v), except within ``dtype``'s rounding of a .5 tie, where either neighbour is right."""
+    __tracebackhide__ = True
+    slack = tol.rounding_floor(dtype) * max(1.0, float(v.abs().max()))
+    near_tie = ((v - v.floor()) - 0.5).abs() <= slack
+    qd = q.to(torch.float64)
+    ok = (qd == torch.round(v).clamp(lo, hi)) | (near_tie & ((qd - v).abs() <= 0.5 + slack))
+    if not bool(ok.all()):
+        i = tuple(int(j) for j in (~ok).nonzero()[0])
+        raise AssertionError(f"q: {int((~ok).sum())} codes differ from round(value); first at {i}: "
+                             f"got {int(q[i])}, value {float(v[i]):.6g} [{where}]")
+
+
+def assert_within(err: torch.Tensor, bound: torch.Tensor, *, name: str, where: str) -> None:
+    __tracebackhide__ = True
+    bad = ~(err <= bound)
+    if bool(bad.any()):
+        i = tuple(int(j) for j in bad.nonzero()[0])
+        raise AssertionError(f"{name}: {int(bad.sum())} elements beyond the bound; first at {i}: "
+                             f"|error| = {float(err[i]):.6g} > {float(bound[i]):.6g} [{where}]")
+
+
+def quantize(candidate, x: torch.Tensor, **kw):
+    where = ah.snippet(AQ, x, **kw)
+    out = ah.call(candidate.quant.absmax_quantize, AQ, x, **kw)
+    assert isinstance(out, tuple) and len(out) == 2, f"expected (q, scale), got {ah.describe(out)} [{where}]"
+    q, scale = out
+    ah.assert_tensor(q, tuple(x.shape), torch.int8, name="q", where=where)
+    return q, scale, where
+
+
+# ------------------------------------------------------------------------------------ worked examples
+@pytest.mark.smoke
+@pytest.mark.needs(AQ, AD)
+def test_absmax_worked_example(candidate):
+    """x = [1, -2.5, 0.3, 4]: c = 127/4 = 31.75, c·x = [31.75, -79.375, 9.525, 127] -> q = [32, -79, 10, 127]."""
+    x = torch.tensor([1.0, -2.5, 0.3, 4.0], dtype=torch.float64)
+    q, scale, where = quantize(candidate, x)
+    ah.assert_equal(q, torch.tensor([32, -79, 10, 127], dtype=torch.int8), name="q", where=where)
+    ah.assert_close(scale.reshape(()), torch.tensor(4.0 / 127, dtype=torch.float64), name="scale", where=where)
+    deq = ah.call(candidate.quant.absmax_dequantize, AD, q, scale)
+    expected = torch.tensor([32, -79, 10, 127], dtype=torch.float64) * 4 / 127
+    ah.assert_close(deq, expected, name="dequant", where=ah.snippet(AD, q, scale))
+
+
+@pytest.mark.smoke
+@pytest.mark.needs(AQ, AD)
+def test_blockwise_worked_example_outlier(candidate):
+    """The lecture's "outliers cause issues -> chunks with their own c": per tensor, 100 leaves the small
+    values at 0; with block_size=3 the block [0.1, 0.2, -0.3] gets c = 127/0.3 -> [42, 85, -127]."""
+    x = torch.tensor([0.1, 0.2, -0.3, 100.0], dtype=torch.float64)
+    q, _, where = quantize(candidate, x)
+    ah.assert_equal(q, torch.tensor([0, 0, 0, 127], dtype=torch.int8), name="q per tensor", where=where)
+    q, scale, where = quantize(candidate, x, block_size=3)
+    ah.assert_equal(q, torch.tensor([42, 85, -127, 127], dtype=torch.int8), name="q blockwise", where=where)
+    ah.assert_close(scale, torch.tensor([0.3 / 127, 100 / 127], dtype=torch.float64), name="scale", where=where)
+    deq = ah.call(candidate.quant.absmax_dequantize, AD, q, scale, block_size=3)
+    expected = torch.tensor([42 * 0.3 / 127, 85 * 0.3 / 127, -0.3, 100.0], dtype=torch.float64)
+    ah.assert_close(deq, expected, name="dequant", where=ah.snippet(AD, q, scale, block_size=3))
+
+
+@pytest.mark.smoke
+@pytest.mark.needs(ZQ, ZD)
+def test_zeropoint_worked_example(candidate):
+    """x = [-1, 0, 0.25, 2]: scale = 3/255 = 1/85, zero_point = -128 + 85 = -43, q = [-128, -43, -22, 127]."""
+    x = torch.tensor([-1.0, 0.0, 0.25, 2.0], dtype=torch.float64)
+    where = ah.snippet(ZQ, x)
+    q, scale, zp = ah.call(candidate.quant.zeropoint_quantize, ZQ, x)
+    ah.assert_equal(q, torch.tensor([-128, -43, -22, 127], dtype=torch.int8), name="q", where=where)
+    assert int(zp) == -43, f"zero_point = {int(zp)}, expected -43 [{where}]"
+    ah.assert_close(scale.reshape(()), torch.tensor(1 / 85, dtype=torch.float64), name="scale", where=where)
+    deq = ah.call(candidate.quant.zeropoint_dequantize, ZD, q, scale, zp)
+    ah.assert_close(deq, torch.tensor([-1.0, 0.0, 21 / 85, 2.0], dtype=torch.float64), name="dequant",
+                    where=ah.snippet(ZD, q, scale, zp))
+
+
+# --------------------------------------------------------------------------------- absmax properties
+@pytest.mark.smoke
+@pytest.mark.needs(AQ)
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(shape=shapes, seed=hh.seeds(), mode=modes, pick=st.integers(0, 100), magnitude=magnitudes)
+@layout_examples(magnitude=1.0)
+def test_codes_are_int8_within_127(candidate, dtype, shape, seed, mode, pick, magnitude):
+    x = hh.randn(shape, seed, dtype, scale=magnitude)
+    q, _, where = quantize(candidate, x, **layout(mode, shape, pick))
+    assert int(q.to(torch.int16).abs().max()) <= 127, f"max |q| = {int(q.to(torch.int16).abs().max())} > 127 [{where}]"
+
+
+@pytest.mark.needs(AQ)
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(shape=shapes, seed=hh.seeds(), mode=modes, pick=st.integers(0, 100), magnitude=magnitudes)
+@layout_examples(magnitude=1.0)
+def test_codes_match_absmax_formula(candidate, dtype, shape, seed, mode, pick, magnitude):
+    """Oracle: q = round(127 / absmax · x) with the absmax of the element's tensor, row or block."""
+    kw = layout(mode, shape, pick)
+    x = hh.randn(shape, seed, dtype, scale=magnitude)
+    v, _ = absmax_values(x.to(torch.float64), **kw)
+    q, _, where = quantize(candidate, x, **kw)
+    assert_codes(q, v, dtype, where=where)
+
+
+@pytest.mark.needs(AQ)
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(shape=shapes, seed=hh.seeds(), mode=modes, pick=st.integers(0, 100), magnitude=magnitudes)
+@layout_examples(magnitude=1.0)
+def test_scale_is_absmax_over_127(candidate, dtype, shape, seed, mode, pick, magnitude):
+    kw = layout(mode, shape, pick)
+    x = hh.randn(shape, seed, dtype, scale=magnitude)
+    _, absmax = absmax_values(x.to(torch.float64), **kw)
+    _, scale, where = quantize(candidate, x, **kw)
+    ah.assert_close(scale_per_element(scale, shape, where, **kw), absmax / 127, dtype=dtype, name="scale", where=where)
+
+
+@pytest.mark.needs(AQ)
+@given(shape=shapes, seed=hh.seeds(), mode=modes, pick=st.integers(0, 100))
+@layout_examples()
+def test_largest_entry_maps_to_127(candidate, shape, seed, mode, pick):
+    """In every non-zero group, the entry of largest magnitude gets the code ±127: the whole range is used."""
+    kw = layout(mode, shape, pick)
+    x = hh.randn(shape, seed)
+    q, _, where = quantize(candidate, x, **kw)
+    top = group_reduce(q.to(torch.float64).abs(), groups(shape, **kw), "amax")
+    ah.assert_equal(top, torch.full(shape, 127.0, dtype=torch.float64), name="max |q| per group", where=where)
+
+
+@pytest.mark.needs(AQ, AD)
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(shape=shapes, seed=hh.seeds(), mode=modes, pick=st.integers(0, 100), magnitude=magnitudes)
+@layout_examples(magnitude=1.0)
+def test_error_at_most_half_step(candidate, dtype, shape, seed, mode, pick, magnitude):
+    """|x - dequant(quant(x))| <= absmax / 254 (half a step) in each group, plus the dtype's rounding."""
+    kw = layout(mode, shape, pick)
+    x = hh.randn(shape, seed, dtype, scale=magnitude)
+    x64 = x.to(torch.float64)
+    _, absmax = absmax_values(x64, **kw)
+    q, scale, where = quantize(candidate, x, **kw)
+    deq = ah.call(candidate.quant.absmax_dequantize, AD, q, scale, **kw)
+    ah.assert_tensor(deq, shape, dtype, name="dequant", where=where)
+    bound = absmax / 254 + tol.rounding_floor(dtype) * absmax
+    assert_within((deq.to(torch.float64) - x64).abs(), bound, name="dequant error", where=where)
+
+
+@pytest.mark.needs(AQ, AD)
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(shape=shapes, seed=hh.seeds(), mode=modes, pick=st.integers(0, 100))
+@layout_examples()
+def test_dequantize_is_codes_times_scale(candidate, dtype, shape, seed, mode, pick):
+    kw = layout(mode, shape, pick)
+    x = hh.randn(shape, seed, dtype)
+    q, scale, where = quantize(candidate, x, **kw)
+    expected = q.to(torch.float64) * scale_per_element(scale, shape, where, **kw)
+    deq = ah.call(candidate.quant.absmax_dequantize, AD, q, scale, **kw)
+    ah.assert_close(deq, expected, dtype=dtype, name="dequant", where=ah.snippet(AD, q, scale, **kw))
+
+
+@pytest.mark.needs(AQ, AD)
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(shape=shapes, seed=hh.seeds(), mode=modes, pick=st.integers(0, 100),
+       zeroed=st.sets(st.integers(0, 63), min_size=1, max_size=4))
+@layout_examples(zeroed={1})
+def test_zero_groups_give_zeros(candidate, dtype, shape, seed, mode, pick, zeroed):
+    """A group (tensor, row or block) of zeros: codes 0, scale 0, dequantized zeros; never NaN."""
+    kw = layout(mode, shape, pick)
+    ids = groups(shape, **kw)
+    x = hh.randn(shape, seed, dtype)
+    mask = torch.isin(ids, torch.tensor(sorted(g % (int(ids.max()) + 1) for g in zeroed)))
+    x[mask] = 0.0
+    q, scale, where = quantize(candidate, x, **kw)
+    deq = ah.call(candidate.quant.absmax_dequantize, AD, q, scale, **kw)
+    per = scale_per_element(scale, shape, where, **kw)
+    assert bool(torch.isfinite(per).all()) and bool(torch.isfinite(deq).all()), f"NaN or inf in scale or dequant [{where}]"
+    ah.assert_equal(q[mask], torch.zeros_like(q[mask]), name="q of zero groups", where=where)
+    ah.assert_equal(deq[mask], torch.zeros_like(deq[mask]), name="dequant of zero groups", where=where)
+
+
+@pytest.mark.needs(AQ)
+@pytest.mark.parametrize("mode", ["dim", "block"])
+@given(shape=shapes, seed=hh.seeds(), pick=st.integers(0, 100), where_at=st.integers(0, 10**6))
+@example(shape=(3, 7), seed=0, pick=3, where_at=9)
+def test_outlier_changes_only_its_group(candidate, mode, shape, seed, pick, where_at):
+    """Make one entry 1000 times the largest: codes and scales of every other row or block are unchanged."""
+    kw = layout(mode, shape, pick)
+    x = hh.randn(shape, seed)
+    i = where_at % x.numel()  # the outlier's position
+    y = x.clone()
+    y.view(-1)[i] = 1000 * float(x.abs().max())
+    q_x, s_x, _ = quantize(candidate, x, **kw)
+    q_y, s_y, where = quantize(candidate, y, **kw)
+    ids = groups(shape, **kw)
+    other = ids != ids.reshape(-1)[i]
+    ah.assert_equal(q_y[other], q_x[other], name="q outside the outlier's group", where=where)
+    ah.assert_equal(scale_per_element(s_y, shape, where, **kw)[other], scale_per_element(s_x, shape, where, **kw)[other],
+                    name="scale outside the outlier's group", where=where)
+
+
+@pytest.mark.needs(AQ, AD)
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(n_full=st.integers(0, 4), block_size=st.integers(2, 16), seed=hh.seeds(), tail_at=st.integers(0, 100))
+@example(n_full=3, block_size=8, seed=0, tail_at=2)
+def test_last_partial_block_has_its_own_scale(candidate, dtype, n_full, block_size, seed, tail_at):
+    """n = k·b + t (0 < t < b): ceil(n/b) scales; the short tail, 1000 times smaller, keeps its precision."""
+    tail = 1 + tail_at % (block_size - 1)
+    x = hh.randn((n_full * block_size + tail,), seed, dtype)
+    x[n_full * block_size:] *= 1e-3
+    x64 = x.to(torch.float64)
+    q, scale, where = quantize(candidate, x, block_size=block_size)
+    ah.assert_tensor(scale, (n_full + 1,), name="scale", where=where)
+    tail64 = x64[n_full * block_size:]
+    ah.assert_close(scale[-1:], tail64.abs().max().reshape(1) / 127, dtype=dtype, name="scale of the last block",
+                    where=where)
+    v, absmax = absmax_values(x64, block_size=block_size)
+    assert_codes(q[n_full * block_size:], v[n_full * block_size:], dtype, where=where)
+    deq = ah.call(candidate.quant.absmax_dequantize, AD, q, scale, block_size=block_size)
+    bound = (absmax / 254 + tol.rounding_floor(dtype) * absmax)[n_full * block_size:]
+    assert_within((deq.to(torch.float64)[n_full * block_size:] - tail64).abs(), bound, name="tail error", where=where)
+
+
+@pytest.mark.needs(AQ)
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(shape=shapes, seed=hh.seeds(), mode=modes, pick=st.integers(0, 100), k=st.integers(-8, 8),
+       sign=st.sampled_from([1, -1]))
+@layout_examples(k=3, sign=-1)
+def test_scale_equivariance(candidate, dtype, shape, seed, mode, pick, k, sign):
+    """quant(s·x) = (sign(s)·q, |s|·scale) for s = ±2^k (exact in binary floating point)."""
+    kw = layout(mode, shape, pick)
+    x = hh.randn(shape, seed, dtype)
+    q, scale, _ = quantize(candidate, x, **kw)
+    q_s, scale_s, where = quantize(candidate, x * (sign * 2.0**k), **kw)
+    ah.assert_equal(q_s, q * sign, name=f"q of {sign}·2^{k}·x", where=where)
+    ah.assert_close(scale_per_element(scale_s, shape, where, **kw), scale_per_element(scale, shape, where, **kw) * 2.0**k,
+                    dtype=dtype, name=f"scale of {sign}·2^{k}·x", where=where)
+
+
+@pytest.mark.needs(AQ)
+def test_same_answer_when_called_twice(candidate):
+    x = hh.randn((6, 5), 3)
+    q1, s1, _ = quantize(candidate, x, block_size=4)
+    q2, s2, where = quantize(candidate, x, block_size=4)
+    ah.assert_equal(q2, q1, name="second q", where=where)
+    ah.assert_equal(s2, s1, name="second scale", where=where)
+
+
+@pytest.mark.needs(AQ)
+@pytest.mark.parametrize("kw", [{"block_size": 0}, {"block_size": -4}, {"block_size": 2.5},
+                                {"block_size": 4, "dim": 0}, {"dim": 5}],
+                         ids=["block-0", "block-negative", "block-float", "block-and-dim", "dim-out-of-range"])
+def test_bad_arguments_raise_value_error(candidate, kw):
+    with pytest.raises((ValueError, TypeError, IndexError)):
+        candidate.quant.absmax_quantize(hh.randn((4, 4), 0), **kw)
+
+
+@pytest.mark.needs(AQ)
+def test_integer_input_raises_type_error(candidate):
+    with pytest.raises((TypeError, ValueError)):
+        candidate.quant.absmax_quantize(torch.arange(8))
+
+
+# ----------------------------------------------------------------------------------------- zero-point
+def zp_quantize(candidate, x: torch.Tensor, **kw):
+    where = ah.snippet(ZQ, x, **kw)
+    out = ah.call(candidate.quant.zeropoint_quantize, ZQ, x, **kw)
+    assert isinstance(out, tuple) and len(out) == 3, f"expected (q, scale, zero_point), got {ah.describe(out)} [{where}]"
+    q, scale, zp = out
+    ah.assert_tensor(q, tuple(x.shape), torch.int8, name="q", where=where)
+    assert isinstance(zp, torch.Tensor) and not zp.is_floating_point(), \
+        f"zero_point must be an integer tensor, got {ah.describe(zp)} [{where}]"
+    return q, scale, zp, where
+
+
+def zp_range(x64: torch.Tensor, **kw) -> tuple[torch.Tensor, torch.Tensor]:
+    """min(x, 0) and max(x, 0) of each element's group."""
+    ids = groups(tuple(x64.shape), **kw)
+    return group_reduce(x64, ids, "amin").clamp(max=0), group_reduce(x64, ids, "amax").clamp(min=0)
+
+
+zp_layouts = st.one_of(st.just({}), st.integers(1, 24).map(lambda b: {"block_size": b}))
+
+
+@pytest.mark.needs(ZQ)
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(shape=shapes, seed=hh.seeds(), kw=zp_layouts, magnitude=magnitudes, shift=st.sampled_from([0.0, 2.0, -3.0]))
+@example(shape=(3, 7), seed=0, kw={"block_size": 5}, magnitude=1.0, shift=2.0)
+@example(shape=(3, 7), seed=0, kw={}, magnitude=1.0, shift=0.0)
+def test_zeropoint_scale_is_range_over_255(candidate, dtype, shape, seed, kw, magnitude, shift):
+    """scale = (max(x, 0) - min(x, 0)) / 255 per tensor or block; zero_point is an int in [-128, 127]."""
+    x = hh.randn(shape, seed, dtype, scale=magnitude) + shift * magnitude
+    lo, hi = zp_range(x.to(torch.float64), **kw)
+    q, scale, zp, where = zp_quantize(candidate, x, **kw)
+    ah.assert_close(scale_per_element(scale, shape, where, **kw), (hi - lo) / 255, dtype=dtype, name="scale", where=where)
+    assert -128 <= int(zp.min()) and int(zp.max()) <= 127, f"zero_point outside [-128, 127]: {zp.tolist()} [{where}]"
+
+
+@pytest.mark.needs(ZQ)
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(shape=shapes, seed=hh.seeds(), kw=zp_layouts, shift=st.sampled_from([0.0, 2.0, -3.0]))
+@example(shape=(3, 7), seed=0, kw={"block_size": 5}, shift=2.0)
+@example(shape=(3, 7), seed=0, kw={}, shift=0.0)
+def test_zeropoint_codes_span_int8_range(candidate, dtype, shape, seed, kw, shift):
+    """min(x, 0) gets code -128 and max(x, 0) code 127: all 256 codes are in use."""
+    x = hh.randn(shape, seed, dtype) + shift
+    q, _, zp, where = zp_quantize(candidate, x, **kw)
+    ids = groups(shape, **kw)
+    q64, x64 = q.to(torch.float64), x.to(torch.float64)
+    lo, hi = zp_range(x64, **kw)
+    zp_el = zp.to(torch.float64).reshape(-1)[ids] if kw else zp.to(torch.float64).expand(shape)
+    q_lo = torch.where(x64 == lo, q64, torch.where(lo == 0, zp_el, torch.inf))  # code of the group minimum
+    q_hi = torch.where(x64 == hi, q64, torch.where(hi == 0, zp_el, -torch.inf))
+    nonzero = hi > lo
+    ah.assert_equal(group_reduce(q_lo, ids, "amin")[nonzero], torch.full_like(q64[nonzero], -128),
+                    name="code of min(x, 0)", where=where)
+    ah.assert_equal(group_reduce(q_hi, ids, "amax")[nonzero], torch.full_like(q64[nonzero], 127),
+                    name="code of max(x, 0)", where=where)
+
+
+@pytest.mark.needs(ZQ)
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(shape=shapes, seed=hh.seeds(), kw=zp_layouts, shift=st.sampled_from([0.0, 2.0, -3.0]))
+@example(shape=(3, 7), seed=0, kw={"block_size": 5}, shift=2.0)
+@example(shape=(3, 7), seed=0, kw={}, shift=0.0)
+def test_zeropoint_codes_match_formula(candidate, dtype, shape, seed, kw, shift):
+    """Oracle: q = clamp(round(x / scale) + zero_point, -128, 127) with the candidate's (checked) scale."""
+    x = hh.randn(shape, seed, dtype) + shift
+    lo, hi = zp_range(x.to(torch.float64), **kw)
+    step = (hi - lo) / 255
+    q, _, zp, where = zp_quantize(candidate, x, **kw)
+    zp_el = zp.to(torch.float64).reshape(-1)[groups(shape, **kw)] if kw else zp.to(torch.float64).expand(shape)
+    assert_codes(zp_el, -128 - lo / torch.where(step > 0, step, 1.0), dtype, lo=-128, hi=127, where=where + " (zero_point)")
+    v = x.to(torch.float64) / torch.where(step > 0, step, 1.0) + zp_el
+    assert_codes(q, v, dtype, lo=-128, hi=127, where=where)
+
+
+@pytest.mark.needs(ZQ, ZD)
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(shape=shapes, seed=hh.seeds(), kw=zp_layouts, magnitude=magnitudes, shift=st.sampled_from([0.0, 2.0, -3.0]))
+@example(shape=(3, 7), seed=0, kw={"block_size": 5}, magnitude=1.0, shift=2.0)
+@example(shape=(3, 7), seed=0, kw={}, magnitude=1.0, shift=0.0)
+def test_zeropoint_error_at_most_half_step(candidate, dtype, shape, seed, kw, magnitude, shift):
+    x = hh.randn(shape, seed, dtype, scale=magnitude) + shift * magnitude
+    x64 = x.to(torch.float64)
+    lo, hi = zp_range(x64, **kw)
+    q, scale, zp, where = zp_quantize(candidate, x, **kw)
+    deq = ah.call(candidate.quant.zeropoint_dequantize, ZD, q, scale, zp, **kw)
+    ah.assert_tensor(deq, shape, dtype, name="dequant", where=where)
+    bound = (hi - lo) / 510 + tol.rounding_floor(dtype) * (hi - lo)
+    assert_within((deq.to(torch.float64) - x64).abs(), bound, name="dequant error", where=where)
+
+
+@pytest.mark.needs(ZQ, ZD)
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(shape=shapes, seed=hh.seeds(), kw=zp_layouts, shift=st.sampled_from([0.0, 2.0, -3.0]),
+       zeroed=st.sets(st.integers(0, 10**6), min_size=1, max_size=4))
+@example(shape=(3, 7), seed=0, kw={"block_size": 5}, shift=0.0, zeroed={3, 11})
+@example(shape=(3, 7), seed=0, kw={}, shift=0.0, zeroed={3, 11})
+@example(shape=(3, 7), seed=0, kw={"block_size": 5}, shift=2.0, zeroed={0, 1, 2, 3, 4})  # an all-zero block
+@example(shape=(2, 2), seed=0, kw={}, shift=0.0, zeroed={0, 1, 2, 3})  # an all-zero tensor
+def test_zeropoint_zero_is_exact(candidate, dtype, shape, seed, kw, shift, zeroed):
+    """An exact 0 quantizes to zero_point and dequantizes to exactly 0 (padding, ReLU outputs stay zero);
+    an all-zero block or tensor gives zeros, never NaN."""
+    x = hh.randn(shape, seed, dtype) + shift
+    zeros = {z % x.numel() for z in zeroed}
+    x.view(-1)[sorted(zeros)] = 0.0
+    q, scale, zp, where = zp_quantize(candidate, x, **kw)
+    deq = ah.call(candidate.quant.zeropoint_dequantize, ZD, q, scale, zp, **kw)
+    assert bool(torch.isfinite(deq).all()), f"NaN or inf in dequant [{where}]"
+    at = torch.tensor(sorted(zeros))
+    ah.assert_equal(deq.reshape(-1)[at], torch.zeros(len(at), dtype=dtype), name="dequant of zeros", where=where)
+
+
+# -------------------------------------------------------------------------------------- NF4, tier two
+def nf4_oracle(x64: torch.Tensor, block_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(x / absmax, the index of its nearest level, absmax), per element, float64."""
+    ids = groups(tuple(x64.shape), block_size=block_size)
+    absmax = group_reduce(x64.abs(), ids, "amax")
+    normed = torch.where(absmax > 0, x64 / torch.where(absmax > 0, absmax, 1.0), 0.0)
+    return normed, (normed[..., None] - NF4_LEVELS).abs().argmin(-1), absmax
+
+
+def nf4_round_trip(candidate, x: torch.Tensor, **kw) -> tuple[torch.Tensor, str]:
+    where = f"{ah.snippet(ND, ah.snippet(NQ, x, **kw))}"
+    state = ah.call(candidate.quant.nf4_quantize, NQ, x, **kw)
+    deq = ah.call(candidate.quant.nf4_dequantize, ND, state)
+    ah.assert_tensor(deq, tuple(x.shape), x.dtype, name="dequant", where=where)
+    return deq, where
+
+
+nf4_blocks = st.sampled_from([16, 32, 64])
+
+
+@pytest.mark.smoke
+@pytest.mark.needs(NQ, ND)
+@pytest.mark.capability("nf4")
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(n_blocks=st.integers(1, 4), seed=hh.seeds(), magnitude=magnitudes)
+@example(n_blocks=2, seed=0, magnitude=1.0)
+def test_nf4_levels_reproduced_exactly(candidate, dtype, n_blocks, seed, magnitude):
+    """The worked numbers: blocks holding the 16 published levels times a constant come back unchanged."""
+    gen = torch.Generator().manual_seed(seed)
+    rows = [NF4_LEVELS[torch.randperm(16, generator=gen)] * magnitude * (1 + b) for b in range(n_blocks)]
+    x = torch.cat(rows).to(dtype)  # each block of 16 holds every level once, absmax = magnitude·(1+b)
+    deq, where = nf4_round_trip(candidate, x, block_size=16)
+    ah.assert_close(deq, x.to(torch.float64), dtype=dtype, name="dequant", where=where)
+
+
+@pytest.mark.needs(NQ, ND)
+@pytest.mark.capability("nf4")
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(shape=shapes, seed=hh.seeds(), block_size=nf4_blocks, magnitude=magnitudes)
+@example(shape=(3, 40), seed=0, block_size=16, magnitude=1.0)
+def test_nf4_rounds_to_nearest_level(candidate, dtype, shape, seed, block_size, magnitude):
+    """Oracle: each value becomes absmax(block) times the NF4 level nearest to x / absmax (ties: either)."""
+    x = hh.randn(shape, seed, dtype, scale=magnitude)
+    normed, idx, absmax = nf4_oracle(x.to(torch.float64), block_size)
+    deq, where = nf4_round_trip(candidate, x, block_size=block_size)
+    got = deq.to(torch.float64)
+    # accept the neighbour level too where x / absmax is within the dtype's rounding of a midpoint
+    slack = tol.rounding_floor(dtype)
+    lower, upper = NF4_LEVELS[(idx - 1).clamp(min=0)], NF4_LEVELS[(idx + 1).clamp(max=15)]
+    near_lower = (normed - (lower + NF4_LEVELS[idx]) / 2).abs() <= slack
+    near_upper = (normed - (upper + NF4_LEVELS[idx]) / 2).abs() <= slack
+    expected = NF4_LEVELS[idx] * absmax
+    limit = tol.rounding_floor(dtype) * absmax
+    ok = ((got - expected).abs() <= limit) | (near_lower & ((got - lower * absmax).abs() <= limit)) \
+        | (near_upper & ((got - upper * absmax).abs() <= limit))
+    assert_within(torch.where(ok, 0.0, 1.0), torch.zeros_like(got), name="not the nearest level", where=where)
+
+
+@pytest.mark.needs(NQ, ND)
+@pytest.mark.capability("nf4")
+@given(shape=shapes, seed=hh.seeds(), block_size=nf4_blocks, double_quant=st.booleans())
+@example(shape=(3, 40), seed=0, block_size=16, double_quant=True)
+def test_nf4_zero_blocks_give_zeros(candidate, shape, seed, block_size, double_quant):
+    x = hh.randn(shape, seed)
+    x.view(-1)[: min(x.numel(), block_size)] = 0.0  # the first block
+    deq, where = nf4_round_trip(candidate, x, block_size=block_size, double_quant=double_quant)
+    assert bool(torch.isfinite(deq).all()), f"NaN or inf in dequant [{where}]"
+    zero = x == 0
+    ah.assert_equal(deq[zero], torch.zeros_like(deq[zero]), name="dequant of the zero block", where=where)
+
+
+@pytest.mark.needs(NQ, ND)
+@pytest.mark.capability("nf4")
+@given(n=st.integers(1, 1200), seed=hh.seeds(), block_size=nf4_blocks, magnitude=magnitudes)
+@example(n=1000, seed=0, block_size=16, magnitude=1.0)
+def test_nf4_double_quant_matches_formula(candidate, n, seed, block_size, magnitude):
+    """Oracle: block constants c -> m = mean(c), c' = absmax-int8 of (c - m) in blocks of 256, + m;
+    every value is its level times c'. Up to ~19 blocks of 64 (or 75 of 16), so several groups of 256
+    appear only with the small block sizes."""
+    x = hh.randn((n,), seed, scale=magnitude) * (1 + torch.arange(n, dtype=torch.float64) / n)  # varied constants
+    _, idx, absmax = nf4_oracle(x, block_size)
+    c = absmax[::block_size]  # (n_blocks,)
+    m = c.mean()
+    v, a2 = absmax_values(c - m, block_size=256)
+    c2 = torch.round(v) * a2 / 127 + m  # (n_blocks,) the doubly quantized constants
+    expected = NF4_LEVELS[idx] * c2[torch.arange(n) // block_size]
+    deq, where = nf4_round_trip(candidate, x, block_size=block_size, double_quant=True)
+    ah.assert_close(deq, expected, n=block_size, name="dequant with double quantization", where=where)
+
+
+@pytest.mark.needs(NQ)
+@pytest.mark.capability("nf4")
+@pytest.mark.parametrize("block_size", [0, -64, 1.5], ids=["zero", "negative", "float"])
+def test_nf4_bad_block_size_raises(candidate, block_size):
+    with pytest.raises((ValueError, TypeError)):
+        candidate.quant.nf4_quantize(hh.randn((64,), 0), block_size=block_size)
+
+
+# -------------------------------------------------------------------------------- LLM.int8, tier three
+def int8_oracle(x64: torch.Tensor, w64: torch.Tensor, threshold: float) -> torch.Tensor:
+    """The paper's decomposition in float64: outlier columns exact, the rest vector-wise int8."""
+    x2 = x64.reshape(-1, x64.shape[-1])
+    out = (x2.abs() >= threshold).any(0)
+    y = x2[:, out] @ w64[:, out].T
+    xr, wr = x2[:, ~out], w64[:, ~out]
+    if xr.shape[1]:
+        vx, ax = absmax_values(xr, dim=1)
+        vw, aw = absmax_values(wr, dim=1)
+        y = y + (torch.round(vx) @ torch.round(vw).T) * (ax[:, :1] / 127) * (aw[:, :1] / 127).T
+    return y.reshape(*x64.shape[:-1], w64.shape[0])
+
+
+def outlier_input(shape: tuple[int, ...], seed: int, dtype: torch.dtype, n_outliers: int) -> torch.Tensor:
+    """Normal activations plus a few feature columns with one value of magnitude 20-60 (as in LLMs)."""
+    x = hh.randn(shape, seed)
+    gen = torch.Generator().manual_seed(seed + 1)
+    cols = torch.randperm(shape[-1], generator=gen)[:n_outliers]
+    rows = x.reshape(-1, shape[-1])
+    for c in cols.tolist():
+        r = int(torch.randint(rows.shape[0], (1,), generator=gen))
+        rows[r, c] = float(torch.empty(1, dtype=torch.float64).uniform_(20, 60, generator=gen)) * (-1) ** c
+    return rows.reshape(shape).to(dtype)
+
+
+mm_shapes = st.tuples(hh.sizes(1, 3), hh.sizes(1, 6), hh.sizes(2, 24), hh.sizes(1, 8))  # B, T, in, out
+
+
+@pytest.mark.needs(MM)
+@pytest.mark.capability("int8_matmul")
+@given(dims=mm_shapes, seed=hh.seeds(), n_outliers=st.integers(0, 3))
+@example(dims=(2, 3, 16, 5), seed=0, n_outliers=2)
+def test_int8_matmul_matches_llm_int8_formula(candidate, dims, seed, n_outliers):
+    """Oracle: x[:, O] @ w[:, O].T + (qx @ qw.T)·sx·sw.T, O = columns holding any |x| >= 6."""
+    B, T, K, N = dims
+    x = outlier_input((B, T, K), seed, torch.float64, n_outliers)
+    w = hh.randn((N, K), seed + 2)
+    expected = int8_oracle(x, w, 6.0)
+    where = ah.snippet(MM, x, w)
+    y = ah.call(candidate.quant.int8_matmul, MM, x, w)
+    ah.assert_close(y, expected, n=K, name="int8_matmul", where=where)
+
+
+@pytest.mark.needs(MM)
+@pytest.mark.capability("int8_matmul")
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(dims=mm_shapes, seed=hh.seeds())
+@example(dims=(2, 3, 16, 5), seed=0)
+def test_int8_matmul_all_outliers_is_exact_matmul(candidate, dtype, dims, seed):
+    """With a threshold below every |x|, every column is an outlier: plain x @ w.T."""
+    B, T, K, N = dims
+    x, w = hh.randn((B, T, K), seed, dtype), hh.randn((N, K), seed + 2, dtype)
+    expected = x.to(torch.float64) @ w.to(torch.float64).T
+    baseline = x @ w.T
+    y = ah.call(candidate.quant.int8_matmul, MM, x, w, threshold=1e-30)
+    ah.assert_close(y, expected, dtype=dtype, n=K, baseline=baseline, name="int8_matmul",
+                    where=ah.snippet(MM, x, w, threshold=1e-30))
+
+
+@pytest.mark.needs(MM)
+@pytest.mark.capability("int8_matmul")
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(dims=mm_shapes, seed=hh.seeds(), n_outliers=st.integers(1, 3))
+@example(dims=(2, 3, 16, 5), seed=0, n_outliers=2)
+def test_int8_matmul_error_bounded_despite_outliers(candidate, dtype, dims, seed, n_outliers):
+    """|y - x @ w.T| <= sum_k over regular columns of (hx |w_k| + |x_k| hw + hx hw), hx and hw half the
+    int8 steps of the row of x and of w without the outlier columns: outliers cost no precision."""
+    B, T, K, N = dims
+    x = outlier_input((B, T, K), seed, dtype, n_outliers)
+    w = hh.randn((N, K), seed + 2, dtype)
+    x64, w64 = x.to(torch.float64).reshape(-1, K), w.to(torch.float64)
+    reg = ~(x64.abs() >= 6.0).any(0)
+    xr, wr = x64[:, reg].abs(), w64[:, reg].abs()
+    hx = torch.cat([xr, torch.zeros(len(xr), 1)], 1).amax(1, keepdim=True) / 254  # (M, 1)
+    hw = torch.cat([wr, torch.zeros(len(wr), 1)], 1).amax(1, keepdim=True) / 254  # (N, 1)
+    bound = hx * wr.sum(1)[None, :] + xr.sum(1)[:, None] * hw.T + reg.sum() * hx * hw.T  # (M, N)
+    exact = x64 @ w64.T
+    bound = bound + tol.rounding_floor(dtype, K) * (x64.abs() @ w64.abs().T)
+    y = ah.call(candidate.quant.int8_matmul, MM, x, w)
+    where = ah.snippet(MM, x, w)
+    ah.assert_tensor(y, (B, T, N), dtype, name="int8_matmul", where=where)
+    assert_within((y.to(torch.float64).reshape(-1, N) - exact).abs(), bound, name="int8_matmul error", where=where)
+
+
+@pytest.mark.needs(MM)
+@pytest.mark.capability("int8_matmul")
+@pytest.mark.parametrize("case", ["shape-mismatch", "threshold-zero", "threshold-negative"])
+def test_int8_matmul_bad_arguments_raise(candidate, case):
+    x, w = hh.randn((3, 8), 0), hh.randn((4, 8), 1)
+    kwargs = {}
+    if case == "shape-mismatch":
+        w = hh.randn((4, 7), 1)
+    else:
+        kwargs["threshold"] = 0.0 if case == "threshold-zero" else -1.0
+    with pytest.raises((ValueError, TypeError)):
+        candidate.quant.int8_matmul(x, w, **kwargs)
