@@ -13,5 +13,6 @@ from candidates.template import bpe  # noqa: F401
 from candidates.template import accounting, checkpoint  # noqa: F401
 from candidates.template import attention  # noqa: F401
 from candidates.template import flash  # noqa: F401
+from candidates.template import lora, quant, vit  # noqa: F401
 
 CAPABILITIES: dict = {}  # e.g. {"flash": {"devices": ["cuda"], "dtypes": ["bfloat16", "float16"]}}
