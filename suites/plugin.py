@@ -21,6 +21,7 @@ test also counts as missing.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata as md
 import os
 import platform
@@ -57,6 +58,9 @@ MARKERS = (
 
 # ----------------------------------------------------------------------------------------------- options
 def pytest_addoption(parser: pytest.Parser) -> None:
+    from suites import profiles
+
+    profiles.register()  # before hypothesis's own plugin loads --hypothesis-profile in its pytest_configure
     group = parser.getgroup("fmspec", "fmspec conformance suite")
     group.addoption("--candidate", action="append", default=[], metavar="NAME",
                     help="candidate to test: an installed name (see --list-candidates), package.module[:attr], "
@@ -98,6 +102,10 @@ def pytest_configure(config: pytest.Config) -> None:
     for spec in specs:
         candidates.append(guard.load(spec))
     config.stash[CANDIDATES] = candidates
+    if not config.getoption("fmspec_bench"):
+        import torch
+
+        torch.set_num_threads(1)  # tiny tensors: threads only oversubscribe the cores (xdist runs one process per core)
     limit = config.getoption("fmspec_memory_limit")
     if limit is not None and not _is_xdist_controller(config):
         trust.limit_memory(limit)
@@ -118,7 +126,6 @@ def pytest_configure(config: pytest.Config) -> None:
 def _load_hypothesis_profile(config: pytest.Config) -> None:
     from suites import profiles
 
-    profiles.register()
     hidden = config.getoption("fmspec_hidden_seed")
     if hidden is not None:
         profiles.load_hidden(hidden)
@@ -362,6 +369,7 @@ def pytest_runtest_call(item: pytest.Item):
         return (yield)
     if cand.error:
         pytest.fail(f"candidate {cand.name!r} could not be imported: {cand.error}", pytrace=False)
+    _missing_on_not_implemented(item)
     guard = item.config.stash[GUARD]
     forbidden, before = guard.begin(cand, test_info(item)["component"])
     try:
@@ -375,6 +383,26 @@ def pytest_runtest_call(item: pytest.Item):
     if problems:
         pytest.fail("; ".join(problems), pytrace=False)
     return result
+
+
+def _missing_on_not_implemented(item: pytest.Item) -> None:
+    """In a hypothesis test, turn the candidate's NotImplementedError into Missing at the first example:
+    hypothesis re-raises skips at once, where it would shrink a "failure" that is not one. (Hypothesis
+    lets a runner replace ``test.hypothesis.inner_test``; outside hypothesis, makereport does the same.)"""
+    handle = getattr(getattr(item, "obj", None), "hypothesis", None)
+    inner = getattr(handle, "inner_test", None)
+    if inner is None or getattr(inner, "_fmspec_missing", False):
+        return
+
+    @functools.wraps(inner)
+    def run_example(*args, **kwargs):
+        try:
+            return inner(*args, **kwargs)
+        except NotImplementedError as exc:
+            raise Missing(f"Missing: NotImplementedError: {exc}", _use_item_location=True) from None
+
+    run_example._fmspec_missing = True
+    handle.inner_test = run_example
 
 
 def _flags(item: pytest.Item, info: dict) -> list[str]:

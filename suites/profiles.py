@@ -5,6 +5,7 @@ default    fast feedback while developing: 20 examples a property, random seed, 
 ci         gating: derandomized (the same examples on every run of the same code), no database, 30
            examples, the failing example's reproduction blob printed
 thorough   a deep search before a release or a grade appeal: 300 examples a property
+mutants    the ci examples without shrinking: tests/test_mutants.py only asks whether a mutant fails
 hidden     ``--fmspec-hidden-seed N``: the ci profile, not derandomized, seeded with N, so the examples
            are ones the candidate has never seen; the same N reproduces them
 =========  ==========================================================================================
@@ -14,18 +15,29 @@ Choose with ``--hypothesis-profile NAME``; the results file records the profile 
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 NAMES = ("default", "ci", "thorough")
 _COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                                      HealthCheck.differing_executors])
 
 
+# the explain phase (which parts of a failing example matter) costs more than the rest of a failing test;
+# the minimal example is still reported without it. thorough keeps it.
+_NO_EXPLAIN = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink]
+_NO_SHRINK = [Phase.explicit, Phase.reuse, Phase.generate]
+
+
 def register() -> None:
-    settings.register_profile("default", max_examples=20, **_COMMON)
-    settings.register_profile("ci", max_examples=30, derandomize=True, database=None, print_blob=True, **_COMMON)
+    settings.register_profile("default", max_examples=20, phases=_NO_EXPLAIN, **_COMMON)
+    settings.register_profile("ci", max_examples=30, derandomize=True, database=None, print_blob=True,
+                              phases=_NO_EXPLAIN, **_COMMON)
     settings.register_profile("thorough", max_examples=300, **_COMMON)
-    settings.register_profile("hidden", max_examples=30, derandomize=False, database=None, print_blob=True, **_COMMON)
+    settings.register_profile("hidden", max_examples=30, derandomize=False, database=None, print_blob=True,
+                              phases=_NO_EXPLAIN, **_COMMON)
+    # tests/test_mutants.py: does the suite fail? (the ci examples, no time spent minimizing them)
+    settings.register_profile("mutants", max_examples=30, derandomize=True, database=None, phases=_NO_SHRINK,
+                              **_COMMON)
 
 
 def load_hidden(seed: int) -> None:

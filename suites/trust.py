@@ -25,6 +25,7 @@ worker; the plugin records that test as failed with the reason. Hangs are stoppe
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import resource
 import sys
@@ -76,7 +77,8 @@ class Snapshot:
             for key, value in before.items():
                 if key.startswith("__") and key not in ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__"):
                     continue
-                if now.get(key, _GONE) is not value and not isinstance(now.get(key), ModuleType):
+                new = now.get(key, _GONE)
+                if new is not value and not isinstance(new, ModuleType) and not _torch_wrapper_of(new, value):
                     out.append(f"{name}.{key}")
             for key in now.keys() - before.keys():  # importing a submodule adds it to its package: not a patch
                 if not key.startswith("_") and not isinstance(now[key], ModuleType):
@@ -98,6 +100,14 @@ class Snapshot:
 
 
 _GONE = object()
+_TORCH_DIR = str(Path(importlib.util.find_spec("torch").origin).parent)
+
+
+def _torch_wrapper_of(new: Any, old: Any) -> bool:
+    """torch rebinding its own function to a wrapper of it (torch._dynamo wraps torch.manual_seed when it is
+    first imported): the wrapper's code lives in torch and ``__wrapped__`` is the original."""
+    code = getattr(new, "__code__", None)
+    return getattr(new, "__wrapped__", None) is old and code is not None and code.co_filename.startswith(_TORCH_DIR)
 
 
 def _set(owner: Any, key: str, value: Any) -> None:
