@@ -1,0 +1,29 @@
+"""autodiff: forward mode evaluates log without its domain check (nan, -inf) while reverse mode raises."""
+
+import types
+
+import torch
+
+import reference.autodiff as ref
+from candidates.mutants import patch
+from reference.autodiff import forward, primitives
+
+COMPONENT = "autodiff"
+CAUGHT_BY = ["test_out_of_domain_is_consistent_between_modes"]
+
+LOG = primitives.elementwise("log", torch.log, lambda z, a: 1.0 / a)
+
+
+def _log(a):
+    if isinstance(a, forward.Dual):
+        z = torch.log(a.value)  # nan below 0, -inf at 0
+        return forward.Dual(z, LOG.jvp((a.tangent,), z, a.value))
+    return ref.ops.log(a)
+
+
+def _with(fn, **names):
+    return types.FunctionType(fn.__code__, {**fn.__globals__, **names}, fn.__name__, fn.__defaults__, fn.__closure__)
+
+
+_ops = patch(ref.ops, log=_log)
+autodiff = patch(ref, ops=_ops, jvp=_with(forward.jvp, ops=_ops))

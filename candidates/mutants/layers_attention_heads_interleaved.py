@@ -1,0 +1,25 @@
+"""layers: attention backward splits heads as (B, T, Dh, H) (features strided across heads), not (B, T, H, Dh)."""
+
+import types
+
+import reference.layers as ref
+from candidates.mutants import patch
+
+COMPONENT = "layers"
+CAUGHT_BY = ["test_attention_backward_matches_autograd"]
+
+
+def _split(t, h):
+    b, n, d = t.shape
+    return t.reshape(b, n, d // h, h).permute(0, 3, 1, 2)  # head j gets features j, j + H, j + 2H, ...
+
+
+def _merge(t):
+    b, h, n, dh = t.shape
+    return t.permute(0, 2, 3, 1).reshape(b, n, h * dh)
+
+
+_f = ref.attention_backward
+attention_backward = types.FunctionType(_f.__code__, {**_f.__globals__, "_split": _split, "_merge": _merge},
+                                        _f.__name__, _f.__defaults__)
+layers = patch(ref, attention_backward=attention_backward)

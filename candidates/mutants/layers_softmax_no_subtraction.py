@@ -1,0 +1,15 @@
+"""layers: softmax backward returns y ⊙ g, missing the subtraction of ⟨g, y⟩."""
+
+import reference.layers as ref
+from candidates.mutants import patch
+
+COMPONENT = "layers"
+CAUGHT_BY = ["test_softmax_backward_matches_autograd", "test_softmax_backward_worked_example",
+             "test_softmax_backward_sums_to_zero"]
+
+
+def softmax_backward(y, grad_y, dim=-1):
+    return y * grad_y
+
+
+layers = patch(ref, softmax_backward=softmax_backward)

@@ -1,0 +1,472 @@
+"""autodiff: forward and reverse mode on straight-line programs (spec: docs/spec/autodiff.md; reference:
+reference/autodiff/).
+
+Programs are written ``f(ops, *vars)`` against the candidate's own ``ops``. The oracle runs the same
+program on torch tensors through torch.autograd in float64 (jvps by the double-vjp trick).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from suites import _autodiff_helpers as ax
+from suites import asserts as ah
+from suites import strategies as hh
+
+pytestmark = pytest.mark.component("autodiff")
+GRAD, JVP, VJP = "autodiff.grad", "autodiff.jvp", "autodiff.vjp"
+SCALAR_OPS = [f"autodiff.ops.{op}" for op in ax.SCALAR_OPS]
+TENSOR_OPS = SCALAR_OPS + [f"autodiff.ops.{op}" for op in ax.TENSOR_OPS]
+
+
+def grad(candidate, f, *xs):
+    return ah.call(candidate.autodiff.grad, GRAD, f, *xs)
+
+
+def jvp(candidate, f, xs, tangents):
+    return ah.call(candidate.autodiff.jvp, JVP, f, list(xs), list(tangents))
+
+
+# --------------------------------------------------------------------------------- the worked example
+def lecture_program(ops, w1, w2):
+    """The lecture's straight-line program for f(w1, w2), step by step."""
+    z1 = w1 / w2
+    z2 = ops.sin(2 * math.pi * z1)
+    z3 = ops.exp(2 * w2)
+    z4 = 3 * z1 - z3
+    z5 = z2 + z4
+    z6 = z4 * z5
+    return z6
+
+
+def lecture_formula(ops, w1, w2):
+    """f(w1, w2) = (sin(2π w1/w2) + 3 w1/w2 - exp(2 w2)) · (3 w1/w2 - exp(2 w2)), as one expression."""
+    return (ops.sin(2 * math.pi * w1 / w2) + 3 * w1 / w2 - ops.exp(2 * w2)) * (3 * w1 / w2 - ops.exp(2 * w2))
+
+
+def lecture_closed_form(w1: float, w2: float) -> tuple[float, tuple[float, float]]:
+    """Value and gradient by hand: with r = w1/w2 and e = exp(2 w2), z4 = 3r - e, z5 = sin(2πr) + z4,
+
+    df/dr = 3 z5 + z4 (2π cos(2πr) + 3),  df/de = -(z5 + z4),
+    df/dw1 = df/dr / w2,  df/dw2 = df/dr · (-w1/w2²) + df/de · 2e.
+    """
+    r, e = w1 / w2, math.exp(2 * w2)
+    z4 = 3 * r - e
+    z5 = math.sin(2 * math.pi * r) + z4
+    df_dr = 3 * z5 + z4 * (2 * math.pi * math.cos(2 * math.pi * r) + 3)
+    df_de = -(z5 + z4)
+    return z4 * z5, (df_dr / w2, df_dr * (-w1 / w2**2) + df_de * 2 * e)
+
+
+LN2 = math.log(2.0)
+# The lecture point w2 = ln2/2, w1 = w2/4: z1..z6 = 1/4, 1, 2, -5/4, -1/4, 5/16, and the gradient worked
+# out step by step in reference/autodiff/__init__.py. Elsewhere the hand derivation above.
+POINTS = [
+    pytest.param((LN2 / 8, LN2 / 2), (5 / 16, (-9 / LN2, 6 + 9 / (4 * LN2))), id="lecture-point"),
+    pytest.param((1.5, 0.5), lecture_closed_form(1.5, 0.5), id="w1.5-0.5"),
+    pytest.param((-0.7, 1.3), lecture_closed_form(-0.7, 1.3), id="w-0.7-1.3"),
+]
+FORMS = [pytest.param(lecture_program, id="z1..z6"), pytest.param(lecture_formula, id="formula")]
+LECTURE_NEEDS = ("autodiff.ops.sin", "autodiff.ops.exp")
+
+
+@pytest.mark.smoke
+@pytest.mark.needs(GRAD, *LECTURE_NEEDS)
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("point, expected", POINTS)
+def test_lecture_example_gradient(candidate, form, point, expected):
+    """Reverse mode on the lecture's f(w1, w2): value and gradient equal the hand derivation.
+
+    At the lecture point: f = 5/16 and ∇f = (-9/ln 2, 6 + 9/(4 ln 2)); z1 and w2 feed two steps each, so a
+    gradient that overwrites instead of accumulating is wrong here.
+    """
+    value, expected = expected
+    out = grad(candidate, form, *point)
+    where = ah.snippet(GRAD, form.__name__, *point)
+    got = ax.flat([out[0], *out[1]], name="(value, grads)", where=where)
+    ah.assert_close(got, torch.tensor([value, *expected], dtype=torch.float64), dtype=torch.float64, n=6,
+                    name="(value, df/dw1, df/dw2)", where=where)
+
+
+@pytest.mark.smoke
+@pytest.mark.needs(JVP, *LECTURE_NEEDS)
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("point, expected", POINTS)
+def test_lecture_example_jvp(candidate, form, point, expected):
+    """Forward mode on the lecture's f(w1, w2): jvp along e1, e2 and (1, -2) equals the hand derivation."""
+    value, (g1, g2) = expected
+    for u in ((1.0, 0.0), (0.0, 1.0), (1.0, -2.0)):
+        where = ah.snippet(JVP, form.__name__, point, u)
+        out = jvp(candidate, form, point, u)
+        ah.assert_close(ax.flat(list(out), name="(value, tangent)", where=where),
+                        torch.tensor([value, u[0] * g1 + u[1] * g2], dtype=torch.float64), dtype=torch.float64,
+                        n=6, name="(value, df·u)", where=where)
+
+
+# ------------------------------------------------------------------------ random straight-line programs
+@pytest.mark.smoke
+@pytest.mark.needs(GRAD, *SCALAR_OPS)
+@ax.ONE_FAILURE
+@given(program=ax.scalar_programs())
+def test_gradient_matches_autograd(candidate, program):
+    """Random DAG programs (shared sub-expressions, repeated variables, deep chains, wide fan-in):
+    reverse mode equals torch.autograd in float64, value and every partial."""
+    oracle = ax.torch_grad(program)
+    where = f"autodiff.grad(f, *xs) for{program!r}"
+    out = grad(candidate, program, *program.xs)
+    ax.check_value(out[0], oracle, program, where=where)
+    ax.check_derivative(list(out[1]), ax.flat(oracle.derivative), oracle, program, where=where)
+
+
+@pytest.mark.needs(JVP, *SCALAR_OPS)
+@ax.ONE_FAILURE
+@given(program=ax.scalar_programs())
+def test_jvp_matches_autograd(candidate, program):
+    """Random DAG programs: forward mode along a random direction u equals J·u from torch.autograd in float64."""
+    u = ax.directions(program)
+    oracle = ax.torch_jvp(program, u)
+    tangents = [t.item() for t in u]
+    where = f"autodiff.jvp(f, xs, {[round(t, 4) for t in tangents]}) for{program!r}"
+    out = jvp(candidate, program, program.xs, tangents)
+    ax.check_value(out[0], oracle, program, where=where)
+    ax.check_derivative(out[1], oracle.derivative, oracle, program, name="tangent", where=where)
+
+
+@pytest.mark.needs(GRAD, JVP, *SCALAR_OPS)
+@ax.ONE_FAILURE
+@given(program=ax.scalar_programs())
+def test_jvp_along_basis_equals_gradient(candidate, program):
+    """Consistency of the two modes: jvp along e_i equals the i-th partial from grad."""
+    _, g = grad(candidate, program, *program.xs)
+    g = ax.flat(list(g), name="grads")
+    oracle = ax.torch_grad(program)  # for the scales only
+    for i in range(program.n_inputs):
+        e = [float(i == j) for j in range(program.n_inputs)]
+        where = f"autodiff.jvp(f, xs, {e}) against autodiff.grad(f, *xs)[1][{i}] for{program!r}"
+        _, t = jvp(candidate, program, program.xs, e)
+        ax.check_derivative(t, g[i : i + 1], oracle, program, name=f"jvp along e{i}", where=where)
+
+
+# ------------------------------------------------------------------------------- targeted scalar checks
+def _square_shared(ops, x):
+    s = ops.sin(x)
+    return s * s  # one node, two uses
+
+
+def _product_reused(ops, x, y):
+    u = x * y
+    return u + u * x  # u used twice, x used three times
+
+
+SHARED = [
+    pytest.param(lambda ops, x: x * x, (1.7,), lambda x: (2 * x,), id="x*x"),
+    pytest.param(lambda ops, x: x + x + x, (0.3,), lambda x: (3.0,), id="x+x+x"),
+    pytest.param(_square_shared, (0.9,), lambda x: (2 * math.sin(x) * math.cos(x),), id="sin(x)^2-shared"),
+    pytest.param(_product_reused, (1.2, -0.8), lambda x, y: (y + 2 * x * y, x + x * x), id="(xy)+(xy)x"),
+]
+
+
+@pytest.mark.smoke
+@pytest.mark.needs(GRAD, "autodiff.ops.sin")
+@pytest.mark.parametrize("f, xs, expected", SHARED)
+def test_variable_used_twice_accumulates(candidate, f, xs, expected):
+    """A variable with several children gets the sum of their contributions (the classic overwrite bug)."""
+    where = ah.snippet(GRAD, f.__name__, *xs)
+    _, g = grad(candidate, f, *xs)
+    ah.assert_close(ax.flat(list(g), name="grads", where=where), torch.tensor(expected(*xs), dtype=torch.float64),
+                    n=4, name="grads", where=where)
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+# name, arity, f(x) or f(a, b), derivative(s) in closed form, points inside the domain
+UNARY_CASES = {
+    "neg": (lambda x: -x, lambda x: -1.0, (-1.3, 0.4, 2.1)),
+    "sin": (math.sin, math.cos, (-1.3, 0.4, 2.1)),
+    "cos": (math.cos, lambda x: -math.sin(x), (-1.3, 0.4, 2.1)),
+    "exp": (math.exp, math.exp, (-1.3, 0.4, 2.1)),
+    "log": (math.log, lambda x: 1 / x, (0.4, 2.1, 3.7)),
+    "tanh": (math.tanh, lambda x: 1 - math.tanh(x) ** 2, (-1.3, 0.4, 2.1)),
+    "sigmoid": (_sigmoid, lambda x: _sigmoid(x) * (1 - _sigmoid(x)), (-1.3, 0.4, 2.1)),
+    "relu": (lambda x: max(x, 0.0), lambda x: float(x > 0), (-1.3, 0.4, 2.1)),
+}
+BINARY_CASES = {
+    "add": (lambda a, b: a + b, lambda a, b: (1.0, 1.0)),
+    "sub": (lambda a, b: a - b, lambda a, b: (1.0, -1.0)),
+    "mul": (lambda a, b: a * b, lambda a, b: (b, a)),
+    "div": (lambda a, b: a / b, lambda a, b: (1 / b, -a / b**2)),
+}
+BINARY_POINTS = ((1.5, -0.7), (-2.2, 0.9), (0.3, 3.1))
+EXPONENTS = (2.0, 3.0, -1.0, 0.5, -2.5)
+
+
+def _op_cases():
+    for name, (fn, d, points) in UNARY_CASES.items():
+        yield pytest.param(name, lambda ops, x, _n=name: getattr(ops, _n)(x), fn, lambda x, _d=d: (_d(x),), points,
+                           id=name, marks=pytest.mark.needs(f"autodiff.ops.{name}"))
+    for name, (fn, d) in BINARY_CASES.items():
+        yield pytest.param(name, lambda ops, a, b, _n=name: getattr(ops, _n)(a, b), fn, d, BINARY_POINTS,
+                           id=name, marks=pytest.mark.needs(f"autodiff.ops.{name}"))
+    for c in EXPONENTS:
+        yield pytest.param("pow", lambda ops, x, _c=c: ops.pow(x, _c), lambda x, _c=c: x**_c,
+                           lambda x, _c=c: (_c * x ** (_c - 1),), (0.4, 2.1), id=f"pow{c:g}",
+                           marks=pytest.mark.needs("autodiff.ops.pow"))
+
+
+@pytest.mark.needs(GRAD, JVP)
+@pytest.mark.parametrize("name, f, fn, derivative, points", list(_op_cases()))
+def test_elementary_derivatives(candidate, name, f, fn, derivative, points):
+    """Each operation alone, in both modes: value h(x) and derivative h'(x) equal the closed form."""
+    for x in points:
+        xs = x if isinstance(x, tuple) else (x,)
+        expected = torch.tensor([fn(*xs), *derivative(*xs)], dtype=torch.float64)
+        where = ah.snippet(GRAD, f"lambda ops, *x: ops.{name}(*x)", *xs)
+        value, g = grad(candidate, f, *xs)
+        ah.assert_close(ax.flat([value, *g], name="(value, grads)", where=where), expected, n=2,
+                        name=f"{name}: (value, partials)", where=where)
+        for i in range(len(xs)):
+            e = [float(i == j) for j in range(len(xs))]
+            where = ah.snippet(JVP, f"lambda ops, *x: ops.{name}(*x)", xs, e)
+            value, t = jvp(candidate, f, xs, e)
+            ah.assert_close(ax.flat([value, t], name="(value, tangent)", where=where), expected[[0, 1 + i]], n=2,
+                            name=f"{name}: (value, partial {i})", where=where)
+
+
+OPERATOR_CASES = [
+    pytest.param(lambda ops, x: 2.0 * x, lambda x: (2 * x, 2.0), id="2*x"),
+    pytest.param(lambda ops, x: x * 2.0, lambda x: (2 * x, 2.0), id="x*2"),
+    pytest.param(lambda ops, x: 2.0 + x, lambda x: (2 + x, 1.0), id="2+x"),
+    pytest.param(lambda ops, x: x + 2.0, lambda x: (x + 2, 1.0), id="x+2"),
+    pytest.param(lambda ops, x: 2.0 - x, lambda x: (2 - x, -1.0), id="2-x"),
+    pytest.param(lambda ops, x: x - 2.0, lambda x: (x - 2, 1.0), id="x-2"),
+    pytest.param(lambda ops, x: 2.0 / x, lambda x: (2 / x, -2 / x**2), id="2/x"),
+    pytest.param(lambda ops, x: x / 2.0, lambda x: (x / 2, 0.5), id="x/2"),
+    pytest.param(lambda ops, x: -x, lambda x: (-x, -1.0), id="-x"),
+    pytest.param(lambda ops, x: x**3, lambda x: (x**3, 3 * x**2), id="x**3"),
+    pytest.param(lambda ops, x: x**0.5, lambda x: (x**0.5, 0.5 * x**-0.5), id="x**0.5"),
+    pytest.param(lambda ops, x: 3 * x * x - 1 / x, lambda x: (3 * x * x - 1 / x, 6 * x + 1 / x**2), id="3x^2-1/x"),
+]
+
+
+@pytest.mark.smoke
+@pytest.mark.needs(GRAD, JVP)
+@pytest.mark.parametrize("f, expected", OPERATOR_CASES)
+@pytest.mark.parametrize("x", [0.6, 2.5])
+def test_python_operators_with_floats(candidate, f, expected, x):
+    """Variables support + - * / ** and unary -, with a float on either side, in both modes."""
+    want = torch.tensor(expected(x), dtype=torch.float64)
+    where = ah.snippet(GRAD, "f", x)
+    value, (g,) = grad(candidate, f, x)
+    ah.assert_close(ax.flat([value, g], name="(value, grad)", where=where), want, n=4, name="(value, df/dx)",
+                    where=where)
+    where = ah.snippet(JVP, "f", [x], [1.0])
+    ah.assert_close(ax.flat(list(jvp(candidate, f, [x], [1.0])), name="(value, tangent)", where=where), want, n=4,
+                    name="(value, df/dx)", where=where)
+
+
+@pytest.mark.needs(GRAD, JVP, "autodiff.ops.sin")
+def test_unused_input_gets_zero_gradient(candidate):
+    """An input z_T does not depend on gets 0.0, in both modes; so does every input of a constant f."""
+    cases = [(lambda ops, x, y: ops.sin(x), (0.5, 2.0), (math.sin(0.5), math.cos(0.5), 0.0)),
+             (lambda ops, x, y: y, (0.5, 2.0), (2.0, 0.0, 1.0)),
+             (lambda ops, x: 3.0, (0.5,), (3.0, 0.0))]
+    for f, xs, expected in cases:
+        want = torch.tensor(expected, dtype=torch.float64)
+        where = ah.snippet(GRAD, "f", *xs)
+        value, g = grad(candidate, f, *xs)
+        ah.assert_close(ax.flat([value, *g], name="(value, grads)", where=where), want, n=2, name="(value, grads)",
+                        where=where)
+        for i in range(len(xs)):
+            e = [float(i == j) for j in range(len(xs))]
+            where = ah.snippet(JVP, "f", xs, e)
+            ah.assert_close(ax.flat(list(jvp(candidate, f, xs, e)), name="(value, tangent)", where=where),
+                            want[[0, 1 + i]], n=2, name="(value, tangent)", where=where)
+
+
+@pytest.mark.needs(GRAD, JVP, *SCALAR_OPS)
+@ax.ONE_FAILURE
+@given(program=ax.scalar_programs(max_steps=8), other=st.floats(-2.0, 2.0).map(lambda v: round(v, 3)))
+def test_same_answer_when_called_twice(candidate, program, other):
+    """No state is kept between calls: grad(f, a), then grad at another point, then grad(f, a) again agree."""
+    first = ax.flat([(o := grad(candidate, program, *program.xs))[0], *o[1]])
+    try:  # another point, which may leave a domain: what it does is not this test's concern
+        grad(candidate, program, *[other] * program.n_inputs)
+        jvp(candidate, program, [other] * program.n_inputs, [1.0] * program.n_inputs)
+    except (ValueError, ArithmeticError):
+        pass
+    again = ax.flat([(o := grad(candidate, program, *program.xs))[0], *o[1]])
+    ah.assert_equal(again, first, name="grad, third call", where=f"autodiff.grad(f, *xs) twice for{program!r}")
+    u = [1.0] * program.n_inputs
+    first = ax.flat(list(jvp(candidate, program, program.xs, u)))
+    again = ax.flat(list(jvp(candidate, program, program.xs, u)))
+    ah.assert_equal(again, first, name="jvp, second call", where=f"autodiff.jvp(f, xs, {u}) twice for{program!r}")
+
+
+# --------------------------------------------------------------------------------------- bad input
+DOMAIN_CASES = [
+    pytest.param(lambda ops, x: ops.log(x), -1.0, id="log(-1)", marks=pytest.mark.needs("autodiff.ops.log")),
+    pytest.param(lambda ops, x: ops.log(x), 0.0, id="log(0)", marks=pytest.mark.needs("autodiff.ops.log")),
+    pytest.param(lambda ops, x: 1.0 / x, 0.0, id="1/0"),
+    pytest.param(lambda ops, x: ops.div(x, x - x), 2.0, id="div(x, x-x)", marks=pytest.mark.needs("autodiff.ops.div")),
+    pytest.param(lambda ops, x: ops.pow(x, 0.5), -4.0, id="pow(-4, 0.5)", marks=pytest.mark.needs("autodiff.ops.pow")),
+]
+
+
+def _outcome(fn) -> str:
+    """'error' (ValueError or ArithmeticError), 'nonfinite' (inf or nan in the result) or 'finite'."""
+    try:
+        out = fn()
+    except (ValueError, ArithmeticError):
+        return "error"
+    values = ax.flat([out[0], *(out[1] if isinstance(out[1], (list, tuple)) else [out[1]])])
+    return "finite" if bool(torch.isfinite(values).all()) else "nonfinite"
+
+
+@pytest.mark.needs(GRAD, JVP)
+@pytest.mark.parametrize("f, x", DOMAIN_CASES)
+def test_out_of_domain_is_consistent_between_modes(candidate, f, x):
+    """Outside an operation's domain, grad and jvp both raise a clear error (ValueError, ZeroDivisionError)
+    or both return inf/nan: never a finite number, never one mode raising and the other not."""
+    in_reverse = _outcome(lambda: candidate.autodiff.grad(f, x))
+    in_forward = _outcome(lambda: candidate.autodiff.jvp(f, [x], [1.0]))
+    where = f"{ah.snippet(GRAD, 'f', x)} and {ah.snippet(JVP, 'f', [x], [1.0])}"
+    assert "finite" not in (in_reverse, in_forward), f"a finite result outside the domain: grad {in_reverse}, jvp {in_forward} [{where}]"
+    assert in_reverse == in_forward, f"the modes disagree: grad gives {in_reverse}, jvp gives {in_forward} [{where}]"
+
+
+@pytest.mark.needs(GRAD, JVP)
+def test_bad_arguments_raise(candidate):
+    """jvp with as many tangents as inputs only; grad of a function returning a pair; inputs that are not numbers."""
+    f = lambda ops, x, y: x * y  # noqa: E731
+    with pytest.raises((ValueError, TypeError), match="tangent"):
+        candidate.autodiff.jvp(f, [1.0, 2.0], [1.0])
+    with pytest.raises((ValueError, TypeError)):
+        candidate.autodiff.jvp(f, [1.0, 2.0], [1.0, 0.0, 0.0])
+    with pytest.raises((ValueError, TypeError)):
+        candidate.autodiff.grad(lambda ops, x, y: (x, y), 1.0, 2.0)
+    with pytest.raises((ValueError, TypeError)):
+        candidate.autodiff.grad(f, "1.0", 2.0)
+
+
+# ---------------------------------------------------------------------------------------- tensor tier
+@pytest.mark.smoke
+@pytest.mark.capability("tensors")
+@pytest.mark.needs(GRAD, *TENSOR_OPS)
+@ax.ONE_FAILURE
+@given(program=ax.tensor_programs())
+def test_tensor_gradient_matches_autograd(candidate, program):
+    """Random tensor programs (broadcasting, matmul, sum/mean over a dim, reshape, transpose) summed to a
+    scalar: the gradient has each input's shape and equals torch.autograd in float64."""
+    oracle = ax.torch_grad(program)
+    where = f"autodiff.grad(f, *xs) for{program!r}"
+    out = grad(candidate, program, *program.tensors())
+    ax.check_value(out[0], oracle, program, where=where)
+    ah.assert_equal(len(out[1]), program.n_inputs, name="len(grads)", where=where)
+    for i, (g, x) in enumerate(zip(out[1], program.tensors())):
+        ah.assert_tensor(g, tuple(x.shape), name=f"grads[{i}]", where=where)
+    ax.check_derivative(list(out[1]), ax.flat(oracle.derivative), oracle, program, where=where)
+
+
+@pytest.mark.capability("tensors")
+@pytest.mark.needs(JVP, *TENSOR_OPS)
+@ax.ONE_FAILURE
+@given(program=ax.tensor_programs(reduce=False))
+def test_tensor_jvp_matches_autograd(candidate, program):
+    """Random tensor programs, tensor-valued: J·u has the output's shape and equals torch.autograd's."""
+    u = ax.directions(program)
+    oracle = ax.torch_jvp(program, u)
+    where = f"autodiff.jvp(f, xs, u) for{program!r}"
+    out_value, tangent = jvp(candidate, program, program.tensors(), u)
+    ah.assert_tensor(out_value, tuple(oracle.value.shape), name="value", where=where)
+    ah.assert_tensor(tangent, tuple(oracle.value.shape), name="tangent", where=where)
+    ax.check_value(out_value, oracle, program, where=where)
+    ax.check_derivative(tangent, oracle.derivative, oracle, program, name="tangent", where=where)
+
+
+def _cotangent(program: ax.Program) -> torch.Tensor:
+    shape = tuple(program(ax.TORCH_OPS, *program.tensors()).shape)
+    return hh.randn(shape, program.seed + 7)
+
+
+@pytest.mark.capability("tensors")
+@pytest.mark.needs(VJP, *TENSOR_OPS)
+@ax.ONE_FAILURE
+@given(program=ax.tensor_programs(reduce=False))
+def test_vjp_matches_autograd(candidate, program):
+    """Random tensor programs, tensor-valued: vᵀJ for a random cotangent v equals torch.autograd."""
+    v = _cotangent(program)
+    oracle = ax.torch_grad(program, v)
+    where = f"autodiff.vjp(f, xs, v) for{program!r}"
+    out_value, grads = ah.call(candidate.autodiff.vjp, VJP, program, program.tensors(), v)
+    ah.assert_tensor(out_value, tuple(oracle.value.shape), name="value", where=where)
+    ax.check_value(out_value, oracle, program, where=where)
+    for i, (g, x) in enumerate(zip(grads, program.tensors())):
+        ah.assert_tensor(g, tuple(x.shape), name=f"grads[{i}]", where=where)
+    ax.check_derivative(list(grads), ax.flat(oracle.derivative), oracle, program, where=where)
+
+
+@pytest.mark.capability("tensors")
+@pytest.mark.needs(JVP, VJP, *TENSOR_OPS)
+@ax.ONE_FAILURE
+@given(program=ax.tensor_programs(reduce=False))
+def test_jvp_vjp_adjoint(candidate, program):
+    """The two modes are adjoint: ⟨J u, v⟩ = ⟨u, Jᵀ v⟩ for random u and v (no oracle involved)."""
+    u, v = ax.directions(program), _cotangent(program)
+    where = f"autodiff.jvp(f, xs, u) against autodiff.vjp(f, xs, v) for{program!r}"
+    _, ju = jvp(candidate, program, program.tensors(), u)
+    _, jtv = ah.call(candidate.autodiff.vjp, VJP, program, program.tensors(), v)
+    ah.assert_tensor(ju, tuple(v.shape), name="J u", where=where)
+    left = ju.to(torch.float64) * v
+    right = torch.cat([(a * b.to(torch.float64)).reshape(-1) for a, b in zip(u, jtv)])
+    scale = max(left.abs().sum().item(), right.abs().sum().item())  # the size of the terms summed
+    ax.assert_close_at_scale(left.sum().reshape(1), right.sum().reshape(1), scale=scale, n=ax.size(program),
+                             condition=ax.torch_grad(program, v).magnitude, name="⟨J u, v⟩ vs ⟨u, Jᵀ v⟩",
+                             where=where)
+
+
+BROADCASTS = [((3, 1), (4,)), ((2, 3), (1, 3)), ((2, 3), ()), ((5,), (2, 1)), ((1,), (3, 2))]
+
+
+@pytest.mark.smoke
+@pytest.mark.capability("tensors")
+@pytest.mark.needs(GRAD, "autodiff.ops.sum", "autodiff.ops.sin")
+@pytest.mark.parametrize("shapes", BROADCASTS, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_broadcast_gradient_has_input_shape(candidate, shapes):
+    """z = sum(sin(x) * y + y) with x, y of broadcasting shapes: each gradient has its input's shape,
+    summed over the broadcast dimensions."""
+    x, y = hh.randn(shapes[0], 1), hh.randn(shapes[1], 2)
+    f = lambda ops, x, y: ops.sum(ops.sin(x) * y + y)  # noqa: E731
+    xt, yt = x.clone().requires_grad_(), y.clone().requires_grad_()
+    expected = torch.autograd.grad((torch.sin(xt) * yt + yt).sum(), (xt, yt))
+    where = ah.snippet(GRAD, "lambda ops, x, y: ops.sum(ops.sin(x) * y + y)", x, y)
+    _, g = grad(candidate, f, x, y)
+    for i, (gi, ei) in enumerate(zip(g, expected)):
+        ah.assert_close(gi, ei, n=12, name=f"grads[{i}]", where=where)
+
+
+@pytest.mark.capability("tensors")
+@pytest.mark.needs(GRAD, "autodiff.ops.sum", "autodiff.ops.matmul")
+@pytest.mark.parametrize("m, k, n", [(2, 3, 4), (1, 5, 2), (3, 3, 3)], ids=lambda v: str(v))
+def test_matmul_gradient_is_transposed_product(candidate, m, k, n):
+    """f = sum((A @ B) * C): df/dA = C Bᵀ and df/dB = Aᵀ C (closed form), for square and non-square shapes."""
+    a, b, c = hh.randn((m, k), 1), hh.randn((k, n), 2), hh.randn((m, n), 3)
+    f = lambda ops, a, b: ops.sum(ops.matmul(a, b) * c)  # noqa: E731
+    where = ah.snippet(GRAD, "lambda ops, a, b: ops.sum(ops.matmul(a, b) * c)", a, b)
+    value, (ga, gb) = grad(candidate, f, a, b)
+    ah.assert_close(ga, c @ b.T, n=k * n, name="df/dA", where=where)
+    ah.assert_close(gb, a.T @ c, n=m * n, name="df/dB", where=where)
+
+
+@pytest.mark.capability("tensors")
+@pytest.mark.needs(GRAD, "autodiff.ops.sin")
+def test_non_scalar_output_raises(candidate):
+    """grad of a function that returns a non-scalar tensor raises ValueError or TypeError (vjp is for those)."""
+    with pytest.raises((ValueError, TypeError)):
+        candidate.autodiff.grad(lambda ops, x: ops.sin(x) * 2.0, hh.randn((3,), 0))
