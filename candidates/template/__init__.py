@@ -11,6 +11,7 @@ will never implement (also missing). See docs/contract.md for every signature an
 from candidates.template import posenc  # noqa: F401  one module per component, like the reference
 from candidates.template import bpe  # noqa: F401
 from candidates.template import accounting, checkpoint  # noqa: F401
+from candidates.template import autodiff, layers  # noqa: F401
 from candidates.template import attention  # noqa: F401
 from candidates.template import flash  # noqa: F401
 from candidates.template import lora, quant, vit  # noqa: F401
