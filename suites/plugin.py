@@ -22,19 +22,14 @@ test also counts as missing.
 from __future__ import annotations
 
 import functools
-import importlib.metadata as md
 import os
-import platform
-import shlex
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from reports import schema
 from suites import loader, trust
+from suites.recorder import Recorder
 from suites.outcomes import Missing, Unsupported
 
 CANDIDATES = pytest.StashKey[list]()
@@ -120,7 +115,7 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"--fmspec-results {path}: cannot write to {target.parent} ({exc.strerror or exc})") from None
         writer = schema.ResultsWriter(target)
         specs = {c.name: spec for c, spec in zip(candidates, specs)}
-        config.pluginmanager.register(Recorder(config, writer, specs), "fmspec-recorder")
+        config.pluginmanager.register(Recorder(config, writer, candidates, specs), "fmspec-recorder")
 
 
 def _load_hypothesis_profile(config: pytest.Config) -> None:
@@ -210,60 +205,6 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         if cand.error:
             lines.append(f"fmspec: candidate {cand.name} could not be imported: {cand.error}")
     return lines
-
-
-def environment() -> dict:
-    """Where the run happened: enough to tell whether two results files are comparable."""
-    import torch
-
-    device = "cpu"
-    if torch.cuda.is_available():
-        device = torch.cuda.get_device_name(0)
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "triton": _version("triton"),
-        "device": device,
-        "cpu_count": os.cpu_count(),
-        "commit": _git_commit(),
-        "hostname": socket.gethostname(),
-    }
-
-
-def run_info(config: pytest.Config) -> dict:
-    from suites import profiles
-
-    hidden = config.getoption("fmspec_hidden_seed") is not None
-    args = list(config.invocation_params.args)
-    for i, arg in enumerate(args):  # the seed stays with whoever chose it
-        if arg == "--fmspec-hidden-seed" and i + 1 < len(args):
-            args[i + 1] = "<hidden>"
-        elif arg.startswith("--fmspec-hidden-seed="):
-            args[i] = "--fmspec-hidden-seed=<hidden>"
-    return {
-        "fmspec": _version("fmspec"),
-        "args": shlex.join(args),
-        "profile": profiles.current(),
-        "seed": "hidden" if hidden else config.getoption("hypothesis_seed", None),
-        "bench": bool(config.getoption("fmspec_bench")),
-    }
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return md.version(dist)
-    except md.PackageNotFoundError:
-        return None
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
 
 
 # ---------------------------------------------------------------------------------------------- collection
@@ -460,132 +401,3 @@ def fmspec_metrics(request: pytest.FixtureRequest) -> dict:
     metrics: dict = {}
     request.node.fmspec_metrics = metrics
     return metrics
-
-
-class Recorder:
-    """Turns test and benchmark reports into the results file (on the xdist controller only)."""
-
-    def __init__(self, config: pytest.Config, writer: schema.ResultsWriter, specs: dict[str, str]):
-        self.config = config
-        self.writer = writer
-        self.specs = specs  # candidate name -> the --candidate text that loads it
-        self.pending: dict[str, dict] = {}
-
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
-        candidates = [c.identity() for c in self.config.stash[CANDIDATES]]
-        self.writer.start(environment(), run_info(self.config), candidates)
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        info = getattr(report, "fmspec", None)
-        crashed = report.when not in ("setup", "call", "teardown")  # xdist: the worker died in this test
-        if info is None:
-            if not crashed:
-                return
-            info = self.crash_info(report.nodeid)
-            report.longrepr = f"{report.longrepr} (the process died: segfault, os._exit, a signal or the OOM killer)"
-        rec = self.pending.setdefault(report.nodeid, {
-            "nodeid": report.nodeid, "candidate": info["candidate"], "component": info["component"],
-            "features": info["features"], "property": info["property"], "params": info["params"],
-            "outcome": None, "duration": 0.0, "message": None, "example": None, "reproduce": None,
-            "metrics": None, "flags": [],
-        })
-        rec["flags"] += [f for f in info.get("flags", []) if f not in rec["flags"]]
-        rec["duration"] = round(rec["duration"] + report.duration, 6)
-        outcome = _outcome(report, info)
-        if outcome is not None and (rec["outcome"] in (None, "passed") or outcome == "error"):
-            rec["outcome"] = outcome
-            if outcome != "passed":
-                rec["message"] = _message(report)
-            if info.get("example"):
-                rec["example"] = info["example"]
-            if outcome in ("failed", "error"):
-                rec["reproduce"] = self.reproduce(report.nodeid, info["candidate"])
-        if info.get("metrics"):
-            rec["metrics"] = info["metrics"]
-        if report.when == "teardown" or crashed:
-            del self.pending[report.nodeid]
-            rec["outcome"] = rec["outcome"] or "error"
-            self.writer.add_test(rec)
-
-    def crash_info(self, nodeid: str) -> dict:
-        """What a crashed test's node id tells: module -> component, first parameter -> candidate."""
-        path, _, rest = nodeid.partition("::")
-        name, _, params = rest.partition("[")
-        known = sorted(self.specs, key=len, reverse=True)
-        cand = next((c for c in known if params == c + "]" or params.startswith(c + "-")), None)
-        component = Path(path).stem.removeprefix("test_").removeprefix("bench_")
-        return {"candidate": cand, "component": component, "features": [], "property": name, "params": {}}
-
-    def reproduce(self, nodeid: str, candidate: str | None) -> str:
-        parts = ["pytest", nodeid]
-        if candidate:
-            parts += ["--candidate", self.specs.get(candidate, candidate)]
-        profile = self.config.getoption("hypothesis_profile", None)
-        if profile:
-            parts += ["--hypothesis-profile", profile]
-        seed = self.config.getoption("hypothesis_seed", None)
-        if seed is not None:
-            parts += ["--hypothesis-seed", str(seed)]
-        return shlex.join(parts)
-
-    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        for rec in self.pending.values():  # tests cut off mid-way
-            rec["outcome"] = rec["outcome"] or "error"
-            self.writer.add_test(rec)
-        self.pending.clear()
-        for rec in _benchmarks(self.config):
-            self.writer.add_benchmark(rec)
-        status = "interrupted" if exitstatus == pytest.ExitCode.INTERRUPTED else "complete"
-        self.writer.finish(status)
-
-    def pytest_terminal_summary(self, terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-        summary = self.writer.doc["summary"]
-        if summary:
-            terminalreporter.section("fmspec")
-            for cand, comps in summary.items():
-                for comp, counts in comps.items():
-                    shown = ", ".join(f"{n} {o}" for o, n in counts.items())
-                    terminalreporter.write_line(f"{cand:<16} {comp:<12} {shown}")
-        terminalreporter.write_line(f"fmspec results: {self.writer.path}")
-
-
-def _outcome(report: pytest.TestReport, info: dict) -> str | None:
-    if hasattr(report, "wasxfail"):
-        return "xfailed" if report.skipped else "xpassed"
-    if report.skipped:
-        return info.get("kind") or "skipped"
-    if report.failed:
-        return "error" if report.when in ("setup", "teardown") else "failed"
-    return "passed" if report.when == "call" else None
-
-
-def _message(report: pytest.TestReport) -> str | None:
-    if report.skipped and isinstance(report.longrepr, tuple):
-        return str(report.longrepr[2]).removeprefix("Skipped: ")
-    text = report.longreprtext
-    if not text:
-        return None
-    crash = getattr(report.longrepr, "reprcrash", None)
-    head = crash.message[:1000] if crash is not None else ""
-    tail = text[-3000:]
-    return (head + "\n\n" + tail).strip() if head and head not in tail else tail
-
-
-def _benchmarks(config: pytest.Config) -> list[dict]:
-    """pytest-benchmark's records, with the candidate they belong to."""
-    session = getattr(config, "_benchmarksession", None)
-    out = []
-    for bench in getattr(session, "benchmarks", None) or []:
-        data = bench.as_dict(include_data=False)
-        params = data.get("params") or {}
-        out.append({
-            "nodeid": data.get("fullname"),
-            "name": data.get("name"),
-            "group": data.get("group"),
-            "candidate": getattr(params.get("candidate"), "name", None),
-            "component": Path(str(data.get("fullname", "")).split("::")[0]).stem.removeprefix("bench_").removeprefix("test_"),
-            "params": {k: str(v) for k, v in params.items() if k != "candidate"},
-            "stats": data.get("stats"),
-            "extra_info": data.get("extra_info"),
-        })
-    return out

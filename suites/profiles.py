@@ -18,7 +18,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, Phase, settings
 
 NAMES = ("default", "ci", "thorough")
-_COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+# one failure a test: a broken candidate fails in many distinct ways, and shrinking each costs minutes
+_COMMON = dict(deadline=None, report_multiple_bugs=False, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                                      HealthCheck.differing_executors])
 
 

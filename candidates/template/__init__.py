@@ -8,12 +8,19 @@ A function that still raises ``NotImplementedError`` counts as *missing*, not fa
 will never implement (also missing). See docs/contract.md for every signature and convention.
 """
 
-from candidates.template import posenc  # noqa: F401  one module per component, like the reference
-from candidates.template import bpe  # noqa: F401
-from candidates.template import accounting, checkpoint  # noqa: F401
-from candidates.template import autodiff, layers  # noqa: F401
-from candidates.template import attention  # noqa: F401
-from candidates.template import flash  # noqa: F401
-from candidates.template import lora, quant, vit  # noqa: F401
+
+from candidates.template import (  # noqa: F401  one module per component, like the reference
+    accounting,
+    attention,
+    autodiff,
+    bpe,
+    checkpoint,
+    flash,
+    layers,
+    lora,
+    posenc,
+    quant,
+    vit,
+)
 
 CAPABILITIES: dict = {}  # e.g. {"flash": {"devices": ["cuda"], "dtypes": ["bfloat16", "float16"]}}
