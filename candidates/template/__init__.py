@@ -9,7 +9,7 @@ will never implement (also missing). See docs/contract.md for every signature an
 """
 
 
-from candidates.template import (  # noqa: F401  one module per component, like the reference
+from . import (  # noqa: F401  one module per component, relative so that a copy uses its own files
     accounting,
     attention,
     autodiff,
