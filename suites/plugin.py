@@ -253,8 +253,12 @@ def test_info(item: pytest.Item) -> dict:
 
 
 def _param_str(value: object) -> str:
-    text = str(value)
-    return text.removeprefix("torch.")
+    return _utf8(str(value).removeprefix("torch."))
+
+
+def _utf8(text: str) -> str:
+    """Text that survives UTF-8 (xdist's wire, the JSON file): lone surrogates become escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -383,7 +387,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 def _hypothesis_example(exc: BaseException) -> str | None:
     notes = [n for n in getattr(exc, "__notes__", []) if isinstance(n, str)]
-    return "\n".join(notes) or None
+    return _utf8("\n".join(notes)) or None
 
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):

@@ -284,3 +284,15 @@ def test_suite_runs_from_installed_package_with_pyargs(pytester):
                                         "--fmspec-results", "p.json")
     assert res.ret == 0, res.stdout.str()[-2000:]
     assert results(pytester, "p.json")["summary"]["reference"]["posenc"]["passed"] >= 3
+
+
+def test_parameters_that_are_not_utf8_survive_xdist_and_the_results_file(pytester):
+    pytester.makepyfile(test_surrogate="""
+        import pytest
+        @pytest.mark.parametrize("text", ["\\ud800"], ids=["lone-surrogate"])
+        def test_takes_a_lone_surrogate(text):
+            assert len(text) == 1
+    """)
+    res = pytester.runpytest_subprocess("-n", "1", "--fmspec-results", "s.json", "-p", "no:cacheprovider")
+    assert res.ret == 0, res.stdout.str()[-2000:]
+    assert results(pytester, "s.json")["tests"][0]["params"] == {"text": "\\ud800"}
