@@ -24,7 +24,6 @@ import types
 from dataclasses import dataclass
 
 import torch
-from hypothesis import settings
 from hypothesis import strategies as st
 
 from suites import strategies as hh
@@ -35,7 +34,6 @@ from suites import tolerances as tol
 # value here, a shape error there), and hypothesis would otherwise shrink each place separately, at the
 # cost of a few hundred program runs apiece; one minimal failing program per property is what a
 # conformance report needs.
-ONE_FAILURE = settings(report_multiple_bugs=False)
 
 UNARY = ("neg", "sin", "cos", "exp", "log", "tanh", "sigmoid", "relu")
 BINARY = ("add", "sub", "mul", "div")

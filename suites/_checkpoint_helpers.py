@@ -36,7 +36,6 @@ from collections import Counter
 from contextlib import contextmanager
 from typing import Iterable, Iterator
 
-from hypothesis import Phase, settings
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -138,26 +137,3 @@ def held_tensors() -> Iterator[_Allocations]:
     mode = _Allocations()
     with mode:
         yield mode
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Run torch's CPU operators on one thread inside the block (the setting is restored afterwards).
-
-    The suites' tensors are tiny: with intra-op threads on a busy 2-core machine every operator pays for
-    waking the thread pool (a transformer block's forward and backward took 10 ms on two threads, 1.3 ms
-    on one). Numerics do not change.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-# Hypothesis phases without ``explain``: when a test fails, explain reruns many variations of the
-# failing example to annotate which parts do not matter; for these suites that is most of the cost of a
-# failure (about 3/4 of a mutant run) and the minimal example is reported either way. Applied as a
-# decorator over @given; everything else comes from the loaded profile.
-no_explain = settings(phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink])

@@ -22,11 +22,6 @@ from suites import strategies as hh
 pytestmark = pytest.mark.component("accounting")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread (see _checkpoint_helpers.one_thread)."""
-    with mh.one_thread():
-        yield
 PARAMS = "accounting.transformer_params"
 FORWARD = "accounting.forward_memory"
 GRAPH = "accounting.graph_memory"
@@ -102,7 +97,6 @@ def test_bfloat16_weights_and_h100s_to_hold_them(candidate, n_params, terabytes,
 
 
 @pytest.mark.needs(BYTES, GPUS)
-@mh.no_explain
 @given(n_params=st.floats(1e6, 1e13), bytes_per_param=st.sampled_from([0.5, 1, 2, 4]), gpu_gb=st.sampled_from([16, 24, 40, 80, 141]))
 def test_gpus_to_hold_is_fewest_that_fit(candidate, n_params, bytes_per_param, gpu_gb):
     """ceil: the GPUs hold all the weights, one GPU fewer would not."""
@@ -117,7 +111,6 @@ def test_gpus_to_hold_is_fewest_that_fit(candidate, n_params, bytes_per_param, g
 # --------------------------------------------------------------------------------------- closed forms
 @pytest.mark.smoke
 @pytest.mark.needs(PARAMS)
-@mh.no_explain
 @given(d=dims, L=dims, V=st.integers(1, 100_000))
 def test_transformer_params_formula(candidate, d, L, V):
     """12 d^2 L + 2 d V (seed line 1766): W_Q, W_K, W_V, W_1, W_2, W_proj a layer, W_embed and W_unembed."""
@@ -126,7 +119,6 @@ def test_transformer_params_formula(candidate, d, L, V):
 
 
 @pytest.mark.needs(FORWARD)
-@mh.no_explain
 @given(d=dims, T=dims, V=st.integers(1, 100_000), H=small, B=small)
 def test_forward_memory_formula(candidate, d, T, V, H, B):
     """B (4dT + N_heads T^2 + VT) (seed line 1863)."""
@@ -137,7 +129,6 @@ def test_forward_memory_formula(candidate, d, T, V, H, B):
 
 @pytest.mark.smoke
 @pytest.mark.needs(GRAPH)
-@mh.no_explain
 @given(d=dims, L=dims, T=dims, V=st.integers(1, 100_000), H=small, B=small)
 def test_graph_memory_formula(candidate, d, L, T, V, H, B):
     """B (12 L dT + L N_heads T^2 + 2 VT) (seed line 1888)."""
@@ -147,7 +138,6 @@ def test_graph_memory_formula(candidate, d, L, T, V, H, B):
 
 
 @pytest.mark.needs(CKPT)
-@mh.no_explain
 @given(d=dims, L=dims, T=dims, V=st.integers(1, 100_000), H=small, B=small)
 def test_checkpoint_memory_formula(candidate, d, L, T, V, H, B):
     """Option 1 (seed lines 2050-2051): B (L dT + 12 dT + N_heads T^2); option 2 (seed line 2081): B 12 L dT."""
@@ -157,7 +147,6 @@ def test_checkpoint_memory_formula(candidate, d, L, T, V, H, B):
 
 
 @pytest.mark.needs(MFU)
-@mh.no_explain
 @given(N=st.floats(1e6, 1e13), D=st.floats(1e6, 1e14), G=st.integers(1, 100_000),
        P=st.floats(1e12, 1e16), t=st.floats(1.0, 1e8))
 def test_mfu_formula(candidate, N, D, G, P, t):
@@ -167,7 +156,6 @@ def test_mfu_formula(candidate, N, D, G, P, t):
 
 
 @pytest.mark.needs(INTENSITY)
-@mh.no_explain
 @given(flops=st.floats(1e9, 1e18), bandwidth=st.floats(1e9, 1e14))
 def test_arithmetic_intensity_formula(candidate, flops, bandwidth):
     got = ah.call(candidate.accounting.arithmetic_intensity, INTENSITY, flops, bandwidth)
@@ -175,7 +163,6 @@ def test_arithmetic_intensity_formula(candidate, flops, bandwidth):
 
 
 @pytest.mark.needs(FORWARD, GRAPH, CKPT)
-@mh.no_explain
 @given(d=dims, L=dims, T=dims, V=dims, H=small, B=st.integers(2, 8))
 def test_memory_scales_with_batch(candidate, d, L, T, V, H, B):
     """Every activation term is per sequence: B sequences take B times the memory of one."""
@@ -220,7 +207,6 @@ def args_of(m) -> tuple:
 
 @pytest.mark.smoke
 @pytest.mark.needs(PARAMS)
-@mh.no_explain
 @given(m=models())
 def test_params_equal_model_parameter_count(candidate, m):
     """The lecture's model has exactly 12 d^2 L + 2 d V parameters (no biases, no layer norms)."""
@@ -231,7 +217,6 @@ def test_params_equal_model_parameter_count(candidate, m):
 
 
 @pytest.mark.needs(FORWARD)
-@mh.no_explain
 @given(m=models())
 def test_forward_memory_sums_largest_intermediates(candidate, m):
     """The three terms of the forward memory are the largest tensors a forward pass allocates: the MLP's
@@ -252,7 +237,6 @@ def test_forward_memory_sums_largest_intermediates(candidate, m):
 
 @pytest.mark.smoke
 @pytest.mark.needs(GRAPH)
-@mh.no_explain
 @given(m=models())
 def test_graph_memory_against_saved_tensors(candidate, m):
     """What the model saves for backward (saved_tensors_hooks, one count per storage, parameters aside):
@@ -272,7 +256,6 @@ def test_graph_memory_against_saved_tensors(candidate, m):
 
 
 @pytest.mark.needs(CKPT)
-@mh.no_explain
 @given(m=models())
 def test_checkpoint_option1_against_saved_tensors(candidate, m):
     """Option 1 (seed lines 2050-2051) on the model: "memory for checkpointing L dT" is the L block inputs
@@ -291,7 +274,6 @@ def test_checkpoint_option1_against_saved_tensors(candidate, m):
 
 
 @pytest.mark.needs(CKPT)
-@mh.no_explain
 @given(m=models())
 def test_checkpoint_option2_against_saved_tensors(candidate, m):
     """Option 2 (seed line 2081) on the model: every layer keeps its saved tensors except the T x T

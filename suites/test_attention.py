@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from suites import _attention_helpers as ath
@@ -25,15 +25,6 @@ LINFORMER = "attention.linformer"
 PATTERNS = ["sliding_window", "longformer", "bigbird", "strided", "fixed"]
 MASK_FN = {p: f"attention.{p}_mask" for p in PATTERNS}
 dtypes = pytest.mark.parametrize("dtype", ath.DTYPES, ids=ath.DTYPE_IDS)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tensors here are tiny: torch's thread pool only adds overhead (and stalls on a loaded machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def sdp(candidate, q, k, v, **kw):

@@ -111,7 +111,6 @@ def test_lecture_example_jvp(candidate, form, point, expected):
 # ------------------------------------------------------------------------ random straight-line programs
 @pytest.mark.smoke
 @pytest.mark.needs(GRAD, *SCALAR_OPS)
-@ax.ONE_FAILURE
 @given(program=ax.scalar_programs())
 def test_gradient_matches_autograd(candidate, program):
     """Random DAG programs (shared sub-expressions, repeated variables, deep chains, wide fan-in):
@@ -124,7 +123,6 @@ def test_gradient_matches_autograd(candidate, program):
 
 
 @pytest.mark.needs(JVP, *SCALAR_OPS)
-@ax.ONE_FAILURE
 @given(program=ax.scalar_programs())
 def test_jvp_matches_autograd(candidate, program):
     """Random DAG programs: forward mode along a random direction u equals J·u from torch.autograd in float64."""
@@ -138,7 +136,6 @@ def test_jvp_matches_autograd(candidate, program):
 
 
 @pytest.mark.needs(GRAD, JVP, *SCALAR_OPS)
-@ax.ONE_FAILURE
 @given(program=ax.scalar_programs())
 def test_jvp_along_basis_equals_gradient(candidate, program):
     """Consistency of the two modes: jvp along e_i equals the i-th partial from grad."""
@@ -291,7 +288,6 @@ def test_unused_input_gets_zero_gradient(candidate):
 
 
 @pytest.mark.needs(GRAD, JVP, *SCALAR_OPS)
-@ax.ONE_FAILURE
 @given(program=ax.scalar_programs(max_steps=8), other=st.floats(-2.0, 2.0).map(lambda v: round(v, 3)))
 def test_same_answer_when_called_twice(candidate, program, other):
     """No state is kept between calls: grad(f, a), then grad at another point, then grad(f, a) again agree."""
@@ -359,7 +355,6 @@ def test_bad_arguments_raise(candidate):
 @pytest.mark.smoke
 @pytest.mark.capability("tensors")
 @pytest.mark.needs(GRAD, *TENSOR_OPS)
-@ax.ONE_FAILURE
 @given(program=ax.tensor_programs())
 def test_tensor_gradient_matches_autograd(candidate, program):
     """Random tensor programs (broadcasting, matmul, sum/mean over a dim, reshape, transpose) summed to a
@@ -376,7 +371,6 @@ def test_tensor_gradient_matches_autograd(candidate, program):
 
 @pytest.mark.capability("tensors")
 @pytest.mark.needs(JVP, *TENSOR_OPS)
-@ax.ONE_FAILURE
 @given(program=ax.tensor_programs(reduce=False))
 def test_tensor_jvp_matches_autograd(candidate, program):
     """Random tensor programs, tensor-valued: J·u has the output's shape and equals torch.autograd's."""
@@ -397,7 +391,6 @@ def _cotangent(program: ax.Program) -> torch.Tensor:
 
 @pytest.mark.capability("tensors")
 @pytest.mark.needs(VJP, *TENSOR_OPS)
-@ax.ONE_FAILURE
 @given(program=ax.tensor_programs(reduce=False))
 def test_vjp_matches_autograd(candidate, program):
     """Random tensor programs, tensor-valued: vᵀJ for a random cotangent v equals torch.autograd."""
@@ -414,7 +407,6 @@ def test_vjp_matches_autograd(candidate, program):
 
 @pytest.mark.capability("tensors")
 @pytest.mark.needs(JVP, VJP, *TENSOR_OPS)
-@ax.ONE_FAILURE
 @given(program=ax.tensor_programs(reduce=False))
 def test_jvp_vjp_adjoint(candidate, program):
     """The two modes are adjoint: ⟨J u, v⟩ = ⟨u, Jᵀ v⟩ for random u and v (no oracle involved)."""

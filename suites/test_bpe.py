@@ -8,7 +8,7 @@ from the same vocab and merges, including the real GPT-2 vocabulary on real text
 from __future__ import annotations
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from suites import _bpe_helpers as bh

@@ -23,11 +23,6 @@ from suites import strategies as hh
 pytestmark = pytest.mark.component("checkpoint")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread (see _checkpoint_helpers.one_thread)."""
-    with mh.one_thread():
-        yield
 SEQUENTIAL = "checkpoint.checkpoint_sequential"
 SELECTIVE = "checkpoint.checkpoint_selective"
 PLAN = "checkpoint.plan"
@@ -97,7 +92,6 @@ def sequential_cases(draw):
 # ------------------------------------------------------------------------------------ sequential
 @pytest.mark.smoke
 @pytest.mark.needs(SEQUENTIAL)
-@mh.no_explain
 @given(case=sequential_cases())
 def test_outputs_match_no_checkpointing(candidate, case):
     """Oracle: the chain run plainly, from the same random state: same output."""
@@ -115,7 +109,6 @@ def test_outputs_match_no_checkpointing(candidate, case):
 @pytest.mark.smoke
 @pytest.mark.needs(SEQUENTIAL)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
-@mh.no_explain
 @given(case=sequential_cases())
 def test_gradients_match_no_checkpointing(candidate, dtype, case):
     """Oracle: input and parameter gradients of the plain chain; dropout masks must be replayed exactly."""
@@ -134,7 +127,6 @@ def test_gradients_match_no_checkpointing(candidate, dtype, case):
 
 
 @pytest.mark.needs(SEQUENTIAL)
-@mh.no_explain
 @given(case=sequential_cases())
 def test_parameter_gradients_without_input_grad(candidate, case):
     """An input that needs no gradient (data) still lets every parameter get its gradient.
@@ -156,7 +148,6 @@ def test_parameter_gradients_without_input_grad(candidate, case):
 
 @pytest.mark.smoke
 @pytest.mark.needs(SEQUENTIAL)
-@mh.no_explain
 @given(case=sequential_cases())
 def test_forward_keeps_only_segment_inputs(candidate, case):
     """After the forward pass only the checkpoints z_tau are held: one segment input per segment after the
@@ -174,7 +165,6 @@ def test_forward_keeps_only_segment_inputs(candidate, case):
 
 
 @pytest.mark.needs(SEQUENTIAL)
-@mh.no_explain
 @given(case=sequential_cases())
 def test_each_segment_rematerialized_once_last_first(candidate, case):
     """The backward pass redoes each segment's forward exactly once, from the last segment to the first
@@ -192,7 +182,6 @@ def test_each_segment_rematerialized_once_last_first(candidate, case):
 
 
 @pytest.mark.needs(SEQUENTIAL)
-@mh.no_explain
 @given(n=st.integers(1, 9), data=st.data(), seed=hh.seeds())
 def test_segment_boundaries_as_given(candidate, n, data, seed):
     """``segments`` may be the boundaries list ``plan`` returns: those are the segments rematerialized."""
@@ -319,7 +308,6 @@ def test_plan_worked_examples(candidate, n, expected):
 
 
 @pytest.mark.needs(PLAN)
-@mh.no_explain
 @given(n=st.integers(1, 400))
 def test_plan_has_round_sqrt_segments(candidate, n):
     """Without a budget: k = round(sqrt(n)) segments of as-equal-as-possible length, longer ones first."""
@@ -330,7 +318,6 @@ def test_plan_has_round_sqrt_segments(candidate, n):
 
 
 @pytest.mark.needs(PLAN)
-@mh.no_explain
 @given(n=st.integers(1, 400))
 def test_plan_memory_is_least_possible(candidate, n):
     """Oracle (brute force over k): k + longest segment is the least any plan achieves, ceil(2 sqrt(n))."""
@@ -347,7 +334,6 @@ def budget_cases(draw):
 
 
 @pytest.mark.needs(PLAN)
-@mh.no_explain
 @given(case=budget_cases())
 def test_plan_fits_the_budget(candidate, case):
     """With a memory budget (units of one block's activations), the plan's memory is within it."""
@@ -359,7 +345,6 @@ def test_plan_fits_the_budget(candidate, case):
 
 
 @pytest.mark.needs(PLAN)
-@mh.no_explain
 @given(case=budget_cases())
 def test_plan_under_budget_uses_fewest_segments(candidate, case):
     """Oracle (brute force): no plan with fewer segments fits the budget (Chen et al.'s greedy: segments
@@ -372,7 +357,6 @@ def test_plan_under_budget_uses_fewest_segments(candidate, case):
 
 
 @pytest.mark.needs(PLAN)
-@mh.no_explain
 @given(n=st.integers(2, 200), short=st.integers(1, 5))
 def test_plan_rejects_budget_below_least_memory(candidate, n, short):
     budget = least_memory(n) - short
@@ -412,7 +396,6 @@ def make_block(case) -> tiny_gpt.Block:
 
 
 @pytest.mark.needs(SELECTIVE)
-@mh.no_explain
 @given(case=block_cases(), which=st.sampled_from(list(PREDICATES)))
 def test_selective_matches_no_checkpointing(candidate, case, which):
     """Oracle: the transformer block (with dropout) run plainly: same output, same input and parameter
@@ -436,7 +419,6 @@ def test_selective_matches_no_checkpointing(candidate, case, which):
 
 @pytest.mark.smoke
 @pytest.mark.needs(SELECTIVE)
-@mh.no_explain
 @given(case=block_cases())
 def test_option2_keeps_all_but_attention_matrices(candidate, case):
     """Lecture 003, option 2 (seed lines 2053-2081): "checkpoint everything but the T x T attention
@@ -458,7 +440,6 @@ def test_option2_keeps_all_but_attention_matrices(candidate, case):
 
 
 @pytest.mark.needs(SELECTIVE)
-@mh.no_explain
 @given(case=block_cases())
 def test_selective_recompute_everything_keeps_nothing(candidate, case):
     """Recomputing every saved tensor is option 1 for one block: nothing but the input is kept."""
