@@ -70,6 +70,9 @@ class Candidate:
     def __repr__(self) -> str:  # shown in hypothesis's falsifying examples: keep it short
         return f"<candidate {self.name}>"
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # hypothesis's printer: not field by field
+        printer.text(repr(self))
+
     def identity(self) -> dict:
         return {"name": self.name, "source": self.source, "version": self.version, "error": self.error,
                 "flags": list(self.flags)}
