@@ -73,7 +73,6 @@ def softmax_cases(draw):
 @pytest.mark.smoke
 @pytest.mark.needs(SOFTMAX)
 @pytest.mark.parametrize("dtype", DTYPES)
-@ax.ONE_FAILURE
 @given(case=softmax_cases(), scale=st.sampled_from([1.0, 5.0]))
 def test_softmax_backward_matches_autograd(candidate, dtype, case, scale):
     """dx for y = softmax(x, dim) equals autograd, along any dim of any shape."""
@@ -97,7 +96,6 @@ def test_softmax_backward_worked_example(candidate):
 
 
 @pytest.mark.needs(SOFTMAX)
-@ax.ONE_FAILURE
 @given(case=softmax_cases())
 def test_softmax_backward_sums_to_zero(candidate, case):
     """softmax is invariant to adding a constant along dim, so dx sums to 0 along dim."""
@@ -123,7 +121,6 @@ def rows_and_width(draw, max_width: int = 12):
 @pytest.mark.smoke
 @pytest.mark.needs(LAYERNORM)
 @pytest.mark.parametrize("dtype", DTYPES)
-@ax.ONE_FAILURE
 @given(case=rows_and_width(), eps=st.sampled_from([1e-5, 1e-2]))
 def test_layernorm_backward_matches_autograd(candidate, dtype, case, eps):
     """(dx, dweight, dbias) for layer_norm over the last dim equal autograd (biased variance, eps inside)."""
@@ -150,7 +147,6 @@ def layernorm_scales(x, w, g, eps):
 
 
 @pytest.mark.needs(LAYERNORM)
-@ax.ONE_FAILURE
 @given(case=rows_and_width())
 def test_layernorm_grad_x_sums_to_zero(candidate, case):
     """layer norm is invariant to adding a constant to a row, so each row of dx sums to 0."""
@@ -192,7 +188,6 @@ def _ids(shape, high: int, seed: int) -> torch.Tensor:
 
 @pytest.mark.needs(EMBEDDING)
 @pytest.mark.parametrize("dtype", DTYPES)
-@ax.ONE_FAILURE
 @given(case=token_cases())
 def test_embedding_backward_matches_autograd(candidate, dtype, case):
     """dW for y = W[ids] equals autograd of torch.nn.functional.embedding (ids of any shape, repeats)."""
@@ -207,7 +202,6 @@ def test_embedding_backward_matches_autograd(candidate, dtype, case):
 
 
 @pytest.mark.needs(EMBEDDING)
-@ax.ONE_FAILURE
 @given(case=token_cases())
 def test_embedding_backward_rows_of_absent_ids_are_zero(candidate, case):
     """Rows of tokens that do not occur are exactly 0, and the rows add up to the sum of grad_y."""
@@ -241,7 +235,6 @@ def logit_cases(draw):
 
 @pytest.mark.needs(CROSS_ENTROPY)
 @pytest.mark.parametrize("dtype", DTYPES)
-@ax.ONE_FAILURE
 @given(case=logit_cases(), scale=st.sampled_from([1.0, 10.0]))
 def test_cross_entropy_backward_matches_autograd(candidate, dtype, case, scale):
     """dlogits for the mean cross-entropy equals autograd of torch.nn.functional.cross_entropy (rows (N, C)
@@ -256,7 +249,6 @@ def test_cross_entropy_backward_matches_autograd(candidate, dtype, case, scale):
 
 
 @pytest.mark.needs(CROSS_ENTROPY)
-@ax.ONE_FAILURE
 @given(case=logit_cases())
 def test_cross_entropy_backward_rows_sum_to_zero(candidate, case):
     """Each row of dlogits sums to 0 and lies in [-1/N, 1/N] (softmax minus a one-hot, over N rows)."""
@@ -297,7 +289,6 @@ def _attention_inputs(b, t, h, dh, seed, dtype):
 @pytest.mark.smoke
 @pytest.mark.needs(ATTENTION)
 @pytest.mark.parametrize("dtype", DTYPES)
-@ax.ONE_FAILURE
 @given(case=attention_cases())
 def test_attention_backward_matches_autograd(candidate, dtype, case):
     """(dx, dW_q, dW_k, dW_v, dW_o) of multi-head self-attention equal autograd through torch SDPA,
@@ -316,7 +307,6 @@ def test_attention_backward_matches_autograd(candidate, dtype, case):
 
 
 @pytest.mark.needs(ATTENTION)
-@ax.ONE_FAILURE
 @given(case=attention_cases(), data=st.data())
 def test_attention_causal_gradient_flows_only_to_the_past(candidate, case, data):
     """Causal: y_i depends on x_j for j <= i only, so a loss on position i alone gives dx_j = 0 for j > i."""
@@ -348,7 +338,6 @@ def lora_forward(x, W, A, B, alpha):
 @pytest.mark.smoke
 @pytest.mark.needs(LORA)
 @pytest.mark.parametrize("dtype", DTYPES)
-@ax.ONE_FAILURE
 @given(case=lora_cases())
 def test_lora_backward_matches_autograd(candidate, dtype, case):
     """(dx, dA, dB) for y = x Wᵀ + (alpha/r) x Aᵀ Bᵀ equal autograd (W frozen)."""
@@ -364,7 +353,6 @@ def test_lora_backward_matches_autograd(candidate, dtype, case):
 
 
 @pytest.mark.needs(LORA)
-@ax.ONE_FAILURE
 @given(case=lora_cases())
 def test_lora_duplicated_rank_gives_same_grad_x(candidate, case):
     """Stacking A twice and B twice doubles r and AᵀBᵀ, and alpha/r halves: the layer, hence dx, is unchanged."""
