@@ -87,6 +87,13 @@ def median_seconds(fn, rounds: int = ROUNDS) -> float:
 
 
 # ---------------------------------------------------------------------------------------------- training
+def timed_median(benchmark) -> float:
+    """The median pytest-benchmark measured; benchmarks disabled (``--benchmark-disable``, xdist) time nothing."""
+    if benchmark.stats is None:
+        pytest.skip("pytest-benchmark is disabled in this run (--benchmark-disable or xdist): nothing was timed")
+    return benchmark.stats.stats.median
+
+
 @pytest.mark.needs("bpe.train")
 @pytest.mark.parametrize("vocab_size", VOCAB_SIZES, ids=lambda v: f"vocab{v}")
 def test_train_throughput(candidate, benchmark, fmspec_metrics, request, monkeypatch, vocab_size):
@@ -97,7 +104,7 @@ def test_train_throughput(candidate, benchmark, fmspec_metrics, request, monkeyp
     text = corpus()
     benchmark.group = f"bpe-train-vocab{vocab_size}"
     benchmark.pedantic(candidate.bpe.train, args=(text, vocab_size), rounds=ROUNDS, iterations=1, warmup_rounds=1)
-    seconds = benchmark.stats.stats.median
+    seconds = timed_median(benchmark)
     hf_parallelism(monkeypatch, "1")
     hf_seconds = median_seconds(lambda: hf_train(text, vocab_size))
     record(benchmark, fmspec_metrics, {
@@ -116,7 +123,7 @@ def test_hf_train_throughput(benchmark, fmspec_metrics, monkeypatch, vocab_size,
     text = corpus()
     benchmark.group = f"bpe-train-vocab{vocab_size}"
     benchmark.pedantic(hf_train, args=(text, vocab_size), rounds=ROUNDS, iterations=1, warmup_rounds=1)
-    seconds = benchmark.stats.stats.median
+    seconds = timed_median(benchmark)
     record(benchmark, fmspec_metrics, {"corpus_mb": megabytes(text), "vocab_size": vocab_size, "seconds": seconds,
                                        "mb_per_s": megabytes(text) / seconds, "threads": threads,
                                        "cpu_count": os.cpu_count()})
@@ -135,7 +142,7 @@ def test_encode_throughput(candidate, benchmark, fmspec_metrics, request):
         return (candidate.bpe.Tokenizer(vocab, merges, [bh.EOT]), text), {}
 
     ids = benchmark.pedantic(lambda tok, t: tok.encode(t), setup=fresh, rounds=ROUNDS, iterations=1)
-    seconds = benchmark.stats.stats.median
+    seconds = timed_median(benchmark)
     record(benchmark, fmspec_metrics, {"corpus_mb": megabytes(text), "seconds": seconds,
                                        "mb_per_s": megabytes(text) / seconds, "tokens": len(ids),
                                        "conformance": conformance})
@@ -158,7 +165,7 @@ def test_hf_encode_throughput(benchmark, fmspec_metrics, monkeypatch, threads):
         benchmark.pedantic(lambda tok: tok.encode(text), setup=fresh, rounds=ROUNDS, iterations=1)
     else:
         benchmark.pedantic(lambda tok: tok.encode_batch(lines), setup=fresh, rounds=ROUNDS, iterations=1)
-    seconds = benchmark.stats.stats.median
+    seconds = timed_median(benchmark)
     record(benchmark, fmspec_metrics, {"corpus_mb": megabytes(text), "seconds": seconds,
                                        "mb_per_s": megabytes(text) / seconds, "threads": threads,
                                        "cpu_count": os.cpu_count()})
