@@ -313,7 +313,9 @@ def _configs(kind: str) -> list:
     TMA descriptors are part of the space: on an H200 they win on long sequences, while plain loads win
     on short ones, where the per-program descriptor set-up is not amortised (measured, see benchmarks/)."""
     if kind == "fwd":
-        space = [(128, 128, 8, 3), (128, 64, 4, 3), (128, 64, 8, 4), (128, 128, 8, 2)]
+        # the 64-row tiles are for short causal sequences, where a 128-row tile straddling the diagonal
+        # wastes half its work (measured: 0.98x SDPA flash at D=64, causal, T=1k without them)
+        space = [(128, 128, 8, 3), (128, 64, 4, 3), (128, 64, 8, 4), (128, 128, 8, 2), (64, 64, 4, 3), (64, 128, 4, 3)]
     elif kind == "dkdv":  # (BLOCK_M over queries, BLOCK_N: the key block a program owns)
         space = [(64, 128, 8, 3), (32, 128, 4, 4), (64, 64, 4, 3), (32, 64, 4, 4)]
     else:  # dq: (BLOCK_M: the query block a program owns, BLOCK_N over keys)
