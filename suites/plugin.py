@@ -33,6 +33,7 @@ from suites.recorder import Recorder
 from suites.outcomes import Missing, Unsupported
 
 CANDIDATES = pytest.StashKey[list]()
+INFO = pytest.StashKey[dict]()
 GUARD = pytest.StashKey["Guard"]()
 
 DEFAULT_CANDIDATE = "reference"
@@ -141,14 +142,14 @@ class Guard:
         self.snapshot = trust.Snapshot()
         self.snapshot.add_modules(trust.GUARDED)
         for name in trust.GUARDED_CLASSES:
-            self.snapshot.add(name, trust._resolve(name))
+            self.snapshot.add(name, trust.resolve(name))
         self.forbid: dict[str, list[str]] = {}
         for rule in config.getoption("fmspec_forbid"):
             component, sep, function = rule.partition("=")
             if not sep or not component or not function:
                 raise pytest.UsageError(f"--fmspec-forbid {rule!r}: expected COMPONENT=module.function")
             try:
-                trust._resolve(function)
+                trust.resolve(function)
             except (ImportError, AttributeError):
                 raise pytest.UsageError(f"--fmspec-forbid {rule!r}: no function {function!r}") from None
             self.forbid.setdefault(component, []).append(function)
@@ -230,9 +231,20 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 # --------------------------------------------------------------------------------------------- test setup
+def _params(item: pytest.Item) -> dict:
+    return getattr(getattr(item, "callspec", None), "params", {})
+
+
 def test_info(item: pytest.Item) -> dict:
-    """Component, features, property and candidate of a test item (what the results file records)."""
-    params = getattr(getattr(item, "callspec", None), "params", {})
+    """Component, features, property and candidate of a test item (what the results file records);
+    worked out once per item, a fresh copy returned each time (callers add to it)."""
+    if INFO not in item.stash:
+        item.stash[INFO] = _test_info(item)
+    return dict(item.stash[INFO])
+
+
+def _test_info(item: pytest.Item) -> dict:
+    params = _params(item)
     cand = params.get("candidate")
     features = [f for m in item.iter_markers("needs") for f in m.args]
     comp_marker = item.get_closest_marker("component")
@@ -264,7 +276,7 @@ def _utf8(text: str) -> str:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     _pin_numerics()
-    params = getattr(getattr(item, "callspec", None), "params", {})
+    params = _params(item)
     device = _param_str(params["device"]) if "device" in params else None
     if (device == "cuda" or item.get_closest_marker("gpu")) and not _cuda_available():
         pytest.skip("no CUDA device")
@@ -309,7 +321,7 @@ def _pin_numerics() -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
-    cand = getattr(getattr(item, "callspec", None), "params", {}).get("candidate")
+    cand = _params(item).get("candidate")
     if not isinstance(cand, loader.Candidate):
         return (yield)
     if cand.error:
@@ -351,11 +363,17 @@ def _missing_on_not_implemented(item: pytest.Item) -> None:
 
 
 def _flags(item: pytest.Item, info: dict) -> list[str]:
-    cand = getattr(getattr(item, "callspec", None), "params", {}).get("candidate")
+    cand = _params(item).get("candidate")
     if not isinstance(cand, loader.Candidate) or cand.obj is None or trust.is_builtin_candidate(cand.source):
         return []
-    return [f"{feature} is the reference's own code" for feature, fn in trust.iter_features(cand.obj, info["features"])
-            if trust.reexports_reference(fn)]
+    flags = []
+    for feature in info["features"]:
+        try:
+            if trust.reexports_reference(cand.resolve(feature)):
+                flags.append(f"{feature} is the reference's own code")
+        except AttributeError:
+            continue  # missing: reported as such
+    return flags
 
 
 # ---------------------------------------------------------------------------------------------- reporting

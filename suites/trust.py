@@ -31,7 +31,7 @@ import resource
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import psutil
 
@@ -43,7 +43,8 @@ GUARDED = ("torch", "torch.nn.functional", "torch.linalg", "torch.testing", "tor
 GUARDED_CLASSES = ("torch.Tensor",)
 
 
-def _resolve(dotted: str) -> Any:
+def resolve(dotted: str) -> Any:
+    """The module, or the attribute of a module, a dotted name names: ``torch.nn.functional.relu``."""
     module, _, attr = dotted.rpartition(".")
     try:
         return importlib.import_module(dotted)
@@ -65,7 +66,7 @@ class Snapshot:
     def add_modules(self, names: tuple[str, ...] | list[str]) -> None:
         for name in names:
             try:
-                self.add(name, _resolve(name))
+                self.add(name, resolve(name))
             except (ImportError, AttributeError):
                 continue
 
@@ -156,7 +157,7 @@ class ForbiddenCalls:
         self.roots, self.calls = roots, []
         for dotted in self.names:
             module, _, attr = dotted.rpartition(".")
-            owner = _resolve(module)
+            owner = resolve(module)
             original = getattr(owner, attr)
             self.originals[dotted] = (owner, attr, original)
             setattr(owner, attr, self._wrap(dotted, original))
@@ -233,16 +234,5 @@ def truncate_sections(sections: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return out
 
 
-def iter_features(obj: Any, features: list[str]) -> Iterator[tuple[str, Any]]:
-    for feature in features:
-        try:
-            value = obj
-            for part in feature.split("."):
-                value = getattr(value, part)
-        except AttributeError:
-            continue
-        yield feature, value
-
-
 __all__ = ["Snapshot", "ForbiddenCalls", "children", "kill_new_children", "limit_memory", "truncate_sections",
-           "reexports_reference", "is_builtin_candidate", "candidate_files", "iter_features"]
+           "reexports_reference", "is_builtin_candidate", "candidate_files", "resolve"]
