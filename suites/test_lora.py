@@ -150,6 +150,17 @@ def test_matches_formula(candidate, dtype, dims, alpha, seed, bias, batch):
     ah.assert_close(layer(x), expected, dtype=dtype, n=n_in + r, name="h", where=where)
 
 
+def merge_case(candidate, dtype, dims, alpha, seed):
+    """A wrapped layer with drawn A and B, the base weight before any merge (float64) and the oracle output."""
+    n_in, n_out, r = dims
+    base = make_base(n_in, n_out, seed, dtype)
+    W, b = base.weight.detach().double().clone(), base.bias.detach().double().clone()
+    x = hh.randn((4, n_in), seed + 2, dtype)
+    layer, where = wrap(candidate, base, r, alpha)
+    A, B = set_ab(layer, seed)
+    return base, W, x, layer, A, B, lora_oracle(x, W, b, A, B, alpha / r), where
+
+
 @pytest.mark.needs(LL)
 @pytest.mark.parametrize("dtype", DTYPES)
 @given(dims=layer_dims, alpha=alphas, seed=hh.seeds())
@@ -157,12 +168,7 @@ def test_matches_formula(candidate, dtype, dims, alpha, seed, bias, batch):
 def test_merge_equals_unmerged(candidate, dtype, dims, alpha, seed):
     """After merge(), W holds W + (alpha / r) B A and the output is the same as before."""
     n_in, n_out, r = dims
-    base = make_base(n_in, n_out, seed, dtype)
-    W, b = base.weight.detach().double().clone(), base.bias.detach().double().clone()
-    x = hh.randn((4, n_in), seed + 2, dtype)
-    layer, where = wrap(candidate, base, r, alpha)
-    A, B = set_ab(layer, seed)
-    expected = lora_oracle(x, W, b, A, B, alpha / r)
+    base, W, x, layer, A, B, expected, where = merge_case(candidate, dtype, dims, alpha, seed)
     layer.merge()
     assert layer.merged is True, f"merged = {layer.merged!r} after merge() [{where}]"
     ah.assert_close(base.weight.detach(), W + alpha / r * B @ A, dtype=dtype, n=r, name="merged W", where=where)
@@ -176,12 +182,7 @@ def test_merge_equals_unmerged(candidate, dtype, dims, alpha, seed):
 def test_unmerge_restores_base(candidate, dtype, dims, alpha, seed):
     """merge() then unmerge(): W is back (up to rounding), merged is False, the output unchanged."""
     n_in, n_out, r = dims
-    base = make_base(n_in, n_out, seed, dtype)
-    W, b = base.weight.detach().double().clone(), base.bias.detach().double().clone()
-    x = hh.randn((4, n_in), seed + 2, dtype)
-    layer, where = wrap(candidate, base, r, alpha)
-    A, B = set_ab(layer, seed)
-    expected = lora_oracle(x, W, b, A, B, alpha / r)
+    base, W, x, layer, A, B, expected, where = merge_case(candidate, dtype, dims, alpha, seed)
     layer.merge()
     layer.unmerge()
     assert layer.merged is False, f"merged = {layer.merged!r} after unmerge() [{where}]"
