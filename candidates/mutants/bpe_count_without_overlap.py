@@ -3,7 +3,7 @@
 import reference.bpe as ref
 from candidates.mutants import patch
 from reference.bpe.pretokenize import check_special_tokens, pretoken_counts
-from reference.bpe.training import merge_word, read_text
+from reference.bpe.training import read_text
 
 COMPONENT = "bpe"
 CAUGHT_BY = ["test_train_counts_pairs_at_every_position",
@@ -17,6 +17,18 @@ def count_pairs(symbols):
         counts[pair] = counts.get(pair, 0) + 1
         i += 2 if symbols[i] == symbols[i + 1] else 1  # skips the overlapping occurrence
     return counts
+
+
+def merge_word(symbols, a, b, new):
+    out, i = [], 0
+    while i < len(symbols):
+        if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == (a, b):
+            out.append(new)
+            i += 2
+        else:
+            out.append(symbols[i])
+            i += 1
+    return out
 
 
 def train(text, vocab_size, special_tokens=()):

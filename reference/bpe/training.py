@@ -18,6 +18,11 @@ A recount of every pair after every merge costs O(corpus) per merge. This traine
 date instead: an index from each pair to the words that hold it, so a merge only revisits those words,
 and a lazy max-heap of (count, pair) entries: a pair whose count rises gets a fresh entry; an entry whose
 count is no longer current is dropped when it surfaces (or pushed back with the lower current count).
+
+**Representation.** A word is a ``str`` with one character per token: token id ``i`` is the character
+``symbol(i)`` (``chr(i)``, the surrogate block skipped), so a byte-level word starts as its bytes decoded
+as Latin-1 (b" the" -> " the"). A pair is then a 2-character string, and merging (a, b) into ``ab`` in a
+word is ``word.replace(a + b, ab)``, which replaces left to right without overlap: step 3's rule, in C.
 """
 
 from __future__ import annotations
@@ -26,10 +31,11 @@ import heapq
 import os
 from collections import defaultdict
 from collections.abc import Sequence
+from operator import add
 
 from reference.bpe.pretokenize import check_special_tokens, pretoken_counts
 
-SHIFT = 1 << 32  # pair key a * SHIFT + b: ids stay far below 2**32
+SURROGATES = 0xD800  # code points 0xD800..0xDFFF are not characters a str can hold on its own everywhere
 
 
 def read_text(text: str | os.PathLike) -> str:
@@ -42,6 +48,11 @@ def read_text(text: str | os.PathLike) -> str:
     raise TypeError(f"text must be a str or a path (os.PathLike), got {type(text).__name__}")
 
 
+def symbol(i: int) -> str:
+    """Token id -> its one-character symbol: ``chr(i)``, ids from 0xD800 on shifted past the surrogates."""
+    return chr(i if i < SURROGATES else i + 0x800)
+
+
 def heap_key(token: bytes) -> tuple[int, ...]:
     """A key that sorts byte strings in *reverse* order, so that heapq (a min-heap) pops the greater pair first.
 
@@ -51,53 +62,9 @@ def heap_key(token: bytes) -> tuple[int, ...]:
     return tuple(255 - x for x in token) + (256,)
 
 
-def word_pairs(symbols: list[int]) -> "zip[tuple[int, int]]":
-    """Every adjacent pair, at every position: [1, 1, 1] -> (1, 1), (1, 1)."""
-    return zip(symbols, symbols[1:])
-
-
-def merge_word(symbols: list[int], a: int, b: int, new: int) -> list[int]:
-    """Replace (a, b) by ``new``, left to right, without overlap: ([1, 1, 1], 1, 1, 9) -> [9, 1]."""
-    out, i, n = [], 0, len(symbols)
-    while i < n:
-        if symbols[i] == a and i + 1 < n and symbols[i + 1] == b:
-            out.append(new)
-            i += 2
-        else:
-            out.append(symbols[i])
-            i += 1
-    return out
-
-
-def merge_word_at(symbols: list[int], a: int, b: int, new: int) -> tuple[list[int], list[int]]:
-    """``merge_word`` that also returns where each replaced occurrence started in ``symbols``.
-
-    ([5, 1, 2, 1, 2], 1, 2, 9) -> ([5, 9, 9], [1, 3])
-    """
-    starts: list[int] = []
-    i, last = 0, len(symbols) - 1  # an occurrence starts before the last symbol
-    find = symbols.index
-    while True:
-        try:
-            j = find(a, i, last)
-        except ValueError:
-            break
-        if symbols[j + 1] == b:
-            starts.append(j)
-            i = j + 2
-        else:
-            i = j + 1
-    if len(starts) == 1:
-        j = starts[0]
-        return symbols[:j] + [new] + symbols[j + 2:], starts
-    out: list[int] = []
-    prev = 0
-    for j in starts:
-        out += symbols[prev:j]
-        out.append(new)
-        prev = j + 2
-    out += symbols[prev:]
-    return out, starts
+def word_pairs(word: str) -> "map[str]":
+    """Every adjacent pair, at every position, as 2-character strings: "aaa" -> "aa", "aa"."""
+    return map(add, word, word[1:])
 
 
 def train(text: str | os.PathLike, vocab_size: int, special_tokens: Sequence[str] = ()
@@ -117,22 +84,21 @@ def train(text: str | os.PathLike, vocab_size: int, special_tokens: Sequence[str
     vocab = {i: bytes([i]) for i in range(256)}
     for i, s in enumerate(specials):
         vocab[256 + i] = s.encode("utf-8")
-    keys = {i: heap_key(tok) for i, tok in vocab.items()}
+    token = {symbol(i): tok for i, tok in vocab.items()}  # symbol -> its bytes
+    keys = {c: heap_key(tok) for c, tok in token.items()}
 
     counts = pretoken_counts([text], specials)  # {b" the": 812, ...}
-    words = [list(tok) for tok in counts]  # each pre-token as byte ids
+    words = [tok.decode("latin-1") for tok in counts]  # byte x -> symbol(x) = chr(x)
     freqs = list(counts.values())
 
-    # pair -> count, and pair -> indices of the words holding it (a superset: entries go stale, harmlessly);
-    # a pair (a, b) is keyed by the int a * SHIFT + b (hashes faster than a tuple)
-    pair_counts: defaultdict[int, int] = defaultdict(int)
-    where: defaultdict[int, set[int]] = defaultdict(set)
-    for w, (symbols, freq) in enumerate(zip(words, freqs)):
-        for a, b in word_pairs(symbols):
-            pair = a * SHIFT + b
+    # pair -> count, and pair -> indices of the words holding it (a superset: entries go stale, harmlessly)
+    pair_counts: defaultdict[str, int] = defaultdict(int)
+    where: defaultdict[str, set[int]] = defaultdict(set)
+    for w, (word, freq) in enumerate(zip(words, freqs)):
+        for pair in word_pairs(word):
             pair_counts[pair] += freq
             where[pair].add(w)
-    heap = [(-n, keys[p // SHIFT], keys[p % SHIFT], p) for p, n in pair_counts.items()]
+    heap = [(-n, keys[p[0]], keys[p[1]], p) for p, n in pair_counts.items()]
     heapq.heapify(heap)
 
     merges: list[tuple[bytes, bytes]] = []
@@ -147,36 +113,39 @@ def train(text: str | os.PathLike, vocab_size: int, special_tokens: Sequence[str
                 heapq.heappush(heap, (-n, ka, kb, p))
         else:
             break  # no pair left
-        a, b = divmod(p, SHIFT)
         new = len(vocab)
-        vocab[new] = vocab[a] + vocab[b]
-        keys[new] = heap_key(vocab[new])
-        merges.append((vocab[a], vocab[b]))
+        ab = symbol(new)
+        vocab[new] = token[ab] = token[p[0]] + token[p[1]]
+        keys[ab] = heap_key(token[ab])
+        merges.append((token[p[0]], token[p[1]]))
 
         grown = set()  # pairs whose count rose need a fresh heap entry; falls are caught lazily above
         for w in where.pop(p):
             old = words[w]
-            merged, starts = merge_word_at(old, a, b, new)
-            if not starts:
+            times = old.count(p)  # occurrences without overlap: the ones the merge replaces
+            if not times:
                 continue  # a stale index entry: the pair left this word earlier
             freq = freqs[w]
-            # only pairs next to a merged occurrence change: (x, a) (a, b) (b, y) -> (x, ab) (ab, y)
-            if len(starts) == 1:
-                j = starts[0]
-                gone = range(j - 1 if j else 0, j + 2 if j + 2 < len(old) else j + 1)  # pairs at j-1, j, j+1
-                born = range(j - 1 if j else 0, j + 1 if j + 1 < len(merged) else j)  # pairs at j-1, j
-            else:
-                gone = {q for j in starts for q in (j - 1, j, j + 1) if 0 <= q <= len(old) - 2}
-                born = {q for k, j in enumerate(starts) for q in (j - k - 1, j - k) if 0 <= q <= len(merged) - 2}
-            for q in gone:
-                pair_counts[old[q] * SHIFT + old[q + 1]] -= freq
-            for q in born:
-                pair = merged[q] * SHIFT + merged[q + 1]
+            merged = words[w] = old.replace(p, ab)
+            if times == 1:
+                # only the pairs next to the occurrence change: (x, a) (a, b) (b, y) -> (x, ab) (ab, y)
+                j = old.find(p)
+                born = []
+                if j > 0:
+                    pair_counts[old[j - 1:j + 1]] -= freq
+                    born.append(merged[j - 1:j + 1])
+                if j + 2 < len(old):
+                    pair_counts[old[j + 1:j + 3]] -= freq
+                    born.append(merged[j:j + 2])
+            else:  # rare: recount the word's pairs
+                for pair in word_pairs(old):
+                    pair_counts[pair] -= freq
+                born = word_pairs(merged)
+            for pair in born:
                 pair_counts[pair] += freq
                 grown.add(pair)
                 where[pair].add(w)
-            words[w] = merged
         del pair_counts[p]  # every occurrence is gone
         for pair in grown:
-            heapq.heappush(heap, (-pair_counts[pair], keys[pair // SHIFT], keys[pair % SHIFT], pair))
+            heapq.heappush(heap, (-pair_counts[pair], keys[pair[0]], keys[pair[1]], pair))
     return vocab, merges
