@@ -20,6 +20,7 @@ candidates.mutants`` prints the table in docs/mutants.md.
 from __future__ import annotations
 
 import ast
+import inspect
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,24 @@ def patch(module: types.ModuleType, **overrides) -> types.SimpleNamespace:
     if unknown:
         raise AttributeError(f"{module.__name__} has no {', '.join(sorted(unknown))} to patch")
     return types.SimpleNamespace(**{**public, **overrides})
+
+
+def edit_source(module: types.ModuleType, edits: list[tuple[str, str]], **extra) -> types.ModuleType:
+    """A fresh copy of ``module`` built from its source with each ``(old, new)`` edit applied once (the
+    first occurrence); ``extra`` names are defined in it before its code runs. The module itself is untouched.
+
+    An edit whose ``old`` text is no longer in the source raises, so a mutant cannot silently become the
+    reference when the reference changes.
+    """
+    source = inspect.getsource(module)
+    for old, new in edits:
+        if old not in source:
+            raise ValueError(f"{module.__name__} no longer contains {old!r}: update the mutant")
+        source = source.replace(old, new, 1)
+    copy = types.ModuleType(module.__name__ + "_mutant")
+    copy.__dict__.update(extra)
+    exec(compile(source, module.__file__, "exec"), copy.__dict__)
+    return copy
 
 
 @dataclass(frozen=True)

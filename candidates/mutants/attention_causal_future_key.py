@@ -18,7 +18,12 @@ def _allowed_keys(mask, causal, lead, tq, tk, device):
 
 
 COMPONENT = "attention"
-CAUGHT_BY = ["test_matches_torch_sdpa_float64", "test_causal_is_top_left_aligned", "test_causal_outputs_ignore_future_keys"]
+CAUGHT_BY = [
+    "test_matches_torch_sdpa_float64",
+    "test_causal_is_top_left_aligned",
+    "test_causal_outputs_ignore_future_keys",
+    "test_output_in_convex_hull_of_values",
+]
 
 scaled_dot_product = types.FunctionType(dense.scaled_dot_product.__code__, {**dense.scaled_dot_product.__globals__,
                                         "allowed_keys": _allowed_keys}, "scaled_dot_product",

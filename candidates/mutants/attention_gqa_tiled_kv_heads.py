@@ -16,6 +16,6 @@ def multi_head(x, w_q, w_k, w_v, w_o, n_heads, causal=False, n_kv_heads=None):
 
 
 COMPONENT = "attention"
-CAUGHT_BY = ["test_grouped_query_heads_share_kv_in_order"]
+CAUGHT_BY = ["test_grouped_query_heads_share_kv_in_order", "test_multi_head_bad_arguments_raise"]
 
 attention = patch(ref, multi_head=multi_head)

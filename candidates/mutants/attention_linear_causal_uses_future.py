@@ -5,7 +5,11 @@ from candidates.mutants import patch
 from reference.attention import kernel
 
 COMPONENT = "attention"
-CAUGHT_BY = ["test_linear_equals_quadratic_form", "test_causal_outputs_ignore_future_keys"]
+CAUGHT_BY = [
+    "test_linear_equals_quadratic_form",
+    "test_causal_outputs_ignore_future_keys",
+    "test_linear_with_callable_feature_map",
+]
 
 
 def linear(q, k, v, feature_map="elu1", causal=False):

@@ -4,7 +4,10 @@ import reference.attention as ref
 from candidates.mutants import patch
 
 COMPONENT = "attention"
-CAUGHT_BY = ["test_linformer_equals_attention_on_projected_keys_values"]
+CAUGHT_BY = [
+    "test_linformer_equals_attention_on_projected_keys_values",
+    "test_kernel_and_lowrank_bad_arguments_raise",
+]
 
 
 def linformer(q, k, v, e, f):

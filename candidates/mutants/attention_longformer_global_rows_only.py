@@ -6,7 +6,11 @@ import reference.attention as ref
 from candidates.mutants import patch
 
 COMPONENT = "attention"
-CAUGHT_BY = ["test_mask_matches_its_definition", "test_longformer_global_rows_and_columns_are_full"]
+CAUGHT_BY = [
+    "test_mask_matches_its_definition",
+    "test_longformer_global_rows_and_columns_are_full",
+    "test_mask_bad_arguments_raise",
+]
 
 
 def longformer_mask(T, window, global_idx):

@@ -4,7 +4,12 @@ import reference.attention as ref
 from candidates.mutants import patch
 
 COMPONENT = "attention"
-CAUGHT_BY = ["test_worked_example_two_tokens", "test_matches_torch_sdpa_float64"]
+CAUGHT_BY = [
+    "test_worked_example_two_tokens",
+    "test_matches_torch_sdpa_float64",
+    "test_bad_arguments_raise_value_error",
+    "test_permutation_equivariance",
+]
 
 
 def scaled_dot_product(q, k, v, mask=None, causal=False, scale=None, return_weights=False):

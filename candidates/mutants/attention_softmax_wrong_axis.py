@@ -20,7 +20,13 @@ def _masked_softmax(scores, allowed):
 
 
 COMPONENT = "attention"
-CAUGHT_BY = ["test_matches_torch_sdpa_float64", "test_rows_sum_to_one", "test_constant_added_to_row_of_scores_changes_nothing"]
+CAUGHT_BY = [
+    "test_matches_torch_sdpa_float64",
+    "test_rows_sum_to_one",
+    "test_constant_added_to_row_of_scores_changes_nothing",
+    "test_output_in_convex_hull_of_values",
+    "test_permutation_equivariance",
+]
 
 scaled_dot_product = types.FunctionType(dense.scaled_dot_product.__code__, {**dense.scaled_dot_product.__globals__,
                                         "masked_softmax": _masked_softmax}, "scaled_dot_product",

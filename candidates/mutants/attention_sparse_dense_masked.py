@@ -4,7 +4,7 @@ import reference.attention as ref
 from candidates.mutants import patch
 
 COMPONENT = "attention"
-CAUGHT_BY = ["test_sparse_memory_is_linear_not_quadratic"]
+CAUGHT_BY = ["test_sparse_memory_is_linear_not_quadratic", "test_sparse_bad_arguments_raise"]
 
 
 def sparse(q, k, v, pattern, **pattern_args):

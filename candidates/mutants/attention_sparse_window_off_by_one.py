@@ -18,7 +18,7 @@ def _sliding_window_table(T, window, causal=False):
 
 
 COMPONENT = "attention"
-CAUGHT_BY = ["test_sparse_equals_dense_under_its_mask"]
+CAUGHT_BY = ["test_sparse_equals_dense_under_its_mask", "test_sparse_bad_arguments_raise"]
 
 sparse = types.FunctionType(efficient.sparse.__code__, {**efficient.sparse.__globals__,
                             "TABLES": {**efficient.TABLES, "sliding_window": _sliding_window_table}}, "sparse")

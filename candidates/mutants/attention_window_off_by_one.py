@@ -4,7 +4,11 @@ import reference.attention as ref
 from candidates.mutants import patch
 
 COMPONENT = "attention"
-CAUGHT_BY = ["test_mask_matches_its_definition", "test_sliding_window_counts_per_row"]
+CAUGHT_BY = [
+    "test_mask_matches_its_definition",
+    "test_sliding_window_counts_per_row",
+    "test_mask_bad_arguments_raise",
+]
 
 
 def sliding_window_mask(T, window, causal=False):

@@ -7,8 +7,14 @@ from candidates.mutants import patch
 from reference.autodiff import forward, primitives, reverse
 
 COMPONENT = "autodiff"
-CAUGHT_BY = ["test_lecture_example_gradient", "test_lecture_example_jvp", "test_elementary_derivatives",
-             "test_gradient_matches_autograd", "test_python_operators_with_floats"]
+CAUGHT_BY = [
+    "test_lecture_example_gradient",
+    "test_lecture_example_jvp",
+    "test_elementary_derivatives",
+    "test_gradient_matches_autograd",
+    "test_python_operators_with_floats",
+    "test_tensor_jvp_matches_autograd",
+]
 
 DIV = primitives.elementwise("div", primitives.DIV.fn, lambda z, a, b: 1.0 / b, lambda z, a, b: z / b)
 

@@ -7,8 +7,13 @@ from candidates.mutants import patch
 from reference.autodiff import forward, primitives
 
 COMPONENT = "autodiff"
-CAUGHT_BY = ["test_lecture_example_jvp", "test_jvp_matches_autograd", "test_jvp_along_basis_equals_gradient",
-             "test_elementary_derivatives"]
+CAUGHT_BY = [
+    "test_lecture_example_jvp",
+    "test_jvp_matches_autograd",
+    "test_jvp_along_basis_equals_gradient",
+    "test_elementary_derivatives",
+    "test_tensor_jvp_matches_autograd",
+]
 
 
 def _mul_jvp(tangents, z, a, b):

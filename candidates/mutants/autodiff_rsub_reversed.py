@@ -7,7 +7,12 @@ from candidates.mutants import patch
 from reference.autodiff import forward, ops, reverse
 
 COMPONENT = "autodiff"
-CAUGHT_BY = ["test_python_operators_with_floats", "test_gradient_matches_autograd", "test_jvp_matches_autograd"]
+CAUGHT_BY = [
+    "test_python_operators_with_floats",
+    "test_gradient_matches_autograd",
+    "test_jvp_matches_autograd",
+    "test_tensor_jvp_matches_autograd",
+]
 
 
 class Var(reverse.Var):

@@ -9,7 +9,12 @@ from candidates.mutants import patch
 from reference.autodiff import forward, primitives, reverse
 
 COMPONENT = "autodiff"
-CAUGHT_BY = ["test_elementary_derivatives", "test_gradient_matches_autograd", "test_tensor_gradient_matches_autograd"]
+CAUGHT_BY = [
+    "test_elementary_derivatives",
+    "test_gradient_matches_autograd",
+    "test_tensor_gradient_matches_autograd",
+    "test_tensor_jvp_matches_autograd",
+]
 
 SIGMOID = primitives.elementwise("sigmoid", torch.sigmoid, lambda z, a: a * (1.0 - a))
 

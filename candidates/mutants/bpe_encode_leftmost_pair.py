@@ -5,7 +5,12 @@ from candidates.mutants import patch
 from reference.bpe.tokenizer import merge_pair
 
 COMPONENT = "bpe"
-CAUGHT_BY = ["test_encode_rank_order_example", "test_encode_matches_hf_on_gpt2_vocab", "test_from_files_reads_gpt2"]
+CAUGHT_BY = [
+    "test_encode_rank_order_example",
+    "test_encode_matches_hf_on_gpt2_vocab",
+    "test_from_files_reads_gpt2",
+    "test_encode_matches_hf_on_gpt2_vocab_any_text",
+]
 
 
 class Tokenizer(ref.Tokenizer):

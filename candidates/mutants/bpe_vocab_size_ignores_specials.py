@@ -4,7 +4,7 @@ import reference.bpe as ref
 from candidates.mutants import patch
 
 COMPONENT = "bpe"
-CAUGHT_BY = ["test_vocab_is_bytes_specials_and_merges"]
+CAUGHT_BY = ["test_vocab_is_bytes_specials_and_merges", "test_train_bad_arguments_raise"]
 
 
 def train(text, vocab_size, special_tokens=()):

@@ -4,7 +4,12 @@ import reference.checkpoint as ref
 from candidates.mutants import patch
 
 COMPONENT = "checkpoint"
-CAUGHT_BY = ["test_outputs_match_no_checkpointing", "test_gradients_match_no_checkpointing"]
+CAUGHT_BY = [
+    "test_outputs_match_no_checkpointing",
+    "test_gradients_match_no_checkpointing",
+    "test_no_graph_kept_without_grad",
+    "test_segment_boundaries_as_given",
+]
 
 
 def checkpoint_sequential(blocks, x, segments):

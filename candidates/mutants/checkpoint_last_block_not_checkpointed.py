@@ -4,8 +4,12 @@ import reference.checkpoint as ref
 from candidates.mutants import patch
 
 COMPONENT = "checkpoint"
-CAUGHT_BY = ["test_forward_keeps_only_segment_inputs", "test_each_segment_rematerialized_once_last_first",
-             "test_lecture_network_memory"]
+CAUGHT_BY = [
+    "test_forward_keeps_only_segment_inputs",
+    "test_each_segment_rematerialized_once_last_first",
+    "test_lecture_network_memory",
+    "test_segment_boundaries_as_given",
+]
 
 
 def checkpoint_sequential(blocks, x, segments):

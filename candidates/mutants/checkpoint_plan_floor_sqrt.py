@@ -6,7 +6,11 @@ import reference.checkpoint as ref
 from candidates.mutants import patch
 
 COMPONENT = "checkpoint"
-CAUGHT_BY = ["test_plan_has_round_sqrt_segments", "test_plan_worked_examples"]
+CAUGHT_BY = [
+    "test_plan_has_round_sqrt_segments",
+    "test_plan_worked_examples",
+    "test_plan_bad_n_blocks_raise_value_error",
+]
 
 
 def plan(n_blocks, memory_budget=None):

@@ -1,12 +1,9 @@
 """flash: the backward saves the full attention matrix P instead of recomputing it."""
 
-import inspect
-import types
-
 import torch
 
 import reference.flash as ref
-from candidates.mutants import patch
+from candidates.mutants import edit_source, patch
 
 COMPONENT = "flash"
 CAUGHT_BY = ['test_backward_saves_no_score_matrix']
@@ -26,15 +23,4 @@ def _probabilities(q, k, causal, scale):
     return torch.softmax(s, -1)
 
 
-def _mutate() -> types.ModuleType:
-    source = inspect.getsource(ref)
-    for old, new in EDITS:
-        assert old in source, f"reference/flash.py no longer contains {old!r}"
-        source = source.replace(old, new, 1)
-    module = types.ModuleType(__name__ + "_flash")
-    module.__dict__.update({k: v for k, v in globals().items() if k.startswith("_probabilities")})
-    exec(compile(source, ref.__file__, "exec"), module.__dict__)
-    return module
-
-
-flash = patch(_mutate())
+flash = patch(edit_source(ref, EDITS, _probabilities=_probabilities))

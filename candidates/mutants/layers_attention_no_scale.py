@@ -8,7 +8,7 @@ import reference.layers as ref
 from candidates.mutants import patch
 
 COMPONENT = "layers"
-CAUGHT_BY = ["test_attention_backward_matches_autograd"]
+CAUGHT_BY = ["test_attention_backward_matches_autograd", "test_bad_arguments_raise"]
 
 
 def attention_backward(x, w_q, w_k, w_v, w_o, n_heads, grad_y, causal=True):

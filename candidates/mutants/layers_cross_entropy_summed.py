@@ -6,8 +6,12 @@ import reference.layers as ref
 from candidates.mutants import patch
 
 COMPONENT = "layers"
-CAUGHT_BY = ["test_cross_entropy_backward_worked_example", "test_cross_entropy_backward_matches_autograd",
-             "test_cross_entropy_backward_rows_sum_to_zero"]
+CAUGHT_BY = [
+    "test_cross_entropy_backward_worked_example",
+    "test_cross_entropy_backward_matches_autograd",
+    "test_cross_entropy_backward_rows_sum_to_zero",
+    "test_bad_arguments_raise",
+]
 
 
 def cross_entropy_backward(logits, targets):

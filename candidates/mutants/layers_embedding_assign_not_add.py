@@ -6,7 +6,12 @@ import reference.layers as ref
 from candidates.mutants import patch
 
 COMPONENT = "layers"
-CAUGHT_BY = ["test_embedding_backward_worked_example", "test_embedding_backward_matches_autograd"]
+CAUGHT_BY = [
+    "test_embedding_backward_worked_example",
+    "test_embedding_backward_matches_autograd",
+    "test_bad_arguments_raise",
+    "test_embedding_backward_rows_of_absent_ids_are_zero",
+]
 
 
 def embedding_backward(ids, num_embeddings, grad_y):

@@ -6,7 +6,7 @@ import reference.layers as ref
 from candidates.mutants import patch
 
 COMPONENT = "layers"
-CAUGHT_BY = ["test_layernorm_backward_matches_autograd"]
+CAUGHT_BY = ["test_layernorm_backward_matches_autograd", "test_bad_arguments_raise"]
 
 
 def layernorm_backward(x, weight, bias, grad_y, eps=1e-5):

@@ -4,8 +4,12 @@ import reference.layers as ref
 from candidates.mutants import patch
 
 COMPONENT = "layers"
-CAUGHT_BY = ["test_softmax_backward_matches_autograd", "test_softmax_backward_worked_example",
-             "test_softmax_backward_sums_to_zero"]
+CAUGHT_BY = [
+    "test_softmax_backward_matches_autograd",
+    "test_softmax_backward_worked_example",
+    "test_softmax_backward_sums_to_zero",
+    "test_bad_arguments_raise",
+]
 
 
 def softmax_backward(y, grad_y, dim=-1):

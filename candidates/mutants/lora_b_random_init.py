@@ -8,8 +8,13 @@ import reference.lora as ref
 from candidates.mutants import patch
 
 COMPONENT = "lora"
-CAUGHT_BY = ["test_identity_at_init", "test_a_random_b_zero_at_init", "test_dropout_only_on_lora_path",
-             "test_apply_lora_identity_at_init"]
+CAUGHT_BY = [
+    "test_identity_at_init",
+    "test_a_random_b_zero_at_init",
+    "test_dropout_only_on_lora_path",
+    "test_apply_lora_identity_at_init",
+    "test_apply_lora_bad_targets_raise",
+]
 
 
 class LoRALinear(ref.LoRALinear):

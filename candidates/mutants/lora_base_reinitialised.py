@@ -6,7 +6,12 @@ import reference.lora as ref
 from candidates.mutants import patch
 
 COMPONENT = "lora"
-CAUGHT_BY = ["test_wrapping_leaves_base_weights_unchanged", "test_identity_at_init", "test_matches_formula"]
+CAUGHT_BY = [
+    "test_wrapping_leaves_base_weights_unchanged",
+    "test_identity_at_init",
+    "test_matches_formula",
+    "test_agrees_with_peft",
+]
 
 
 class LoRALinear(ref.LoRALinear):

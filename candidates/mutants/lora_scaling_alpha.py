@@ -4,7 +4,13 @@ import reference.lora as ref
 from candidates.mutants import patch
 
 COMPONENT = "lora"
-CAUGHT_BY = ["test_worked_example", "test_matches_formula", "test_merge_equals_unmerged", "test_gradients_of_a_and_b"]
+CAUGHT_BY = [
+    "test_worked_example",
+    "test_matches_formula",
+    "test_merge_equals_unmerged",
+    "test_gradients_of_a_and_b",
+    "test_agrees_with_peft",
+]
 
 
 class LoRALinear(ref.LoRALinear):

@@ -6,7 +6,11 @@ import reference.lora as ref
 from candidates.mutants import patch
 
 COMPONENT = "lora"
-CAUGHT_BY = ["test_apply_lora_wraps_only_targets"]
+CAUGHT_BY = [
+    "test_apply_lora_wraps_only_targets",
+    "test_apply_lora_agrees_with_peft",
+    "test_apply_lora_bad_targets_raise",
+]
 
 
 def apply_lora(model, targets, r, alpha):

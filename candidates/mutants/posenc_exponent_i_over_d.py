@@ -6,7 +6,7 @@ import reference.posenc as ref
 from candidates.mutants import patch
 
 COMPONENT = "posenc"
-CAUGHT_BY = ["test_matches_closed_form"]
+CAUGHT_BY = ["test_matches_closed_form", "test_bad_arguments_raise_value_error"]
 
 
 def sinusoidal(num_positions, dim, base=10000.0):

@@ -6,7 +6,14 @@ import reference.posenc as ref
 from candidates.mutants import patch
 
 COMPONENT = "posenc"
-CAUGHT_BY = ["test_position_zero_is_sin0_cos0"]
+CAUGHT_BY = [
+    "test_position_zero_is_sin0_cos0",
+    "test_bad_arguments_raise_value_error",
+    "test_dot_product_depends_only_on_offset",
+    "test_offset_is_a_fixed_rotation",
+    "test_same_answer_when_called_twice",
+    "test_values_in_unit_interval",
+]
 
 
 def sinusoidal(num_positions, dim, base=10000.0):

@@ -6,7 +6,13 @@ import reference.posenc as ref
 from candidates.mutants import patch
 
 COMPONENT = "posenc"
-CAUGHT_BY = ["test_position_zero_is_sin0_cos0", "test_matches_closed_form", "test_sin_cos_pairs_have_unit_norm"]
+CAUGHT_BY = [
+    "test_position_zero_is_sin0_cos0",
+    "test_matches_closed_form",
+    "test_sin_cos_pairs_have_unit_norm",
+    "test_dot_product_depends_only_on_offset",
+    "test_offset_is_a_fixed_rotation",
+]
 
 
 def sinusoidal(num_positions, dim, base=10000.0):

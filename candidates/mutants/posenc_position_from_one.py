@@ -4,7 +4,7 @@ import reference.posenc as ref
 from candidates.mutants import patch
 
 COMPONENT = "posenc"
-CAUGHT_BY = ["test_position_zero_is_sin0_cos0", "test_matches_closed_form"]
+CAUGHT_BY = ["test_position_zero_is_sin0_cos0", "test_matches_closed_form", "test_bad_arguments_raise_value_error"]
 
 
 def sinusoidal(num_positions, dim, base=10000.0):

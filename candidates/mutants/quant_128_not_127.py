@@ -6,8 +6,14 @@ import reference.quant as ref
 from candidates.mutants import patch
 
 COMPONENT = "quant"
-CAUGHT_BY = ["test_absmax_worked_example", "test_codes_are_int8_within_127", "test_codes_match_absmax_formula",
-             "test_error_at_most_half_step"]
+CAUGHT_BY = [
+    "test_absmax_worked_example",
+    "test_codes_are_int8_within_127",
+    "test_codes_match_absmax_formula",
+    "test_error_at_most_half_step",
+    "test_blockwise_worked_example_outlier",
+    "test_largest_entry_maps_to_127",
+]
 
 
 def absmax_quantize(x, block_size=None, dim=None):

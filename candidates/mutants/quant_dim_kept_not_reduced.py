@@ -4,7 +4,17 @@ import reference.quant as ref
 from candidates.mutants import patch
 
 COMPONENT = "quant"
-CAUGHT_BY = ["test_codes_match_absmax_formula", "test_scale_is_absmax_over_127", "test_outlier_changes_only_its_group"]
+CAUGHT_BY = [
+    "test_codes_match_absmax_formula",
+    "test_scale_is_absmax_over_127",
+    "test_outlier_changes_only_its_group",
+    "test_bad_arguments_raise_value_error",
+    "test_blockwise_worked_example_outlier",
+    "test_dequantize_is_codes_times_scale",
+    "test_largest_entry_maps_to_127",
+    "test_scale_equivariance",
+    "test_zero_groups_give_zeros",
+]
 
 
 def absmax_quantize(x, block_size=None, dim=None):

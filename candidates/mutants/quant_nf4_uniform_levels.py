@@ -6,7 +6,12 @@ import reference.quant as ref
 from candidates.mutants import patch
 
 COMPONENT = "quant"
-CAUGHT_BY = ["test_nf4_levels_reproduced_exactly", "test_nf4_rounds_to_nearest_level"]
+CAUGHT_BY = [
+    "test_nf4_levels_reproduced_exactly",
+    "test_nf4_rounds_to_nearest_level",
+    "test_nf4_bad_block_size_raises",
+    "test_nf4_zero_blocks_give_zeros",
+]
 
 LEVELS = torch.linspace(-1, 1, 16, dtype=torch.float64)
 

@@ -6,7 +6,15 @@ import reference.quant as ref
 from candidates.mutants import patch
 
 COMPONENT = "quant"
-CAUGHT_BY = ["test_absmax_worked_example", "test_codes_match_absmax_formula", "test_error_at_most_half_step"]
+CAUGHT_BY = [
+    "test_absmax_worked_example",
+    "test_codes_match_absmax_formula",
+    "test_error_at_most_half_step",
+    "test_bad_arguments_raise_value_error",
+    "test_blockwise_worked_example_outlier",
+    "test_integer_input_raises_type_error",
+    "test_largest_entry_maps_to_127",
+]
 
 
 def _codes(x, absmax):

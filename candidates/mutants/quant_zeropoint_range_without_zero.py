@@ -6,7 +6,11 @@ import reference.quant as ref
 from candidates.mutants import patch
 
 COMPONENT = "quant"
-CAUGHT_BY = ["test_zeropoint_scale_is_range_over_255", "test_zeropoint_error_at_most_half_step"]
+CAUGHT_BY = [
+    "test_zeropoint_scale_is_range_over_255",
+    "test_zeropoint_error_at_most_half_step",
+    "test_zeropoint_codes_span_int8_range",
+]
 
 
 def zeropoint_quantize(x, block_size=None):

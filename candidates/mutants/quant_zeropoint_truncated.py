@@ -6,7 +6,12 @@ import reference.quant as ref
 from candidates.mutants import patch
 
 COMPONENT = "quant"
-CAUGHT_BY = ["test_zeropoint_zero_is_exact", "test_zeropoint_codes_match_formula", "test_zeropoint_error_at_most_half_step"]
+CAUGHT_BY = [
+    "test_zeropoint_zero_is_exact",
+    "test_zeropoint_codes_match_formula",
+    "test_zeropoint_error_at_most_half_step",
+    "test_zeropoint_codes_span_int8_range",
+]
 
 
 def zeropoint_quantize(x, block_size=None):

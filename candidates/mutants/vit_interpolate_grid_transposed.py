@@ -7,7 +7,11 @@ import reference.vit as ref
 from candidates.mutants import patch
 
 COMPONENT = "vit"
-CAUGHT_BY = ["test_interpolate_matches_bicubic", "test_interpolate_commutes_with_transpose"]
+CAUGHT_BY = [
+    "test_interpolate_matches_bicubic",
+    "test_interpolate_commutes_with_transpose",
+    "test_interpolate_bad_arguments_raise",
+]
 
 
 def interpolate_pos_embed(pos, old_grid, new_grid, n_prefix=1):

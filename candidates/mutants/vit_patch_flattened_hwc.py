@@ -4,8 +4,14 @@ import reference.vit as ref
 from candidates.mutants import patch
 
 COMPONENT = "vit"
-CAUGHT_BY = ["test_patchify_worked_example", "test_patchify_matches_slicing", "test_patchify_times_weight_equals_conv2d",
-             "test_patch_embed_equals_conv2d"]
+CAUGHT_BY = [
+    "test_patchify_worked_example",
+    "test_patchify_matches_slicing",
+    "test_patchify_times_weight_equals_conv2d",
+    "test_patch_embed_equals_conv2d",
+    "test_patch_embed_wrong_image_size_raises",
+    "test_unpatchify_inconsistent_sizes_raise",
+]
 
 
 def patchify(images, patch):

@@ -4,7 +4,11 @@ import reference.vit as ref
 from candidates.mutants import patch
 
 COMPONENT = "vit"
-CAUGHT_BY = ["test_unpatchify_inverts_patchify", "test_patchify_inverts_unpatchify"]
+CAUGHT_BY = [
+    "test_unpatchify_inverts_patchify",
+    "test_patchify_inverts_unpatchify",
+    "test_unpatchify_inconsistent_sizes_raise",
+]
 
 
 def unpatchify(patches, patch, height, width):
