@@ -11,7 +11,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from suites import _flash_helpers as fh
@@ -240,14 +240,16 @@ def test_gpu_memory_grows_linearly_in_t(candidate, device, dtype):
 @pytest.mark.needs(FEATURE)
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", LOW)
-@settings(max_examples=8)  # float16 matmuls on CPU are slow; 8 shapes of the tiling cases suffice
 @given(data=st.data(), causal=st.booleans(), seed=hh.seeds())
 def test_low_precision_error_within_twice_baseline(candidate, device, dtype, data, causal, seed):
     """In float16/bfloat16, output and gradients are at most twice as far from float64 as plain PyTorch
-    attention computed in the same dtype."""
-    block = data.draw(blocks_for(device), "block")
-    T = data.draw(fh.lengths(block), "T")
-    D = data.draw(dims_for(device), "D")
+    attention computed in the same dtype (or within the low-precision rounding floor of tolerances.py).
+
+    Sizes are a kernel's, not the smallest tiling cases: with T and D of a few elements every sum is short
+    and a kernel that accumulates in float16 is as accurate as one that accumulates in float32."""
+    block = data.draw(fh.GPU_BLOCKS if device == "cuda" else st.sampled_from([16, 32]), "block")
+    T = data.draw(st.sampled_from([block - 1, 2 * block + 3, 4 * block + 5]), "T")
+    D = data.draw(st.sampled_from([32, 64]), "D")
     q, k, v = fh.qkv((1, 2, T, D), (1, 2, T, D), seed)
     do = hh.randn((1, 2, T, D), seed + 3)
     o64, _, g64 = fh.oracle_grads(q, k, v, do, causal=causal)
@@ -256,8 +258,6 @@ def test_low_precision_error_within_twice_baseline(candidate, device, dtype, dat
     out, _, got, where = fh.grads(candidate, *low, causal=causal, block_q=block, block_k=block)
     ah.assert_close(out, o64, dtype=dtype, n=T * D, baseline=ob, where=where)
     for name, g, e, b in zip(("dq", "dk", "dv"), got, g64, gb_):
-        if name != "dv" and T == 1:
-            continue  # one key: dQ = dK = 0 exactly, a relative error is undefined
         # dS = P ∘ (dO·V − rowsum(dO ∘ O)) chains a reduction over D into one over T
         ah.assert_close(g, e, dtype=dtype, n=T * D, baseline=b, name=name, where=where)
 

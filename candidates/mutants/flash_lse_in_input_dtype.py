@@ -1,0 +1,15 @@
+"""flash: the log-sum-exp is stored in the input dtype (float16/bfloat16), and the backward recomputes P from it."""
+
+import reference.flash as ref
+from candidates.mutants import edit_source, patch
+
+COMPONENT = "flash"
+CAUGHT_BY = ["test_low_precision_error_within_twice_baseline"]
+CAPABILITIES = {"flash": {"devices": ["cpu", "cuda"], "dtypes": ["float32", "float64", "float16", "bfloat16"]}}
+EDITS = [  # the reference with these lines changed (the first occurrence of each)
+    ('lse = torch.empty(B, H, Tq, dtype=acc_dtype, device=q.device)',
+     'lse = torch.empty(B, H, Tq, dtype=q.dtype, device=q.device)'),
+]
+
+
+flash = patch(edit_source(ref, EDITS))
