@@ -1,0 +1,14 @@
+"""bpe: train turns a path into a str with os.fspath first, then trains on the path's name instead of the file."""
+
+import reference.bpe as ref
+import reference.bpe.training as train_module
+from candidates.mutants import edit_source, patch
+
+COMPONENT = "bpe"
+CAUGHT_BY = ["test_train_reads_a_path"]
+EDITS = [  # the reference with these lines changed (the first occurrence of each)
+    ("    if isinstance(text, str):\n        return text\n",
+     "    if isinstance(text, os.PathLike):\n        text = os.fspath(text)\n    if isinstance(text, str):\n        return text\n"),
+]
+
+bpe = patch(ref, train=edit_source(train_module, EDITS).train)

@@ -1,0 +1,20 @@
+"""bpe: word-level pair counts taken once before the loop, not recounted after each merge (only the merged pair is dropped)."""
+
+import reference.bpe as ref
+import reference.bpe.words as words_module
+from candidates.mutants import edit_source, patch
+
+COMPONENT = "bpe"
+CAUGHT_BY = [
+    "test_lecture_example_merges",
+    "test_lecture_example_vocabulary",
+    "test_word_merges_are_most_frequent",
+    "test_word_ties_go_to_first_occurrence",
+]
+EDITS = [  # the reference with these lines changed (the first occurrence of each)
+    ("    for _ in range(num_merges):\n        counts = count_pairs(words, freqs)\n",
+     "    counts = count_pairs(words, freqs)\n    for _ in range(num_merges):\n"),
+    ("        merges.append(best)\n", "        merges.append(best)\n        del counts[best]\n"),
+]
+
+bpe = patch(ref, train_words=edit_source(words_module, EDITS).train_words)
