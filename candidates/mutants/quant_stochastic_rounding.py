@@ -1,0 +1,48 @@
+"""quant: absmax_quantize rounds stochastically, floor(c·x + U[0, 1)) from one generator seeded at import, not to nearest."""
+
+import torch
+
+import reference.quant as ref
+from candidates.mutants import patch
+
+COMPONENT = "quant"
+CAUGHT_BY = [
+    "test_absmax_worked_example",
+    "test_blockwise_worked_example_outlier",
+    "test_codes_match_absmax_formula",
+    "test_error_at_most_half_step",
+    "test_outlier_changes_only_its_group",
+    "test_last_partial_block_has_its_own_scale",
+    "test_scale_equivariance",
+    "test_same_answer_when_called_twice",
+]
+
+
+_GEN = torch.Generator().manual_seed(0)  # seeded once: every call continues the stream
+
+
+def _round_codes(x, absmax):
+    c = ref.Q_MAX / torch.where(absmax > 0, absmax, torch.ones_like(absmax))
+    v = c * x
+    return torch.floor(v + torch.rand(v.shape, generator=_GEN, dtype=v.dtype)).clamp(-ref.Q_MAX, ref.Q_MAX).to(torch.int8)  # bug: dithered
+
+
+def absmax_quantize(x, block_size=None, dim=None):
+    ref._check_float(x)
+    if block_size is not None and dim is not None:
+        raise ValueError("give block_size or dim, not both")
+    if block_size is not None:
+        ref._check_block(block_size)
+        blocks = ref._to_blocks(x, block_size)
+        absmax = blocks.abs().amax(dim=1)
+        return ref._from_blocks(_round_codes(blocks, absmax[:, None]), x.shape), absmax / ref.Q_MAX
+    if dim is not None:
+        if not isinstance(dim, int) or not -x.dim() <= dim < x.dim():
+            raise ValueError(f"dim must be an int in [-{x.dim()}, {x.dim()}), got {dim!r}")
+        absmax = x.abs().amax(dim=dim, keepdim=True)
+    else:
+        absmax = x.abs().amax()
+    return _round_codes(x, absmax), absmax / ref.Q_MAX
+
+
+quant = patch(ref, absmax_quantize=absmax_quantize)
