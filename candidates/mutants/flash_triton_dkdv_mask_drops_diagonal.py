@@ -2,6 +2,7 @@
 
 import inspect
 import linecache
+import sys
 
 import triton
 
@@ -18,11 +19,13 @@ EDITS = [  # reference/flash_triton.py with these lines changed (the first occur
 ]
 
 
-def interpreted_kernels(edits):
-    """reference.flash_triton with ``edits`` applied, its kernels built for Triton's interpreter (CPU).
+def edited_kernels(edits):
+    """reference.flash_triton with ``edits`` applied: compiled kernels for CUDA, and a second copy built for
+    Triton's interpreter (CPU) that the first hands CPU launches to, as the reference module does.
 
-    The interpreter re-reads each kernel's source through linecache, so the edited text is registered
-    under a name of its own (compiling it under the reference's file name would run the unedited kernels).
+    Triton reads each kernel's source through linecache, so the edited text is registered under a name of
+    its own (compiling it under the reference's file name would run the unedited kernels); each copy is
+    registered in sys.modules, where the module looks itself up.
     """
     source = inspect.getsource(ref_triton)
     for old, new in edits:
@@ -31,15 +34,20 @@ def interpreted_kernels(edits):
         source = source.replace(old, new, 1)
     filename = f"<{__name__}: reference/flash_triton.py edited>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    module = type(ref_triton)(ref_triton.__name__ + "_mutant")
-    with triton.knobs.runtime.scope():
-        triton.knobs.runtime.interpret = True
-        exec(compile(source, filename, "exec"), module.__dict__)
-    module._INTERPRETED = module  # its own interpreted copy: launches stay on the edited kernels
-    return module
+
+    def build(name, interpret):
+        module = sys.modules[name] = type(ref_triton)(name)
+        with triton.knobs.runtime.scope():
+            triton.knobs.runtime.interpret = interpret
+            exec(compile(source, filename, "exec"), module.__dict__)
+        return module
+
+    compiled = build(ref_triton.__name__ + "_mutant", interpret=False)
+    compiled._INTERPRETED = build(ref_triton.__name__ + "_mutant_interpreted", interpret=True)
+    return compiled
 
 
 flash = patch(edit_source(ref, [
     ('from reference import flash_triton\n\n        o, lse = flash_triton.attention(',
      'o, lse = KERNELS.attention('),
-], KERNELS=interpreted_kernels(EDITS)))
+], KERNELS=edited_kernels(EDITS)))
