@@ -7,6 +7,7 @@ from candidates.mutants import patch
 
 COMPONENT = "checkpoint"
 CAUGHT_BY = ["test_gradients_match_no_checkpointing", "test_parameter_gradients_without_input_grad"]
+CAUGHT_BY_GPU = ["test_cuda_dropout_masks_replayed"]
 
 
 class _Segment(ref._Segment):
