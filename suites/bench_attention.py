@@ -52,6 +52,7 @@ import pytest
 import torch
 
 from suites import _attention_helpers as ath
+from suites import benchutil as bu
 
 pytestmark = [pytest.mark.component("attention"), pytest.mark.bench]
 
@@ -108,24 +109,6 @@ def inputs(t: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return tuple(torch.randn(B, H, t, D, generator=g, dtype=DTYPE) for _ in range(3))
 
 
-def require_conformance(request: pytest.FixtureRequest, candidate_name: str) -> str:
-    """Skip unless attention passed its conformance tests for the candidate earlier in this run ("not run"
-    if the suite did not run in this session)."""
-    recorder = request.config.pluginmanager.get_plugin("fmspec-recorder")
-    tests = recorder.writer.doc.get("tests", []) if recorder is not None else []
-    mine = [t for t in tests if t.get("component") == "attention" and t.get("candidate") == candidate_name]
-    bad = sorted({t["property"] for t in mine if t.get("outcome") in ("failed", "error")})
-    if bad:
-        pytest.skip(f"{candidate_name} failed attention conformance ({', '.join(bad[:5])}): not timed")
-    return "passed" if mine else "not run"
-
-
-def record(benchmark, metrics: dict, values: dict) -> None:
-    clean = {k: round(v, 6) if isinstance(v, float) else v for k, v in values.items()}
-    benchmark.extra_info.update(clean)
-    metrics.update(clean)
-
-
 def measure(benchmark, fn, t: int) -> tuple[float, ath.LargestAllocation]:
     """Largest allocation of one call (which is also the warm-up), then the median time of a few rounds."""
     with torch.no_grad():
@@ -154,12 +137,12 @@ def common(t: int, seconds: float, probe: ath.LargestAllocation, flops: float, c
 @pytest.mark.parametrize("t", SEQS, ids=lambda t: f"T{t}")
 def test_dense_time_and_memory(candidate, benchmark, fmspec_metrics, request, t):
     """scaled_dot_product(q, k, v), no mask: time and largest allocation (model: B·H·T² elements)."""
-    conformance = require_conformance(request, candidate.name)
+    conformance = bu.require_conformance(request, "attention", candidate.name)
     q, k, v = inputs(t)
     benchmark.group = f"attention-T{t}"
     seconds, probe = measure(benchmark, lambda: candidate.attention.scaled_dot_product(q, k, v), t)
     _RESULTS[(candidate.name, "dense", t)] = {"seconds": seconds, "elements": probe.numel}
-    record(benchmark, fmspec_metrics, {"impl": "dense", **common(t, seconds, probe, 4 * B * H * t * t * D, conformance),
+    bu.record(benchmark, fmspec_metrics, {"impl": "dense", **common(t, seconds, probe, 4 * B * H * t * t * D, conformance),
                                        "model_elements": B * H * t * t})
 
 
@@ -168,14 +151,14 @@ def test_dense_time_and_memory(candidate, benchmark, fmspec_metrics, request, t)
 @pytest.mark.parametrize("t", SEQS, ids=lambda t: f"T{t}")
 def test_sparse_time_and_memory(candidate, benchmark, fmspec_metrics, request, t, pattern):
     """sparse(q, k, v, pattern, **args): time and largest allocation (model: B·H·T·W, or ·D if gathered)."""
-    conformance = require_conformance(request, candidate.name)
+    conformance = bu.require_conformance(request, "attention", candidate.name)
     q, k, v = inputs(t)
     args = pattern_args(pattern, t)
     w = keys_per_query(pattern, t)
     benchmark.group = f"attention-T{t}"
     seconds, probe = measure(benchmark, lambda: candidate.attention.sparse(q, k, v, pattern, **args), t)
     _RESULTS[(candidate.name, pattern, t)] = {"seconds": seconds, "elements": probe.numel}
-    record(benchmark, fmspec_metrics, {
+    bu.record(benchmark, fmspec_metrics, {
         "impl": pattern, "pattern_args": {k_: v_ for k_, v_ in args.items()}, "keys_per_query": w,
         **common(t, seconds, probe, 4 * B * H * t * w * D, conformance),
         "model_elements_scores": B * H * t * w, "model_elements_gathered": B * H * t * w * D,

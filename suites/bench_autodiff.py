@@ -44,6 +44,7 @@ import pytest
 import torch
 
 from suites import _autodiff_helpers as ax
+from suites import benchutil as bu
 
 pytestmark = [pytest.mark.component("autodiff"), pytest.mark.bench]
 
@@ -143,18 +144,6 @@ def program(size: int) -> tuple[ax.Program, object]:
 
 
 # ------------------------------------------------------------------------------------------- helpers
-def require_conformance(request: pytest.FixtureRequest, candidate_name: str) -> str:
-    """Skip unless autodiff passed its conformance tests for the candidate earlier in this run ("not run" if
-    the suite did not run in this session)."""
-    recorder = request.config.pluginmanager.get_plugin("fmspec-recorder")
-    tests = recorder.writer.doc.get("tests", []) if recorder is not None else []
-    mine = [t for t in tests if t.get("component") == "autodiff" and t.get("candidate") == candidate_name]
-    bad = sorted({t["property"] for t in mine if t.get("outcome") in ("failed", "error")})
-    if bad:
-        pytest.skip(f"{candidate_name} failed autodiff conformance ({', '.join(bad[:5])}): not timed")
-    return "passed" if mine else "not run"
-
-
 def seconds_of(fn, n: int) -> tuple[float, float]:
     """(median, min) wall seconds of ``n`` calls of ``fn``."""
     times = []
@@ -177,12 +166,6 @@ def plain_call(ops, f, xs: tuple):
         return (lambda: f(ops, *xs)), "floats"
 
 
-def record(benchmark, metrics: dict, values: dict) -> None:
-    clean = {k: round(v, 9) if isinstance(v, float) else v for k, v in values.items()}
-    benchmark.extra_info.update(clean)
-    metrics.update(clean)
-
-
 # ------------------------------------------------------------------------------------------- the benchmark
 @pytest.mark.needs(*OPS_NEEDS)
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"steps{s}")
@@ -190,7 +173,7 @@ def record(benchmark, metrics: dict, values: dict) -> None:
 def test_gradient_cost_ratio(candidate, benchmark, fmspec_metrics, request, mode, size):
     """Time of f, grad and jvp on a random straight-line program of ``size`` steps, and their ratio to the
     time of f itself (the lecture's bound for grad: about 5)."""
-    conformance = require_conformance(request, candidate.name)
+    conformance = bu.require_conformance(request, "autodiff", candidate.name)
     ad = candidate.autodiff
     prog, f = program(size)
     xs = prog.xs
@@ -206,7 +189,7 @@ def test_gradient_cost_ratio(candidate, benchmark, fmspec_metrics, request, mode
         seconds, best = benchmark.stats.stats.median, benchmark.stats.stats.min
     f_seconds, f_best = seconds_of(plain, n)  # the denominator, under the same load
     math_seconds, _ = seconds_of(lambda: f(MATH_OPS, *xs), max(n, 10))
-    record(benchmark, fmspec_metrics, {
+    bu.record(benchmark, fmspec_metrics, {
         "mode": mode, "steps": size, "inputs": INPUTS, "seconds": seconds, "us_per_step": seconds / size * 1e6,
         "f_seconds": f_seconds, "f_inputs": inputs, "ratio_to_f": seconds / f_seconds,
         "min_seconds": best, "f_min_seconds": f_best, "ratio_to_f_min": best / f_best,

@@ -26,6 +26,7 @@ import time
 import pytest
 
 from suites import _bpe_helpers as bh
+from suites import benchutil as bu
 
 pytestmark = [pytest.mark.component("bpe"), pytest.mark.bench]
 
@@ -41,24 +42,6 @@ def corpus() -> str:
 
 def megabytes(text: str) -> float:
     return len(text.encode("utf-8")) / 1e6
-
-
-def require_conformance(request: pytest.FixtureRequest, candidate_name: str) -> str:
-    """Skip unless bpe passed its conformance tests for the candidate earlier in this run ("not run" if the
-    suite did not run in this session)."""
-    recorder = request.config.pluginmanager.get_plugin("fmspec-recorder")
-    tests = recorder.writer.doc.get("tests", []) if recorder is not None else []
-    mine = [t for t in tests if t.get("component") == "bpe" and t.get("candidate") == candidate_name]
-    bad = sorted({t["property"] for t in mine if t.get("outcome") in ("failed", "error")})
-    if bad:
-        pytest.skip(f"{candidate_name} failed bpe conformance ({', '.join(bad[:5])}): not timed")
-    return "passed" if mine else "not run"
-
-
-def record(benchmark, metrics: dict, values: dict) -> None:
-    clean = {k: round(v, 6) if isinstance(v, float) else v for k, v in values.items()}
-    benchmark.extra_info.update(clean)
-    metrics.update(clean)
 
 
 def hf_parallelism(monkeypatch: pytest.MonkeyPatch, threads: str) -> None:
@@ -98,7 +81,7 @@ def timed_median(benchmark) -> float:
 @pytest.mark.parametrize("vocab_size", VOCAB_SIZES, ids=lambda v: f"vocab{v}")
 def test_train_throughput(candidate, benchmark, fmspec_metrics, request, monkeypatch, vocab_size):
     """MB/s of ``train(corpus.en, vocab_size)``, and the time against HF's single-threaded trainer."""
-    conformance = require_conformance(request, candidate.name)
+    conformance = bu.require_conformance(request, "bpe", candidate.name)
     tokenizers = pytest.importorskip("tokenizers")
     del tokenizers
     text = corpus()
@@ -107,7 +90,7 @@ def test_train_throughput(candidate, benchmark, fmspec_metrics, request, monkeyp
     seconds = timed_median(benchmark)
     hf_parallelism(monkeypatch, "1")
     hf_seconds = median_seconds(lambda: hf_train(text, vocab_size))
-    record(benchmark, fmspec_metrics, {
+    bu.record(benchmark, fmspec_metrics, {
         "corpus_mb": megabytes(text), "vocab_size": vocab_size, "seconds": seconds,
         "mb_per_s": megabytes(text) / seconds, "hf_1thread_seconds": hf_seconds,
         "ratio_to_hf_1thread": seconds / hf_seconds, "conformance": conformance,
@@ -124,7 +107,7 @@ def test_hf_train_throughput(benchmark, fmspec_metrics, monkeypatch, vocab_size,
     benchmark.group = f"bpe-train-vocab{vocab_size}"
     benchmark.pedantic(hf_train, args=(text, vocab_size), rounds=ROUNDS, iterations=1, warmup_rounds=1)
     seconds = timed_median(benchmark)
-    record(benchmark, fmspec_metrics, {"corpus_mb": megabytes(text), "vocab_size": vocab_size, "seconds": seconds,
+    bu.record(benchmark, fmspec_metrics, {"corpus_mb": megabytes(text), "vocab_size": vocab_size, "seconds": seconds,
                                        "mb_per_s": megabytes(text) / seconds, "threads": threads,
                                        "cpu_count": os.cpu_count()})
 
@@ -133,7 +116,7 @@ def test_hf_train_throughput(benchmark, fmspec_metrics, monkeypatch, vocab_size,
 @pytest.mark.needs("bpe.Tokenizer")
 def test_encode_throughput(candidate, benchmark, fmspec_metrics, request):
     """MB/s of ``Tokenizer(gpt2).encode(corpus.en)``, a fresh tokenizer (cold cache) every round."""
-    conformance = require_conformance(request, candidate.name)
+    conformance = bu.require_conformance(request, "bpe", candidate.name)
     text = corpus()
     vocab, merges = bh.load_gpt2()
     benchmark.group = "bpe-encode-gpt2"
@@ -143,7 +126,7 @@ def test_encode_throughput(candidate, benchmark, fmspec_metrics, request):
 
     ids = benchmark.pedantic(lambda tok, t: tok.encode(t), setup=fresh, rounds=ROUNDS, iterations=1)
     seconds = timed_median(benchmark)
-    record(benchmark, fmspec_metrics, {"corpus_mb": megabytes(text), "seconds": seconds,
+    bu.record(benchmark, fmspec_metrics, {"corpus_mb": megabytes(text), "seconds": seconds,
                                        "mb_per_s": megabytes(text) / seconds, "tokens": len(ids),
                                        "conformance": conformance})
 
@@ -166,6 +149,6 @@ def test_hf_encode_throughput(benchmark, fmspec_metrics, monkeypatch, threads):
     else:
         benchmark.pedantic(lambda tok: tok.encode_batch(lines), setup=fresh, rounds=ROUNDS, iterations=1)
     seconds = timed_median(benchmark)
-    record(benchmark, fmspec_metrics, {"corpus_mb": megabytes(text), "seconds": seconds,
+    bu.record(benchmark, fmspec_metrics, {"corpus_mb": megabytes(text), "seconds": seconds,
                                        "mb_per_s": megabytes(text) / seconds, "threads": threads,
                                        "cpu_count": os.cpu_count()})

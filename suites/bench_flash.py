@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from suites import _flash_helpers as fh
+from suites import benchutil as bu
 from suites import gpu_bench as gb
 
 pytestmark = [pytest.mark.component("flash"), pytest.mark.bench, pytest.mark.gpu]
@@ -92,7 +93,7 @@ def _baselines(D, T, causal, mode, q, k, v, do) -> dict[str, gb.Timing | None]:
 @pytest.mark.parametrize("T", SEQS, ids=lambda t: f"T{t}")
 @pytest.mark.parametrize("D", HEAD_DIMS, ids=lambda d: f"D{d}")
 def test_flash_attention_speed(candidate, device, dtype, D, T, causal, mode, benchmark, fmspec_metrics, request):
-    conformance = gb.require_conformance(request, "flash", candidate.name)
+    conformance = bu.require_conformance(request, "flash", candidate.name)
     B, H = TOKENS // T, 2048 // D
     q, k, v = (torch.randn(B, H, T, D, device=device, dtype=dtype, requires_grad=True) for _ in range(3))
     do = torch.randn_like(q)
@@ -101,5 +102,5 @@ def test_flash_attention_speed(candidate, device, dtype, D, T, causal, mode, ben
     values = gb.summary(timing, cost(B, H, T, D, causal, mode), gb.ceilings(device, dtype), baselines)
     values.update({"B": B, "H": H, "T": T, "D": D, "causal": causal, "mode": mode, "dtype": "bfloat16",
                    "conformance": conformance})
-    gb.record(benchmark, fmspec_metrics, values)
+    bu.record(benchmark, fmspec_metrics, values)
     gb.pedantic_device_time(benchmark, timing)

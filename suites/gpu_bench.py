@@ -10,12 +10,8 @@ What every GPU benchmark does, in one place:
 * **measure the ceilings once per session**: :func:`ceilings` times a large bf16/fp16 matrix product and a
   large device-to-device copy (bytes read plus bytes written), so "fraction of ceiling" is against what
   this device does today, not a datasheet;
-* **record, not print**: :func:`record` puts every number into pytest-benchmark's record
-  (``benchmark.extra_info``, which the fmspec results file keeps under ``benchmarks``) and into the
-  ``fmspec_metrics`` dict of the test (kept under ``tests[].metrics``).
-
-Only components that passed conformance in the same run are timed: :func:`require_conformance` skips a
-bench whose component failed (or errored) for that candidate earlier in the session.
+* **record, not print**, and time only what passed conformance in the same run: ``benchutil.py``
+  (shared with the CPU benchmarks).
 
 Nothing here touches the GPU at import time.
 """
@@ -27,7 +23,6 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-import pytest
 import torch
 
 QUANTILES = (0.2, 0.5, 0.8)
@@ -122,17 +117,6 @@ def summary(timing: Timing, cost: Cost, ceiling: dict, baselines: dict[str, Timi
     return out
 
 
-def record(benchmark, metrics: dict, values: dict) -> None:
-    """Store ``values`` in pytest-benchmark's record and in the test's fmspec metrics.
-
-    pytest-benchmark's own statistics are filled by :func:`pedantic_device_time` with the device-timed
-    median (its host clock never times asynchronous work here)."""
-    clean = {k: (round(v, 6) if isinstance(v, float) and math.isfinite(v) else v) for k, v in values.items()}
-    if benchmark is not None:
-        benchmark.extra_info.update(clean)
-    metrics.update(clean)
-
-
 def pedantic_device_time(benchmark, timing: Timing) -> None:
     """Give pytest-benchmark a record whose statistics are the device-timed median, not a host clock:
     one round of a function that returns at once, with a timer that advances by the measured time."""
@@ -141,19 +125,6 @@ def pedantic_device_time(benchmark, timing: Timing) -> None:
     clock = iter([0.0, timing.median_ms * 1e-3])
     benchmark._timer = lambda: next(clock)  # noqa: SLF001  (the timer pytest-benchmark reads around each round)
     benchmark.pedantic(lambda: None, rounds=1, iterations=1, warmup_rounds=0)
-
-
-def require_conformance(request: pytest.FixtureRequest, component: str, candidate_name: str) -> str:
-    """Skip unless ``component`` passed its conformance tests for the candidate earlier in this run.
-
-    Returns "passed" or "not run" (a bench run on its own, without the suite: recorded as such)."""
-    recorder = request.config.pluginmanager.get_plugin("fmspec-recorder")
-    tests = recorder.writer.doc.get("tests", []) if recorder is not None else []
-    mine = [t for t in tests if t.get("component") == component and t.get("candidate") == candidate_name]
-    bad = [t["property"] for t in mine if t.get("outcome") in ("failed", "error")]
-    if bad:
-        pytest.skip(f"{candidate_name} failed {component} conformance ({', '.join(sorted(set(bad))[:5])}): not timed")
-    return "passed" if mine else "not run"
 
 
 def allocator_peak(fn: Callable[[], object], device: str = "cuda") -> int:

@@ -1,0 +1,38 @@
+"""What every benchmark module shares, CPU or GPU: time only what passed conformance, record every number.
+
+* :func:`require_conformance` skips a bench whose component failed (or errored) for that candidate
+  earlier in the same session;
+* :func:`record` puts every number into pytest-benchmark's record (``benchmark.extra_info``, which the
+  fmspec results file keeps under ``benchmarks``) and into the ``fmspec_metrics`` dict of the test (kept
+  under ``tests[].metrics``).
+
+GPU timing lives in ``gpu_bench.py``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+
+def require_conformance(request: pytest.FixtureRequest, component: str, candidate_name: str) -> str:
+    """Skip unless ``component`` passed its conformance tests for the candidate earlier in this run.
+
+    Returns "passed" or "not run" (a bench run on its own, without the suite: recorded as such)."""
+    recorder = request.config.pluginmanager.get_plugin("fmspec-recorder")
+    tests = recorder.writer.doc.get("tests", []) if recorder is not None else []
+    mine = [t for t in tests if t.get("component") == component and t.get("candidate") == candidate_name]
+    bad = [t["property"] for t in mine if t.get("outcome") in ("failed", "error")]
+    if bad:
+        pytest.skip(f"{candidate_name} failed {component} conformance ({', '.join(sorted(set(bad))[:5])}): not timed")
+    return "passed" if mine else "not run"
+
+
+def record(benchmark, metrics: dict, values: dict) -> None:
+    """Store ``values`` in pytest-benchmark's record (``benchmark.extra_info``) and in the test's fmspec
+    metrics; floats rounded to 6 digits, ``benchmark`` may be None (benchmarks disabled)."""
+    clean = {k: (round(v, 6) if isinstance(v, float) and math.isfinite(v) else v) for k, v in values.items()}
+    if benchmark is not None:
+        benchmark.extra_info.update(clean)
+    metrics.update(clean)
