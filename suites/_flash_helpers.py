@@ -34,6 +34,27 @@ def dense_attention(q, k, v, causal: bool = False, scale: float | None = None):
     return p @ v, lse
 
 
+def gradient_term_scales(q, k, v, do, dlse=None, causal: bool = False, scale: float | None = None) -> dict:
+    """The largest sum of absolute terms behind each element of dQ, dK, dV (float64), for ``assert_close(scale=)``.
+
+    With dS = P ∘ (dO Vᵀ − delta), delta_i = rowsum(dO ∘ O)_i − dlse_i, the terms of dQ = scale · dS K are
+    bounded by scale · |dS|·|K| with |dS| <= P ∘ (|dO Vᵀ| + |delta|); likewise dK = scale · dSᵀ Q and
+    dV = Pᵀ dO. A row of dS sums to 0 (softmax's Jacobian), so dQ and dK can be far smaller than their terms:
+    one query and two keys give dK_1 = -dK_2, both the difference of two nearly equal terms."""
+    q, k, v, do = (t.detach().to(torch.float64).cpu() for t in (q, k, v, do))
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    o, lse = dense_attention(q, k, v, causal=causal, scale=scale)
+    p = torch.exp(scale * q @ k.transpose(-1, -2) - lse[..., None]).nan_to_num(0.0)  # (B, H, Tq, Tk)
+    if causal:
+        p = p.masked_fill(torch.ones(p.shape[-2:], dtype=torch.bool).triu(1), 0.0)
+    delta = (do * o).sum(-1)  # (B, H, Tq)
+    if dlse is not None:
+        delta = delta - dlse.detach().to(torch.float64).cpu()
+    ds = p * ((do @ v.transpose(-1, -2)).abs() + delta.abs()[..., None])  # bound on |dS|, (B, H, Tq, Tk)
+    return {"dq": (scale * ds @ k.abs()).max().item(), "dk": (scale * ds.transpose(-1, -2) @ q.abs()).max().item(),
+            "dv": (p.transpose(-1, -2) @ do.abs()).max().item()}
+
+
 def lengths(block: int) -> st.SearchStrategy[int]:
     """The sequence lengths that exercise tiling: 1, block-1, block, block+1, 2·block+3."""
     return st.sampled_from(sorted({max(1, t) for t in (1, block - 1, block, block + 1, 2 * block + 3)}))

@@ -83,18 +83,20 @@ def assert_tensor(out: Any, shape: tuple[int, ...] | None = None, dtype: torch.d
 
 
 def assert_close(actual: Any, oracle: torch.Tensor, *, dtype: torch.dtype | None = None, n: int = 1,
-                 baseline: torch.Tensor | None = None, name: str = "out", where: str = "") -> None:
+                 baseline: torch.Tensor | None = None, scale: float = 0.0, name: str = "out",
+                 where: str = "") -> None:
     """``actual`` matches the float64 ``oracle`` within :func:`tolerances.allowed`.
 
     ``dtype`` is the precision the candidate computed in (default: ``actual``'s); ``n`` the reduction
-    length behind one element; ``baseline`` a plain same-dtype computation whose error sets the bar.
+    length behind one element; ``baseline`` a plain same-dtype computation whose error sets the bar;
+    ``scale`` the size of the terms the result sums, where they cancel (see :func:`tolerances.rel_error`).
     """
     __tracebackhide__ = True
     assert_tensor(actual, tuple(oracle.shape), name=name, where=where)
     dtype = dtype or actual.dtype
-    base_err = tol.rel_error(baseline, oracle) if baseline is not None else None
+    base_err = tol.rel_error(baseline, oracle, scale) if baseline is not None else None
     limit = tol.allowed(dtype, n, base_err)
-    err = tol.rel_error(actual, oracle)
+    err = tol.rel_error(actual, oracle, scale)
     if err <= limit:
         return
     a = actual.detach().to(torch.float64).cpu()
@@ -102,6 +104,8 @@ def assert_close(actual: Any, oracle: torch.Tensor, *, dtype: torch.dtype | None
     diff = (a - o).abs().nan_to_num(math.inf)
     idx = tuple(int(i) for i in torch.unravel_index(diff.argmax(), diff.shape)) if diff.numel() else ()
     how = f"{str(dtype).removeprefix('torch.')}, n={n}"
+    if scale > o.abs().max().item():
+        how += f", relative to the terms' scale {scale:.3g}"
     if base_err is not None:
         how += f", baseline error {base_err:.2g}"
     suffix = f" [{where}]" if where else ""

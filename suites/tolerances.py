@@ -71,8 +71,12 @@ def rounding_floor(dtype: torch.dtype, n: int = 1) -> float:
     return floor
 
 
-def rel_error(actual: torch.Tensor, oracle: torch.Tensor) -> float:
-    """max|actual - oracle| / max|oracle|, computed in float64; inf if actual has NaN or inf where oracle is finite."""
+def rel_error(actual: torch.Tensor, oracle: torch.Tensor, scale: float = 0.0) -> float:
+    """max|actual - oracle| / max(max|oracle|, scale), computed in float64; inf if actual has NaN or inf where
+    oracle is finite.
+
+    ``scale`` is for results that are sums of terms which cancel (a softmax gradient: its terms sum to 0
+    along a row): rounding errors are relative to the terms, which may be far larger than the result."""
     a = actual.detach().to(torch.float64).cpu()
     o = oracle.detach().to(torch.float64).cpu()
     if a.numel() == 0:
@@ -81,7 +85,7 @@ def rel_error(actual: torch.Tensor, oracle: torch.Tensor) -> float:
     if not torch.equal(torch.isfinite(a), finite) or not torch.equal(a[~finite], o[~finite]):
         return math.inf
     diff = (a[finite] - o[finite]).abs().max().item() if finite.any() else 0.0
-    scale = o[finite].abs().max().item() if finite.any() else 0.0
+    scale = max(o[finite].abs().max().item() if finite.any() else 0.0, scale)
     if scale == 0.0:
         return 0.0 if diff == 0.0 else math.inf
     return diff / scale
