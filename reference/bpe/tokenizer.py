@@ -110,11 +110,10 @@ class Tokenizer:
         parts = [raw[i:i + 1] for i in range(len(raw))]  # one token per byte
         ranks = self.ranks
         while len(parts) > 1:
-            pairs = set(zip(parts, parts[1:]))
-            best = min(pairs, key=lambda p: ranks.get(p, len(ranks)))
-            if best not in ranks:
+            known = ranks.keys() & zip(parts, parts[1:])  # the adjacent pairs that are merges
+            if not known:
                 break
-            parts = merge_pair(parts, best)
+            parts = merge_pair(parts, min(known, key=ranks.__getitem__))  # the lowest rank first
         ids = [self.ids[t] for t in parts]
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
