@@ -180,6 +180,7 @@ class Verdict:
     candidate: str
     checks: list[Check]
     scores: dict[str, ComponentScore]
+    warnings: list[str] = field(default_factory=list)  # policy entries that matched nothing, and the like
 
     @property
     def passed(self) -> bool:
@@ -200,6 +201,7 @@ class Verdict:
             lines.append(f"score {_pts(self.score)} / {_pts(self.max_score)}")
         for c in self.checks:
             lines.append(f"  {'ok  ' if c.ok else 'FAIL'}  {c.rule}: {c.detail}")
+        lines += [f"  warn  {w}" for w in self.warnings]
         return "\n".join(lines) + "\n"
 
 
@@ -265,8 +267,14 @@ def evaluate(results: tb.Results, policy: Policy, candidate: str | None = None) 
     bench = results.benchmarks
     bench = bench[bench["entry"].isin(labels)] if not bench.empty else bench
     scores = {}
+    warnings = []
     for comp, rule in policy.components.items():
         rows = t[t["component"] == comp]
+        recorded = set().union(*rows["features"]) if not rows.empty else set()
+        for feature in (rule.may_be_missing if isinstance(rule.may_be_missing, list) else []):
+            if feature not in recorded:  # a typo, or a feature the suite no longer has: say so, never keep it silently
+                warnings.append(f"components.{comp}.may_be_missing: {feature!r} matches no test of {name!r} in "
+                                f"these results (recorded {comp} features: {_names(sorted(recorded), 6) or 'none'})")
         counts = tb.outcome_counts(rows)
         failing = [{"property": r.property, "params": r.params, "outcome": r.outcome, "message": r.message,
                     "reproduce": r.reproduce, "nodeid": r.nodeid} for r in rows[rows["outcome"].isin(tb.FAILING)].itertuples()]
@@ -326,7 +334,7 @@ def evaluate(results: tb.Results, policy: Policy, candidate: str | None = None) 
         score += rule.speed_points if speed_ok else 0.0
         scores[comp] = ComponentScore(comp, score, rule.points + rule.speed_points, counts, counted, failing,
                                       bad_missing, speedups)
-    verdict = Verdict(policy, name, checks, scores)
+    verdict = Verdict(policy, name, checks, scores, warnings)
     if policy.min_score is not None:
         frac = verdict.score / verdict.max_score if verdict.max_score else 0.0
         checks.append(Check(frac >= policy.min_score - 1e-12, "score",

@@ -127,6 +127,21 @@ def test_may_be_missing_allows_listed_features_only(tmp_path):
     assert check(anything, "attention required").ok
 
 
+def test_may_be_missing_entry_matching_no_test_is_warned_about(tmp_path):
+    """A may_be_missing entry no recorded test needs (a typo, or a feature the suite dropped) is reported,
+    not silently kept; entries that match stay quiet."""
+    tests = [test_record("mine", "attention", "test_x", "missing", ["attention.linear"],
+                         "suites.outcomes.Missing: candidate 'mine' has no attention.linear"),
+             test_record("mine", "attention", "test_y", "passed", ["attention.scaled_dot_product"])]
+    v = verdict(tmp_path, tests, '[components.attention]\nrequired = true\n'
+                                 'may_be_missing = ["attention.linear", "attention.performr"]\n')
+    assert check(v, "attention required").ok
+    assert len(v.warnings) == 1 and "'attention.performr' matches no test" in v.warnings[0], v.warnings
+    assert "warn  components.attention.may_be_missing: 'attention.performr'" in v.text()
+    quiet = verdict(tmp_path, tests, '[components.attention]\nrequired = true\nmay_be_missing = ["attention.linear"]\n')
+    assert quiet.warnings == [] and "warn" not in quiet.text()
+
+
 def test_unsupported_is_allowed_unless_the_policy_says_otherwise(tmp_path):
     tests = PASSING + [test_record("mine", "posenc", "test_gpu", "unsupported", message="posenc on cuda (CAPABILITIES)")]
     assert check(verdict(tmp_path, tests, "[components.posenc]\nrequired = true\n"), "posenc required").ok
