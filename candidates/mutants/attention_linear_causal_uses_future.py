@@ -2,7 +2,6 @@
 
 import reference.attention as ref
 from candidates.mutants import patch
-from reference.attention import kernel
 
 COMPONENT = "attention"
 CAUGHT_BY = [
