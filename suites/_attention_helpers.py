@@ -46,6 +46,12 @@ def sdpa64(q, k, v, mask=None, causal=False, scale=None) -> torch.Tensor:
     return torch.where(allowed.any(-1, keepdim=True), out, torch.zeros(()).to(out))
 
 
+def value_scale(v: torch.Tensor) -> float:
+    """max|V|, for ``assert_close(scale=)``: an attention output is a convex combination of V's rows, so its
+    rounding error is relative to |V|, not to the output itself, which cancels where V's rows differ in sign."""
+    return v.detach().to(torch.float64).abs().max().item() if v.numel() else 0.0
+
+
 def sdpa_same_dtype(q, k, v, mask=None, causal=False, scale=None) -> torch.Tensor:
     """The plain same-dtype computation whose error sets the bar (``baseline=``)."""
     tq, tk = q.shape[-2], k.shape[-2]

@@ -63,7 +63,7 @@ def test_matches_torch_sdpa_float64(candidate, dtype, s, causal, scale, data):
     oracle = ath.sdpa64(q, k, v, **kw)
     out = sdp(candidate, q, k, v, **kw)
     ah.assert_close(out, oracle, dtype=dtype, n=max(s["tk"], s["d"]), baseline=ath.sdpa_same_dtype(q, k, v, **kw),
-                    where=ah.snippet(SDP, q, k, v, **kw))
+                    scale=ath.value_scale(v), where=ah.snippet(SDP, q, k, v, **kw))
 
 
 @pytest.mark.needs(SDP)
@@ -114,7 +114,8 @@ def test_permutation_equivariance(candidate, s, data):
     pk = torch.randperm(s["tk"], generator=torch.Generator().manual_seed(s["seed"] + 1))
     oracle = ath.sdpa64(q, k, v)
     out = sdp(candidate, q[..., pq, :], k[..., pk, :], v[..., pk, :])
-    ah.assert_close(out, oracle[..., pq, :], n=s["tk"], where=ah.snippet(SDP, q, k, v) + f" with queries permuted by "
+    ah.assert_close(out, oracle[..., pq, :], n=s["tk"], scale=ath.value_scale(v),
+                    where=ah.snippet(SDP, q, k, v) + f" with queries permuted by "
                     f"{pq.tolist()} and keys/values by {pk.tolist()}")
 
 
@@ -135,7 +136,7 @@ def test_constant_added_to_row_of_scores_changes_nothing(candidate, dtype, s, sh
     # scores of size |c| carry rounding eps·|c|: the problem's own condition, so the floor grows by (1 + |c|)
     n = max(s["tk"], s["d"]) * round((1 + shift) ** 2)
     ah.assert_close(out, oracle, dtype=dtype, n=n, baseline=ath.sdpa_same_dtype(q, ku, v, mask=mask),
-                    where=ah.snippet(SDP, q, ku, v, mask=mask) + f", every key shifted by u (|scale·q·u| <= {shift})")
+                    scale=ath.value_scale(v), where=ah.snippet(SDP, q, ku, v, mask=mask) + f", every key shifted by u (|scale·q·u| <= {shift})")
 
 
 @pytest.mark.needs(SDP)
@@ -150,7 +151,7 @@ def test_masked_keys_and_values_change_nothing(candidate, s, causal, poison):
     qg = q.clone().requires_grad_(True)
     where = ah.snippet(SDP, q, kp, vp, mask=keep, causal=causal) + f", masked keys/values = {poison}"
     out = sdp(candidate, qg, kp, vp, mask=keep, causal=causal)
-    ah.assert_close(out, oracle, n=s["tk"], where=where)
+    ah.assert_close(out, oracle, n=s["tk"], scale=ath.value_scale(v), where=where)
     out.sum().backward()
     assert qg.grad is not None and torch.isfinite(qg.grad).all(), f"q.grad not finite [{where}]"
 
@@ -494,7 +495,7 @@ def test_sparse_equals_dense_under_its_mask(candidate, pattern, dtype, data):
     where = ah.snippet(SPARSE, q, k, v, pattern, **case.args)
     out = ah.call(candidate.attention.sparse, SPARSE, q, k, v, pattern, **case.args)
     ah.assert_close(out, ath.sdpa64(q, k, v, mask=mask), dtype=dtype, n=max(case.t, s["d"]),
-                    baseline=ath.sdpa_same_dtype(q, k, v, mask=mask), where=where)
+                    baseline=ath.sdpa_same_dtype(q, k, v, mask=mask), scale=ath.value_scale(v), where=where)
 
 
 @pytest.mark.needs(SPARSE, BIGBIRD)
@@ -593,7 +594,7 @@ def test_linear_equals_quadratic_form(candidate, s, causal):
     oracle = ath.quadratic_kernel_attention(ath.elu1(q), ath.elu1(k), v, causal)
     where = ah.snippet(LINEAR, q, k, v, causal=causal)
     out = ah.call(candidate.attention.linear, LINEAR, q, k, v, causal=causal)
-    ah.assert_close(out, oracle, n=s["tk"] * s["d"], where=where)
+    ah.assert_close(out, oracle, n=s["tk"] * s["d"], scale=ath.value_scale(v), where=where)
 
 
 @pytest.mark.needs(LINEAR)
@@ -606,7 +607,8 @@ def test_linear_with_callable_feature_map(candidate, s, causal):
     q, k, v = ath.qkv(s)
     oracle = ath.quadratic_kernel_attention(phi(q), phi(k), v, causal)
     out = ah.call(candidate.attention.linear, LINEAR, q, k, v, feature_map=phi, causal=causal)
-    ah.assert_close(out, oracle, n=s["tk"] * s["d"], where=ah.snippet(LINEAR, q, k, v, feature_map="phi", causal=causal))
+    ah.assert_close(out, oracle, n=s["tk"] * s["d"], scale=ath.value_scale(v),
+                    where=ah.snippet(LINEAR, q, k, v, feature_map="phi", causal=causal))
 
 
 # ============================================================================================= performer
@@ -668,7 +670,8 @@ def test_linformer_with_identity_projections_is_full_attention(candidate, s):
     q, k, v = ath.qkv(s)
     eye = torch.eye(s["tk"], dtype=torch.float64)
     out = ah.call(candidate.attention.linformer, LINFORMER, q, k, v, eye, eye)
-    ah.assert_close(out, ath.sdpa64(q, k, v), n=s["tk"], where=ah.snippet(LINFORMER, q, k, v, "I", "I"))
+    ah.assert_close(out, ath.sdpa64(q, k, v), n=s["tk"], scale=ath.value_scale(v),
+                    where=ah.snippet(LINFORMER, q, k, v, "I", "I"))
 
 
 BAD_KERNEL_ARGS = {
