@@ -23,13 +23,10 @@ from suites import _bpe_helpers as bh  # noqa: E402
 from suites.bench_bpe import CORPUS, hf_train  # noqa: E402
 
 
-def cpu_seconds(fn, runs: int) -> list[float]:
-    out = []
-    for _ in range(runs):
-        start = time.process_time()
-        fn()
-        out.append(time.process_time() - start)
-    return out
+def cpu_seconds(fn) -> float:
+    start = time.process_time()
+    fn()
+    return time.process_time() - start
 
 
 def main() -> None:
@@ -43,9 +40,9 @@ def main() -> None:
     for vocab_size in args.vocab:
         runs = {"ref": [], "hf": [], "pre": []}
         for _ in range(args.runs):  # interleaved, so that a slow spell hits all three
-            runs["ref"] += cpu_seconds(lambda: train(text, vocab_size), 1)
-            runs["hf"] += cpu_seconds(lambda: hf_train(text, vocab_size), 1)
-            runs["pre"] += cpu_seconds(lambda: pretoken_counts([text], ()), 1)
+            runs["ref"].append(cpu_seconds(lambda: train(text, vocab_size)))
+            runs["hf"].append(cpu_seconds(lambda: hf_train(text, vocab_size)))
+            runs["pre"].append(cpu_seconds(lambda: pretoken_counts([text], ())))
         lo = {k: min(v) for k, v in runs.items()}
         med = {k: statistics.median(v) for k, v in runs.items()}
         print(f"| {vocab_size} | {lo['ref']:.4f} / {med['ref']:.4f} s | {lo['hf']:.4f} / {med['hf']:.4f} s "

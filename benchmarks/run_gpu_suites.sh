@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Conformance on a CUDA machine, in one command (no benchmarks):
 #   1. every suite for the reference and torch_native candidates, GPU tests included;
-#   2. the flash and checkpoint suites on every flash and checkpoint mutant, so that the tests that only
-#      run on a GPU are shown to catch bugs too (tests/test_mutants.py runs on CPU only);
+#   2. the flash and checkpoint suites on every flash and checkpoint mutant, whole (tests/test_mutants.py
+#      runs only the tests each mutant lists), to see which tests catch each one on a GPU;
 #   3. a table of which tests each mutant failed (benchmarks/mutants_table.py).
 # Usage: benchmarks/run_gpu_suites.sh OUT_DIR   (candidates by path: works whether or not fmspec is installed)
 set -uo pipefail

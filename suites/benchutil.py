@@ -29,10 +29,11 @@ def require_conformance(request: pytest.FixtureRequest, component: str, candidat
     return "passed" if mine else "not run"
 
 
-def record(benchmark, metrics: dict, values: dict) -> None:
+def record(benchmark, metrics: dict, values: dict, digits: int = 6) -> None:
     """Store ``values`` in pytest-benchmark's record (``benchmark.extra_info``) and in the test's fmspec
-    metrics; floats rounded to 6 digits, ``benchmark`` may be None (benchmarks disabled)."""
-    clean = {k: (round(v, 6) if isinstance(v, float) and math.isfinite(v) else v) for k, v in values.items()}
+    metrics; floats rounded to ``digits`` decimals (more for microsecond timings), ``benchmark`` may be None
+    (benchmarks disabled)."""
+    clean = {k: (round(v, digits) if isinstance(v, float) and math.isfinite(v) else v) for k, v in values.items()}
     if benchmark is not None:
         benchmark.extra_info.update(clean)
     metrics.update(clean)

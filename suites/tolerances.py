@@ -65,8 +65,9 @@ def eps(dtype: torch.dtype) -> float:
 def rounding_floor(dtype: torch.dtype, n: int = 1) -> float:
     """The error rounding alone may cause: ULPS · eps(accumulation) · sqrt(n), plus STORAGE_ULPS · eps(dtype)
     where the accumulation is wider than ``dtype`` (float16, bfloat16)."""
-    floor = ULPS * eps(ACCUMULATE.get(dtype, dtype)) * math.sqrt(max(n, 1))
-    if ACCUMULATE.get(dtype, dtype) != dtype:
+    accumulation = ACCUMULATE.get(dtype, dtype)
+    floor = ULPS * eps(accumulation) * math.sqrt(max(n, 1))
+    if accumulation != dtype:
         floor += STORAGE_ULPS * eps(dtype)
     return floor
 

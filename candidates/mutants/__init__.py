@@ -42,9 +42,8 @@ def patch(module: types.ModuleType, **overrides) -> types.SimpleNamespace:
     return types.SimpleNamespace(**{**public, **overrides})
 
 
-def edit_source(module: types.ModuleType, edits: list[tuple[str, str]], **extra) -> types.ModuleType:
-    """A fresh copy of ``module`` built from its source with each ``(old, new)`` edit applied once (the
-    first occurrence); ``extra`` names are defined in it before its code runs. The module itself is untouched.
+def edited_text(module: types.ModuleType, edits: list[tuple[str, str]]) -> str:
+    """The source of ``module`` with each ``(old, new)`` edit applied once (the first occurrence).
 
     An edit whose ``old`` text is no longer in the source raises, so a mutant cannot silently become the
     reference when the reference changes.
@@ -54,6 +53,13 @@ def edit_source(module: types.ModuleType, edits: list[tuple[str, str]], **extra)
         if old not in source:
             raise ValueError(f"{module.__name__} no longer contains {old!r}: update the mutant")
         source = source.replace(old, new, 1)
+    return source
+
+
+def edit_source(module: types.ModuleType, edits: list[tuple[str, str]], **extra) -> types.ModuleType:
+    """A fresh copy of ``module`` built from :func:`edited_text`; ``extra`` names are defined in it before its
+    code runs. The module itself is untouched."""
+    source = edited_text(module, edits)
     copy = types.ModuleType(module.__name__ + "_mutant")
     copy.__dict__.update(extra)
     exec(compile(source, module.__file__, "exec"), copy.__dict__)

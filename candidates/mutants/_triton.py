@@ -6,7 +6,6 @@ kernel's source again through linecache, and the module looks itself up in ``sys
 
 from __future__ import annotations
 
-import inspect
 import linecache
 import sys
 import types
@@ -15,7 +14,7 @@ import triton
 
 import reference.flash as ref
 import reference.flash_triton as ref_triton
-from candidates.mutants import edit_source, patch
+from candidates.mutants import edit_source, edited_text, patch
 
 
 def edited_kernels(edits: list[tuple[str, str]], tag: str) -> types.ModuleType:
@@ -25,11 +24,7 @@ def edited_kernels(edits: list[tuple[str, str]], tag: str) -> types.ModuleType:
     The edited text is registered in linecache under a name of its own (compiling it under the reference's
     file name would run the unedited kernels); each copy is registered in sys.modules under ``tag``.
     """
-    source = inspect.getsource(ref_triton)
-    for old, new in edits:
-        if old not in source:
-            raise ValueError(f"{ref_triton.__name__} no longer contains {old!r}: update the mutant")
-        source = source.replace(old, new, 1)
+    source = edited_text(ref_triton, edits)
     filename = f"<{tag}: reference/flash_triton.py edited>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
 
