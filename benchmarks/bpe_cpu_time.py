@@ -17,10 +17,10 @@ import time
 
 os.environ["TOKENIZERS_PARALLELISM"] = "false"  # read by tokenizers at each call
 
-from reference.bpe.pretokenize import pretoken_counts  # noqa: E402
-from reference.bpe.training import train  # noqa: E402
-from suites import _bpe_helpers as bh  # noqa: E402
-from suites.bench_bpe import CORPUS, hf_train  # noqa: E402
+from fmspec.reference.bpe.pretokenize import pretoken_counts  # noqa: E402
+from fmspec.reference.bpe.training import train  # noqa: E402
+from fmspec.suites import _bpe_helpers as bh  # noqa: E402
+from fmspec.suites.bench_bpe import CORPUS, hf_train  # noqa: E402
 
 
 def cpu_seconds(fn) -> float:

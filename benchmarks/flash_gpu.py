@@ -28,10 +28,10 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 
-from reference import flash as ref_flash  # noqa: E402
-from reference import flash_triton as ft  # noqa: E402
-from suites import gpu_bench as gb  # noqa: E402
-from suites import tolerances as tol  # noqa: E402
+from fmspec.reference import flash as ref_flash  # noqa: E402
+from fmspec.reference import flash_triton as ft  # noqa: E402
+from fmspec import gpu_bench as gb  # noqa: E402
+from fmspec.suites import tolerances as tol  # noqa: E402
 
 SDPA = {"sdpa_flash": SDPBackend.FLASH_ATTENTION, "sdpa_cudnn": SDPBackend.CUDNN_ATTENTION,
         "sdpa_efficient": SDPBackend.EFFICIENT_ATTENTION}

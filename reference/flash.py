@@ -146,7 +146,7 @@ def flash_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: b
     """
     scale = check_arguments(q, k, v, causal, scale, return_lse, block_q, block_k)
     if _use_triton(q, block_q, block_k):
-        from reference import flash_triton
+        from fmspec.reference import flash_triton
 
         o, lse = flash_triton.attention(q, k, v, causal=causal, scale=scale, block_q=block_q, block_k=block_k,
                                         interpret=not q.is_cuda)
@@ -162,7 +162,7 @@ def _use_triton(q: torch.Tensor, block_q: int | None, block_k: int | None) -> bo
     # and only what the kernel supports (everything else stays on the PyTorch path)
     if q.device.type != "cpu" or q.dtype != torch.float16 or os.environ.get("TRITON_INTERPRET") != "1":
         return False
-    from reference import flash_triton
+    from fmspec.reference import flash_triton
 
     return q.shape[-1] in flash_triton.SUPPORTED_HEAD_DIMS and all(
         b is None or b in flash_triton.BLOCK_CHOICES for b in (block_q, block_k))

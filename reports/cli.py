@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from reports import schema
+from fmspec.reports import schema
 
 PROG = "python -m reports"
 
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _load(paths: list[str]):
-    from reports import tables
+    from fmspec.reports import tables
 
     runs = tables.load_runs(paths)
     for run in runs:
@@ -85,7 +85,7 @@ def _write(path: str, text: str) -> None:
 
 
 def _build(args) -> int:
-    from reports import html
+    from fmspec.reports import html
 
     results = _load(args.results)
     text = html.render(results, title=args.title)
@@ -96,7 +96,7 @@ def _build(args) -> int:
 
 
 def _policy(path: str):
-    from reports import gate
+    from fmspec.reports import gate
 
     try:
         return gate.load_policy(path)
@@ -105,7 +105,7 @@ def _policy(path: str):
 
 
 def _gate(args) -> int:
-    from reports import gate
+    from fmspec.reports import gate
 
     policy = _policy(args.policy)
     results = _load(args.results)
@@ -118,7 +118,7 @@ def _gate(args) -> int:
 
 
 def _export(args) -> int:
-    from reports import export, gate
+    from fmspec.reports import export, gate
 
     policy = _policy(args.policy) if args.policy else None
     results = _load(args.results)

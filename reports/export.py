@@ -20,8 +20,8 @@ import json
 import re
 import xml.etree.ElementTree as ET
 
-from reports import gate as gt
-from reports import tables as tb
+from fmspec.reports import gate as gt
+from fmspec.reports import tables as tb
 
 MAX_OUTPUT = 8000  # characters of a Gradescope test's output
 MAX_MARKDOWN_FAILURES = 30

@@ -47,7 +47,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reports import tables as tb
+from fmspec.reports import tables as tb
 
 GATE_KEYS = {"name": str, "candidate": str, "allow_partial": bool, "min_score": (int, float), "visibility": str}
 COMPONENT_KEYS = {"required": bool, "features": list, "may_be_missing": (list, bool), "allow_unsupported": bool,
@@ -60,7 +60,7 @@ class PolicyError(Exception):
 
 
 def known_components() -> tuple[str, ...]:
-    from candidates.reference import COMPONENTS
+    from fmspec.candidates.reference import COMPONENTS
 
     return COMPONENTS
 

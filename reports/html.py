@@ -26,7 +26,7 @@ from pathlib import Path
 
 import jinja2
 
-from reports import tables as tb
+from fmspec.reports import tables as tb
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MAX_PLOTS_PER_BENCHMARK = 4

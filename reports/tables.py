@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports import schema
+from fmspec.reports import schema
 
 OUTCOMES = ("passed", "failed", "error", "missing", "unsupported", "skipped", "xfailed", "xpassed")
 FAILING = ("failed", "error", "xpassed")

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
-from suites import strategies as hh
-from suites import tolerances as tol
+from fmspec.suites import strategies as hh
+from fmspec.suites import tolerances as tol
 
 DTYPES = [torch.float32, torch.float64]
 DTYPE_IDS = ["float32", "float64"]

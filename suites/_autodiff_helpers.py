@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import torch
 from hypothesis import strategies as st
 
-from suites import strategies as hh
-from suites import tolerances as tol
+from fmspec.suites import strategies as hh
+from fmspec.suites import tolerances as tol
 
 # On top of the profile (whose other settings it inherits, being built when the suite is collected):
 # stop at the first failure and shrink only that one. A wrong engine fails in several places (a wrong

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 import torch
 from hypothesis import strategies as st
 
-from suites import asserts as ah
-from suites import strategies as hh
+from fmspec.suites import asserts as ah
+from fmspec.suites import strategies as hh
 
 FEATURE = "flash.flash_attention"
 CPU_BLOCKS = st.integers(1, 6)  # any block size works in the PyTorch version

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import torch
 
-from suites import tolerances as tol
+from fmspec.suites import tolerances as tol
 
 
 def describe(value: Any) -> str:

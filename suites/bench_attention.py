@@ -51,8 +51,8 @@ import time
 import pytest
 import torch
 
-from suites import _attention_helpers as ath
-from suites import benchutil as bu
+from fmspec.suites import _attention_helpers as ath
+from fmspec import benchutil as bu
 
 pytestmark = [pytest.mark.component("attention"), pytest.mark.bench]
 

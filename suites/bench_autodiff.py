@@ -43,8 +43,8 @@ import types
 import pytest
 import torch
 
-from suites import _autodiff_helpers as ax
-from suites import benchutil as bu
+from fmspec.suites import _autodiff_helpers as ax
+from fmspec import benchutil as bu
 
 pytestmark = [pytest.mark.component("autodiff"), pytest.mark.bench]
 

@@ -25,8 +25,8 @@ import time
 
 import pytest
 
-from suites import _bpe_helpers as bh
-from suites import benchutil as bu
+from fmspec.suites import _bpe_helpers as bh
+from fmspec import benchutil as bu
 
 pytestmark = [pytest.mark.component("bpe"), pytest.mark.bench]
 

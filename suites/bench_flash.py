@@ -19,9 +19,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from suites import _flash_helpers as fh
-from suites import benchutil as bu
-from suites import gpu_bench as gb
+from fmspec.suites import _flash_helpers as fh
+from fmspec import benchutil as bu
+from fmspec import gpu_bench as gb
 
 pytestmark = [pytest.mark.component("flash"), pytest.mark.bench, pytest.mark.gpu]
 FEATURE = fh.FEATURE
@@ -67,7 +67,7 @@ def _sdpa(backend):
 def _baselines(D, T, causal, mode, q, k, v, do) -> dict[str, gb.Timing | None]:
     from torch.nn.attention import SDPBackend
 
-    from reference import flash as ref_flash  # the speed reference (timed, never used as an answer)
+    from fmspec.reference import flash as ref_flash  # the speed reference (timed, never used as an answer)
 
     impls = {"reference": lambda q, k, v: ref_flash.flash_attention(q, k, v, causal=causal)}
     for name, backend in (("sdpa_flash", SDPBackend.FLASH_ATTENTION), ("sdpa_cudnn", SDPBackend.CUDNN_ATTENTION),

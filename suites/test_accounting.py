@@ -14,10 +14,10 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reference import tiny_gpt  # the lecture's program, measured; its counts are not an answer key
-from suites import _checkpoint_helpers as mh
-from suites import asserts as ah
-from suites import strategies as hh
+from fmspec.reference import tiny_gpt  # the lecture's program, measured; its counts are not an answer key
+from fmspec.suites import _checkpoint_helpers as mh
+from fmspec.suites import asserts as ah
+from fmspec.suites import strategies as hh
 
 pytestmark = pytest.mark.component("accounting")
 

@@ -10,10 +10,10 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from suites import _attention_helpers as ath
-from suites import asserts as ah
-from suites import strategies as hh
-from suites import tolerances as tol
+from fmspec.suites import _attention_helpers as ath
+from fmspec.suites import asserts as ah
+from fmspec.suites import strategies as hh
+from fmspec.suites import tolerances as tol
 
 pytestmark = pytest.mark.component("attention")
 SDP = "attention.scaled_dot_product"

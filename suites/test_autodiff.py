@@ -14,9 +14,9 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from suites import _autodiff_helpers as ax
-from suites import asserts as ah
-from suites import strategies as hh
+from fmspec.suites import _autodiff_helpers as ax
+from fmspec.suites import asserts as ah
+from fmspec.suites import strategies as hh
 
 pytestmark = pytest.mark.component("autodiff")
 GRAD, JVP, VJP = "autodiff.grad", "autodiff.jvp", "autodiff.vjp"

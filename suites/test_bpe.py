@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from suites import _bpe_helpers as bh
-from suites import asserts as ah
-from suites import outcomes
+from fmspec.suites import _bpe_helpers as bh
+from fmspec.suites import asserts as ah
+from fmspec import outcomes
 
 pytestmark = pytest.mark.component("bpe")
 

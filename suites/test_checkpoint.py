@@ -15,10 +15,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from reference import tiny_gpt  # the lecture's transformer block: a test input, never an oracle
-from suites import _checkpoint_helpers as mh
-from suites import asserts as ah
-from suites import strategies as hh
+from fmspec.reference import tiny_gpt  # the lecture's transformer block: a test input, never an oracle
+from fmspec.suites import _checkpoint_helpers as mh
+from fmspec.suites import asserts as ah
+from fmspec.suites import strategies as hh
 
 pytestmark = pytest.mark.component("checkpoint")
 

@@ -14,9 +14,9 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from suites import _flash_helpers as fh
-from suites import asserts as ah
-from suites import strategies as hh
+from fmspec.suites import _flash_helpers as fh
+from fmspec.suites import asserts as ah
+from fmspec.suites import strategies as hh
 
 pytestmark = pytest.mark.component("flash")
 FEATURE = fh.FEATURE
@@ -221,7 +221,7 @@ def test_backward_saves_no_score_matrix(candidate, causal):
 @pytest.mark.parametrize("dtype", [pytest.param(torch.bfloat16, id="bfloat16")])
 def test_gpu_memory_grows_linearly_in_t(candidate, device, dtype):
     """Allocator peak of forward+backward at T and 4T: about 4x (linear), far from the 16x of a T×T matrix."""
-    from suites import gpu_bench as gb
+    from fmspec import gpu_bench as gb
 
     peaks = {}
     for T in (2048, 8192):

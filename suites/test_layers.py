@@ -17,10 +17,10 @@ import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
-from suites import _autodiff_helpers as ax
-from suites import asserts as ah
-from suites import strategies as hh
-from suites import tolerances as tol
+from fmspec.suites import _autodiff_helpers as ax
+from fmspec.suites import asserts as ah
+from fmspec.suites import strategies as hh
+from fmspec.suites import tolerances as tol
 
 pytestmark = pytest.mark.component("layers")
 SOFTMAX, LAYERNORM, EMBEDDING = "layers.softmax_backward", "layers.layernorm_backward", "layers.embedding_backward"

@@ -14,8 +14,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from torch import nn
 
-from suites import asserts as ah
-from suites import strategies as hh
+from fmspec.suites import asserts as ah
+from fmspec.suites import strategies as hh
 
 pytestmark = pytest.mark.component("lora")
 LL, AL = "lora.LoRALinear", "lora.apply_lora"

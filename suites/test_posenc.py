@@ -9,8 +9,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from suites import asserts as ah
-from suites import strategies as hh
+from fmspec.suites import asserts as ah
+from fmspec.suites import strategies as hh
 
 pytestmark = pytest.mark.component("posenc")
 FEATURE = "posenc.sinusoidal"

@@ -15,9 +15,9 @@ import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from suites import asserts as ah
-from suites import strategies as hh
-from suites import tolerances as tol
+from fmspec.suites import asserts as ah
+from fmspec.suites import strategies as hh
+from fmspec.suites import tolerances as tol
 
 pytestmark = pytest.mark.component("quant")
 AQ, AD = "quant.absmax_quantize", "quant.absmax_dequantize"

@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from suites import asserts as ah
-from suites import strategies as hh
+from fmspec.suites import asserts as ah
+from fmspec.suites import strategies as hh
 
 pytestmark = pytest.mark.component("vit")
 PF, UF, PE, IP = "vit.patchify", "vit.unpatchify", "vit.PatchEmbed", "vit.interpolate_pos_embed"

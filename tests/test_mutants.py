@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from candidates import mutants
+from fmspec.candidates import mutants
 
 ROOT = Path(__file__).resolve().parent.parent
 BY_COMPONENT: dict[str, list[mutants.Mutant]] = defaultdict(list)

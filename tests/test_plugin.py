@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reports import schema
+from fmspec.reports import schema
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -100,7 +100,7 @@ def test_entry_point_name_is_loaded(pytester):
     """)
     res = pytester.runpytest("--candidate", "reference", "--fmspec-results", "r.json")
     res.assert_outcomes(passed=1)
-    assert results(pytester, "r.json")["candidates"][0]["source"] == "entry point reference = candidates.reference"
+    assert results(pytester, "r.json")["candidates"][0]["source"] == "entry point reference = fmspec.candidates.reference"
 
 
 @pytest.mark.parametrize("spec, expected", [
@@ -142,7 +142,7 @@ def test_folder_without_init_is_rejected(suite):
 def test_entry_point_that_points_nowhere_is_a_usage_error(suite, monkeypatch):
     from importlib.metadata import EntryPoint
 
-    from suites import loader
+    from fmspec import loader
 
     monkeypatch.setattr(loader, "entry_points", lambda: {"ghost": EntryPoint("ghost", "ghost_pkg.impl", loader.GROUP)})
     res = suite.runpytest("--candidate", "ghost")
@@ -269,7 +269,7 @@ def test_inputs_modified_in_place_fail(suite):
         toy = types.SimpleNamespace(double=double)
     """, test_inplace="""
         import pytest, torch
-        from suites import asserts as ah
+        from fmspec.suites import asserts as ah
         @pytest.mark.needs("toy.double")
         def test_double(candidate):
             ah.call(candidate.toy.double, "toy.double", torch.ones(3))
@@ -280,7 +280,7 @@ def test_inputs_modified_in_place_fail(suite):
 
 
 def test_suite_runs_from_installed_package_with_pyargs(pytester):
-    res = pytester.runpytest_subprocess("--pyargs", "suites.test_posenc", "-m", "smoke", "-p", "no:cacheprovider",
+    res = pytester.runpytest_subprocess("--pyargs", "fmspec.suites.test_posenc", "-m", "smoke", "-p", "no:cacheprovider",
                                         "--fmspec-results", "p.json")
     assert res.ret == 0, res.stdout.str()[-2000:]
     assert results(pytester, "p.json")["summary"]["reference"]["posenc"]["passed"] >= 3

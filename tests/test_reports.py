@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from reports import cli, html, schema
-from reports import tables as tb
+from fmspec.reports import cli, html, schema
+from fmspec.reports import tables as tb
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data" / "results"

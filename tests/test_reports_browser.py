@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from reports import html
+from fmspec.reports import html
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data" / "results"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from reports import cli, export, gate
-from reports import tables as tb
+from fmspec.reports import cli, export, gate
+from fmspec.reports import tables as tb
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data" / "results"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from reports import cli, gate
-from reports import tables as tb
+from fmspec.reports import cli, gate
+from fmspec.reports import tables as tb
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "reports" / "policies"
@@ -105,7 +105,7 @@ def test_required_component_fails_when_nothing_was_recorded(tmp_path):
 
 def test_required_component_fails_on_a_missing_feature(tmp_path):
     tests = PASSING + [test_record("mine", "attention", "test_x", "missing", ["attention.sparse"],
-                                   "suites.outcomes.Missing: candidate 'mine' has no attention.sparse"),
+                                   "fmspec.outcomes.Missing: candidate 'mine' has no attention.sparse"),
                        test_record("mine", "attention", "test_y", "passed", ["attention.scaled_dot_product"])]
     v = verdict(tmp_path, tests, "[components.attention]\nrequired = true\n")
     c = check(v, "attention required")
@@ -114,7 +114,7 @@ def test_required_component_fails_on_a_missing_feature(tmp_path):
 
 def test_may_be_missing_allows_listed_features_only(tmp_path):
     tests = [test_record("mine", "attention", "test_x", "missing", ["attention.sparse", "attention.sliding_window_mask"],
-                         "suites.outcomes.Missing: candidate 'mine' has no attention.sparse"),
+                         "fmspec.outcomes.Missing: candidate 'mine' has no attention.sparse"),
              test_record("mine", "attention", "test_z", "missing", ["attention.linear"],
                          "Missing: NotImplementedError: attention.linear"),
              test_record("mine", "attention", "test_y", "passed", ["attention.scaled_dot_product"])]
@@ -131,7 +131,7 @@ def test_may_be_missing_entry_matching_no_test_is_warned_about(tmp_path):
     """A may_be_missing entry no recorded test needs (a typo, or a feature the suite dropped) is reported,
     not silently kept; entries that match stay quiet."""
     tests = [test_record("mine", "attention", "test_x", "missing", ["attention.linear"],
-                         "suites.outcomes.Missing: candidate 'mine' has no attention.linear"),
+                         "fmspec.outcomes.Missing: candidate 'mine' has no attention.linear"),
              test_record("mine", "attention", "test_y", "passed", ["attention.scaled_dot_product"])]
     v = verdict(tmp_path, tests, '[components.attention]\nrequired = true\n'
                                  'may_be_missing = ["attention.linear", "attention.performr"]\n')

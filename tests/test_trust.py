@@ -7,12 +7,12 @@ import json
 import psutil
 import pytest
 
-from reports import schema
+from fmspec.reports import schema
 
 SUITE = """
 import pytest
 import torch
-from suites import asserts as ah
+from fmspec.suites import asserts as ah
 
 pytestmark = pytest.mark.component("toy")
 
@@ -113,7 +113,7 @@ def test_leftover_child_process_is_killed_and_fails_the_test(run):
 
 # ------------------------------------------------------------------------------------------------ cheating
 @pytest.mark.parametrize("target", [
-    "torch.allclose", "suites.asserts.assert_close", "suites.tolerances.ULPS", "suites.tolerances.rel_error",
+    "torch.allclose", "fmspec.suites.asserts.assert_close", "fmspec.suites.tolerances.ULPS", "fmspec.suites.tolerances.rel_error",
 ])
 def test_patching_the_suite_or_torch_during_a_test_fails_it(run, target):
     module, _, attr = target.rpartition(".")
@@ -124,9 +124,9 @@ def test_patching_the_suite_or_torch_during_a_test_fails_it(run, target):
 
 
 def test_patching_at_import_fails_every_test_of_the_candidate(run):
-    res, doc = run("    return 3 * x", prelude="import suites.asserts\nsuites.asserts.assert_close = lambda *a, **k: None")
+    res, doc = run("    return 3 * x", prelude="import fmspec.suites.asserts\nfmspec.suites.asserts.assert_close = lambda *a, **k: None")
     assert {t["outcome"] for t in doc["tests"]} == {"failed"}
-    assert "replaced suites.asserts.assert_close while being imported" in by_test(doc)["test_act"]["message"]
+    assert "replaced fmspec.suites.asserts.assert_close while being imported" in by_test(doc)["test_act"]["message"]
     assert doc["candidates"][0]["flags"]
 
 
@@ -152,7 +152,7 @@ def test_forbidden_library_call_fails_only_when_the_candidate_makes_it(run):
 def test_reexported_reference_is_flagged(run, pytester):
     pytester.makepyfile(reexport="""
         import types
-        from reference.posenc import sinusoidal
+        from fmspec.reference.posenc import sinusoidal
         toy = types.SimpleNamespace(before=sinusoidal)
     """)
     pytester.runpytest_subprocess("--candidate", "reexport.py", "-k", "before", "--fmspec-results", "x.json")

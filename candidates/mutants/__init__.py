@@ -3,8 +3,8 @@
 A mutant is a file ``<component>_<bug>.py`` in this folder, loaded as a path candidate::
 
     \"\"\"posenc: base 1000 instead of 10000.\"\"\"          # first line: the bug, as the docs list it
-    import reference.posenc as ref
-    from candidates.mutants import patch
+    import fmspec.reference.posenc as ref
+    from fmspec.candidates.mutants import patch
 
     COMPONENT = "posenc"                              # the suite that must catch it
     CAUGHT_BY = ["test_matches_closed_form"]          # tests that must fail (the evidence)

@@ -1,3 +1,3 @@
-from candidates.mutants import markdown
+from fmspec.candidates.mutants import markdown
 
 print(markdown(), end="")

@@ -12,9 +12,9 @@ import types
 
 import triton
 
-import reference.flash as ref
-import reference.flash_triton as ref_triton
-from candidates.mutants import edit_source, edited_text, patch
+import fmspec.reference.flash as ref
+import fmspec.reference.flash_triton as ref_triton
+from fmspec.candidates.mutants import edit_source, edited_text, patch
 
 
 def edited_kernels(edits: list[tuple[str, str]], tag: str) -> types.ModuleType:

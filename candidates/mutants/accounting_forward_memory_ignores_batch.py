@@ -1,7 +1,7 @@
 """accounting: forward_memory ignores the batch size B."""
 
-import reference.accounting as ref
-from candidates.mutants import patch
+import fmspec.reference.accounting as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "accounting"
 CAUGHT_BY = ["test_forward_memory_formula", "test_memory_scales_with_batch", "test_forward_memory_sums_largest_intermediates"]

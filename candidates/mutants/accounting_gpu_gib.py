@@ -1,7 +1,7 @@
 """accounting: gpus_to_hold's default H100 of "80 GB" taken as 80 GiB (80 * 2**30 bytes), not 80e9."""
 
-import reference.accounting as ref
-from candidates.mutants import patch
+import fmspec.reference.accounting as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "accounting"
 CAUGHT_BY = ["test_bfloat16_weights_and_h100s_to_hold_them"]

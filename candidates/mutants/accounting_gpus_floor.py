@@ -1,7 +1,7 @@
 """accounting: gpus_to_hold rounds down (int()), leaving part of the weights without a GPU."""
 
-import reference.accounting as ref
-from candidates.mutants import patch
+import fmspec.reference.accounting as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "accounting"
 CAUGHT_BY = ["test_gpus_to_hold_is_fewest_that_fit"]

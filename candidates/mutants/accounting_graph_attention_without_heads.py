@@ -1,7 +1,7 @@
 """accounting: graph_memory counts one T x T matrix a layer (L T^2), not one a head (L N_heads T^2)."""
 
-import reference.accounting as ref
-from candidates.mutants import patch
+import fmspec.reference.accounting as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "accounting"
 CAUGHT_BY = ["test_graph_memory_formula", "test_graph_memory_against_saved_tensors"]

@@ -1,7 +1,7 @@
 """accounting: graph_memory keeps VT for the vocabulary, not 2VT (the one-hot input forgotten; the slide's first version)."""
 
-import reference.accounting as ref
-from candidates.mutants import patch
+import fmspec.reference.accounting as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "accounting"
 CAUGHT_BY = ["test_graph_memory_formula", "test_graph_memory_against_saved_tensors"]

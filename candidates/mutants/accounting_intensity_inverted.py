@@ -1,7 +1,7 @@
 """accounting: arithmetic_intensity divides bytes by FLOPs (bytes per FLOP)."""
 
-import reference.accounting as ref
-from candidates.mutants import patch
+import fmspec.reference.accounting as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "accounting"
 CAUGHT_BY = ["test_h100_arithmetic_intensity_is_160", "test_arithmetic_intensity_formula"]

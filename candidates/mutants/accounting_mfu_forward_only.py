@@ -1,7 +1,7 @@
 """accounting: mfu counts 2ND FLOPs (the forward pass only) instead of 6ND."""
 
-import reference.accounting as ref
-from candidates.mutants import patch
+import fmspec.reference.accounting as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "accounting"
 CAUGHT_BY = ["test_llama3_mfu_is_32_percent", "test_mfu_formula", "test_llama3_achieved_flops_give_160_flops_per_byte"]

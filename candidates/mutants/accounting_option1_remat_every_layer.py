@@ -1,7 +1,7 @@
 """accounting: checkpoint option 1 keeps every layer's rematerialized graph, L (12 dT + N_heads T^2), not one."""
 
-import reference.accounting as ref
-from candidates.mutants import patch
+import fmspec.reference.accounting as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "accounting"
 CAUGHT_BY = ["test_checkpoint_memory_formula", "test_checkpoint_option1_against_saved_tensors"]

@@ -1,7 +1,7 @@
 """accounting: checkpoint option 2 is graph_memory minus the attention matrices, keeping the 2 VT the lecture ignores."""
 
-import reference.accounting as ref
-from candidates.mutants import patch
+import fmspec.reference.accounting as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "accounting"
 CAUGHT_BY = ["test_checkpoint_memory_formula", "test_checkpoint_option2_against_saved_tensors"]

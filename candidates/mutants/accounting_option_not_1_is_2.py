@@ -1,7 +1,7 @@
 """accounting: checkpoint_memory treats every option other than 1 as option 2 instead of raising."""
 
-import reference.accounting as ref
-from candidates.mutants import patch
+import fmspec.reference.accounting as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "accounting"
 CAUGHT_BY = ["test_bad_arguments_raise_value_error"]

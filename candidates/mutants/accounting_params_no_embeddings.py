@@ -1,7 +1,7 @@
 """accounting: transformer_params forgets the 2dV embedding and unembedding parameters (12 d^2 L only)."""
 
-import reference.accounting as ref
-from candidates.mutants import patch
+import fmspec.reference.accounting as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "accounting"
 CAUGHT_BY = ["test_transformer_params_formula", "test_params_equal_model_parameter_count"]

@@ -4,9 +4,9 @@ import math
 
 import torch
 
-import reference.attention as ref
-from candidates.mutants import patch
-from reference.attention import dense
+import fmspec.reference.attention as ref
+from fmspec.candidates.mutants import patch
+from fmspec.reference.attention import dense
 
 COMPONENT = "attention"
 CAUGHT_BY = ["test_masked_keys_and_values_change_nothing", "test_fully_masked_row_gives_zeros_and_finite_gradients"]

@@ -4,9 +4,9 @@ import types
 
 import torch
 
-import reference.attention as ref
-from candidates.mutants import patch
-from reference.attention import masks
+import fmspec.reference.attention as ref
+from fmspec.candidates.mutants import patch
+from fmspec.reference.attention import masks
 
 
 def _layout(n_blocks, n_random, n_window, n_global, seed):

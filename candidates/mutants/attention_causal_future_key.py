@@ -4,9 +4,9 @@ import types
 
 import torch
 
-import reference.attention as ref
-from candidates.mutants import patch
-from reference.attention import dense
+import fmspec.reference.attention as ref
+from fmspec.candidates.mutants import patch
+from fmspec.reference.attention import dense
 
 
 def _allowed_keys(mask, causal, lead, tq, tk, device):

@@ -4,10 +4,10 @@ import types
 
 import torch
 
-import reference.attention as ref
-from candidates.mutants import patch
-from reference.attention import dense
-from reference.attention import efficient
+import fmspec.reference.attention as ref
+from fmspec.candidates.mutants import patch
+from fmspec.reference.attention import dense
+from fmspec.reference.attention import efficient
 
 
 def _masked_softmax(scores, allowed):

@@ -1,7 +1,7 @@
 """attention: grouped-query kv heads repeated with .repeat (head h reads kv head h % n_kv) instead of repeat_interleave."""
 
-import reference.attention as ref
-from candidates.mutants import patch
+import fmspec.reference.attention as ref
+from fmspec.candidates.mutants import patch
 
 
 def multi_head(x, w_q, w_k, w_v, w_o, n_heads, causal=False, n_kv_heads=None):

@@ -1,7 +1,7 @@
 """attention: causal linear attention sums phi(k_j) v_j over all j (no prefix sums): it sees the future."""
 
-import reference.attention as ref
-from candidates.mutants import patch
+import fmspec.reference.attention as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "attention"
 CAUGHT_BY = [

@@ -1,7 +1,7 @@
 """attention: Linformer projects the values with E instead of F."""
 
-import reference.attention as ref
-from candidates.mutants import patch
+import fmspec.reference.attention as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "attention"
 CAUGHT_BY = [

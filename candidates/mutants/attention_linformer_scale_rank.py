@@ -1,7 +1,7 @@
 """attention: Linformer scales the scores by 1/sqrt(k), the projected length, instead of 1/sqrt(D)."""
 
-import reference.attention as ref
-from candidates.mutants import patch
+import fmspec.reference.attention as ref
+from fmspec.candidates.mutants import patch
 
 
 COMPONENT = "attention"

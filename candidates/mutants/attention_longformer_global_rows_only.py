@@ -2,8 +2,8 @@
 
 import torch
 
-import reference.attention as ref
-from candidates.mutants import patch
+import fmspec.reference.attention as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "attention"
 CAUGHT_BY = [

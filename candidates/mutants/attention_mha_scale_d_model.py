@@ -2,9 +2,9 @@
 
 import types
 
-import reference.attention as ref
-from candidates.mutants import patch
-from reference.attention import dense
+import fmspec.reference.attention as ref
+from fmspec.candidates.mutants import patch
+from fmspec.reference.attention import dense
 
 COMPONENT = "attention"
 CAUGHT_BY = ["test_multi_head_equals_per_head_attention"]

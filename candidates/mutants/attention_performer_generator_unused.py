@@ -2,9 +2,9 @@
 
 import torch
 
-import reference.attention as ref
-from candidates.mutants import patch
-from reference.attention import kernel
+import fmspec.reference.attention as ref
+from fmspec.candidates.mutants import patch
+from fmspec.reference.attention import kernel
 
 COMPONENT = "attention"
 CAUGHT_BY = ["test_performer_is_seeded", "test_causal_outputs_ignore_future_keys"]

@@ -1,7 +1,7 @@
 """attention: Performer features of x / sqrt(D) instead of x / D^(1/4): it estimates exp(q·k / D), not exp(q·k / sqrt(D))."""
 
-import reference.attention as ref
-from candidates.mutants import patch
+import fmspec.reference.attention as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "attention"
 CAUGHT_BY = ["test_performer_error_shrinks_as_features_grow"]

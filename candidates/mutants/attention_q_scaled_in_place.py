@@ -1,8 +1,8 @@
 """attention: scaled_dot_product scales q in place (q *= scale), changing the caller's tensor."""
 
-import reference.attention as ref
-from candidates.mutants import patch
-from reference.attention import dense
+import fmspec.reference.attention as ref
+from fmspec.candidates.mutants import patch
+from fmspec.reference.attention import dense
 
 COMPONENT = "attention"
 CAUGHT_BY = [

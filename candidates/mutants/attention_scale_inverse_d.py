@@ -1,7 +1,7 @@
 """attention: default scale 1/D instead of 1/sqrt(D) in scaled_dot_product."""
 
-import reference.attention as ref
-from candidates.mutants import patch
+import fmspec.reference.attention as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "attention"
 CAUGHT_BY = [

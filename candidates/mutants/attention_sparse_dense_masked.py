@@ -1,7 +1,7 @@
 """attention: "efficient" sparse attention that builds the (T, T) mask and runs dense attention: right values, O(T^2) memory."""
 
-import reference.attention as ref
-from candidates.mutants import patch
+import fmspec.reference.attention as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "attention"
 CAUGHT_BY = ["test_sparse_memory_is_linear_not_quadratic", "test_sparse_bad_arguments_raise"]

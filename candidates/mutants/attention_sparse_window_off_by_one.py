@@ -4,9 +4,9 @@ import types
 
 import torch
 
-import reference.attention as ref
-from candidates.mutants import patch
-from reference.attention import efficient
+import fmspec.reference.attention as ref
+from fmspec.candidates.mutants import patch
+from fmspec.reference.attention import efficient
 
 
 def _sliding_window_table(T, window, causal=False):

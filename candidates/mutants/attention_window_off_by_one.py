@@ -1,7 +1,7 @@
 """attention: sliding window |i - j| <= window instead of < window (one key too many on each side)."""
 
-import reference.attention as ref
-from candidates.mutants import patch
+import fmspec.reference.attention as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "attention"
 CAUGHT_BY = [

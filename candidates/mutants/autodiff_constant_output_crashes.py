@@ -2,9 +2,9 @@
 
 import torch
 
-import reference.autodiff as ref
-from candidates.mutants import patch
-from reference.autodiff import reverse
+import fmspec.reference.autodiff as ref
+from fmspec.candidates.mutants import patch
+from fmspec.reference.autodiff import reverse
 
 COMPONENT = "autodiff"
 CAUGHT_BY = ["test_unused_input_gets_zero_gradient"]

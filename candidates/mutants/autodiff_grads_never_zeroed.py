@@ -1,7 +1,7 @@
 """autodiff: gradients accumulate in per-input slots that are never zeroed between calls (no zero_grad)."""
 
-import reference.autodiff as ref
-from candidates.mutants import patch
+import fmspec.reference.autodiff as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "autodiff"
 CAUGHT_BY = ["test_same_answer_when_called_twice"]

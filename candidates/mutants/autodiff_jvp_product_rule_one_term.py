@@ -2,9 +2,9 @@
 
 import types
 
-import reference.autodiff as ref
-from candidates.mutants import patch
-from reference.autodiff import forward, primitives
+import fmspec.reference.autodiff as ref
+from fmspec.candidates.mutants import patch
+from fmspec.reference.autodiff import forward, primitives
 
 COMPONENT = "autodiff"
 CAUGHT_BY = [

@@ -1,8 +1,8 @@
 """autodiff: jvp pairs inputs and tangents with zip, silently dropping the extras of the longer list."""
 
-import reference.autodiff as ref
-from candidates.mutants import patch
-from reference.autodiff import forward, reverse
+import fmspec.reference.autodiff as ref
+from fmspec.candidates.mutants import patch
+from fmspec.reference.autodiff import forward, reverse
 
 COMPONENT = "autodiff"
 CAUGHT_BY = ["test_bad_arguments_raise"]

@@ -4,9 +4,9 @@ import types
 
 import torch
 
-import reference.autodiff as ref
-from candidates.mutants import patch
-from reference.autodiff import forward, primitives
+import fmspec.reference.autodiff as ref
+from fmspec.candidates.mutants import patch
+from fmspec.reference.autodiff import forward, primitives
 
 COMPONENT = "autodiff"
 CAUGHT_BY = ["test_out_of_domain_is_consistent_between_modes"]

@@ -2,9 +2,9 @@
 
 import types
 
-import reference.autodiff as ref
-from candidates.mutants import patch
-from reference.autodiff import primitives, reverse
+import fmspec.reference.autodiff as ref
+from fmspec.candidates.mutants import patch
+from fmspec.reference.autodiff import primitives, reverse
 
 COMPONENT = "autodiff"
 CAUGHT_BY = ["test_matmul_gradient_is_transposed_product", "test_tensor_gradient_matches_autograd",

@@ -2,9 +2,9 @@
 
 import types
 
-import reference.autodiff as ref
-from candidates.mutants import patch
-from reference.autodiff import primitives, reverse
+import fmspec.reference.autodiff as ref
+from fmspec.candidates.mutants import patch
+from fmspec.reference.autodiff import primitives, reverse
 
 COMPONENT = "autodiff"
 CAUGHT_BY = ["test_broadcast_gradient_has_input_shape", "test_tensor_gradient_matches_autograd",

@@ -2,8 +2,8 @@
 
 import torch
 
-import reference.autodiff as ref
-from candidates.mutants import patch
+import fmspec.reference.autodiff as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "autodiff"
 CAUGHT_BY = ["test_non_scalar_output_raises"]

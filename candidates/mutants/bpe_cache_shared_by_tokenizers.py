@@ -1,8 +1,8 @@
 """bpe: the pre-token cache is a class attribute, shared by every Tokenizer whatever its merges."""
 
-import reference.bpe as ref
-import reference.bpe.tokenizer as tok_module
-from candidates.mutants import edit_source, patch
+import fmspec.reference.bpe as ref
+import fmspec.reference.bpe.tokenizer as tok_module
+from fmspec.candidates.mutants import edit_source, patch
 
 COMPONENT = "bpe"
 CAUGHT_BY = [  # the tests that fail even alone: the others fail or pass by what earlier tests left in the cache

@@ -3,9 +3,9 @@
 import types
 from collections import Counter
 
-import reference.bpe as ref
-import reference.bpe.training as train_module
-from candidates.mutants import patch
+import fmspec.reference.bpe as ref
+import fmspec.reference.bpe.training as train_module
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "bpe"
 CAUGHT_BY = ["test_train_merges_are_most_frequent", "test_train_ties_go_to_greater_pair",

@@ -1,9 +1,9 @@
 """bpe: pairs counted without overlap during training ("aaa" holds (a, a) once, as str.count would say)."""
 
-import reference.bpe as ref
-from candidates.mutants import patch
-from reference.bpe.pretokenize import check_special_tokens, pretoken_counts
-from reference.bpe.training import read_text
+import fmspec.reference.bpe as ref
+from fmspec.candidates.mutants import patch
+from fmspec.reference.bpe.pretokenize import check_special_tokens, pretoken_counts
+from fmspec.reference.bpe.training import read_text
 
 COMPONENT = "bpe"
 CAUGHT_BY = ["test_train_counts_pairs_at_every_position",

@@ -1,7 +1,7 @@
 """bpe: decode drops invalid UTF-8 (errors="ignore") instead of replacing it with U+FFFD."""
 
-import reference.bpe as ref
-from candidates.mutants import patch
+import fmspec.reference.bpe as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "bpe"
 CAUGHT_BY = ["test_decode_replaces_invalid_utf8"]

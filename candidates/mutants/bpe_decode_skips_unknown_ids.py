@@ -1,8 +1,8 @@
 """bpe: decode reads an id missing from the vocabulary (999999, -1) as no bytes instead of raising ValueError."""
 
-import reference.bpe as ref
-import reference.bpe.tokenizer as tok_module
-from candidates.mutants import edit_source, patch
+import fmspec.reference.bpe as ref
+import fmspec.reference.bpe.tokenizer as tok_module
+from fmspec.candidates.mutants import edit_source, patch
 
 COMPONENT = "bpe"
 CAUGHT_BY = ["test_tokenizer_bad_arguments_raise"]

@@ -1,8 +1,8 @@
 """bpe: decode decodes each token's bytes on its own, so a character split across tokens becomes U+FFFD."""
 
-import reference.bpe as ref
-import reference.bpe.tokenizer as tok_module
-from candidates.mutants import edit_source, patch
+import fmspec.reference.bpe as ref
+import fmspec.reference.bpe.tokenizer as tok_module
+from fmspec.candidates.mutants import edit_source, patch
 
 COMPONENT = "bpe"
 CAUGHT_BY = [

@@ -2,9 +2,9 @@
 
 import random
 
-import reference.bpe as ref
-from candidates.mutants import patch
-from reference.bpe.tokenizer import merge_pair
+import fmspec.reference.bpe as ref
+from fmspec.candidates.mutants import patch
+from fmspec.reference.bpe.tokenizer import merge_pair
 
 COMPONENT = "bpe"
 CAUGHT_BY = [

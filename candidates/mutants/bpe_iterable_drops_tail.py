@@ -1,8 +1,8 @@
 """bpe: encode_iterable never encodes the text it holds back when the input ends (the last pre-tokens are lost)."""
 
-import reference.bpe as ref
-import reference.bpe.tokenizer as tok_module
-from candidates.mutants import edit_source, patch
+import fmspec.reference.bpe as ref
+import fmspec.reference.bpe.tokenizer as tok_module
+from fmspec.candidates.mutants import edit_source, patch
 
 COMPONENT = "bpe"
 CAUGHT_BY = ["test_encode_iterable_any_chunking", "test_encode_iterable_reads_a_file"]

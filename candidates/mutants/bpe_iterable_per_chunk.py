@@ -1,7 +1,7 @@
 """bpe: encode_iterable encodes each chunk on its own, so words and specials cut by a chunk boundary split."""
 
-import reference.bpe as ref
-from candidates.mutants import patch
+import fmspec.reference.bpe as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "bpe"
 CAUGHT_BY = ["test_encode_iterable_any_chunking"]

@@ -4,10 +4,10 @@ import types
 
 import regex
 
-import reference.bpe as ref
-import reference.bpe.tokenizer as tok_module
-from candidates.mutants import patch
-from reference.bpe.pretokenize import GPT2_PATTERN
+import fmspec.reference.bpe as ref
+import fmspec.reference.bpe.tokenizer as tok_module
+from fmspec.candidates.mutants import patch
+from fmspec.reference.bpe.pretokenize import GPT2_PATTERN
 
 COMPONENT = "bpe"
 CAUGHT_BY = ["test_encode_applies_merges_by_rank", "test_encode_matches_hf_tokenizers"]

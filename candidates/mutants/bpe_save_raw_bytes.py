@@ -2,8 +2,8 @@
 
 import json
 
-import reference.bpe as ref
-from candidates.mutants import patch
+import fmspec.reference.bpe as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "bpe"
 CAUGHT_BY = ["test_save_then_load_round_trip"]

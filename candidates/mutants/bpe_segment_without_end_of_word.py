@@ -1,8 +1,8 @@
 """bpe: segment_word forgets the end-of-word symbol: "low" is segmented as l o w, never reaching low</w>."""
 
-import reference.bpe as ref
-from candidates.mutants import patch
-from reference.bpe.words import merge_symbols
+import fmspec.reference.bpe as ref
+from fmspec.candidates.mutants import patch
+from fmspec.reference.bpe.words import merge_symbols
 
 COMPONENT = "bpe"
 CAUGHT_BY = ["test_lecture_walkthrough", "test_lecture_example_vocabulary", "test_segment_word_applies_merges_by_rank"]

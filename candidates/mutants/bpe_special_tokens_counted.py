@@ -2,9 +2,9 @@
 
 import types
 
-import reference.bpe as ref
-import reference.bpe.training as train_module
-from candidates.mutants import patch
+import fmspec.reference.bpe as ref
+import fmspec.reference.bpe.training as train_module
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "bpe"
 CAUGHT_BY = ["test_special_tokens_are_never_merged", "test_no_token_crosses_a_pretoken_boundary"]

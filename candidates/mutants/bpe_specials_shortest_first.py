@@ -3,9 +3,9 @@
 import re
 import types
 
-import reference.bpe as ref
-import reference.bpe.tokenizer as tok_module
-from candidates.mutants import patch
+import fmspec.reference.bpe as ref
+import fmspec.reference.bpe.tokenizer as tok_module
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "bpe"
 CAUGHT_BY = ["test_special_tokens_are_single_ids"]

@@ -1,8 +1,8 @@
 """bpe: encode writes a lone surrogate as "?" (errors="replace") instead of raising ValueError."""
 
-import reference.bpe as ref
-import reference.bpe.tokenizer as tok_module
-from candidates.mutants import edit_source, patch
+import fmspec.reference.bpe as ref
+import fmspec.reference.bpe.tokenizer as tok_module
+from fmspec.candidates.mutants import edit_source, patch
 
 COMPONENT = "bpe"
 CAUGHT_BY = ["test_lone_surrogate_raises_value_error"]

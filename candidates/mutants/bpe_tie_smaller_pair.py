@@ -2,9 +2,9 @@
 
 import types
 
-import reference.bpe as ref
-import reference.bpe.training as train_module
-from candidates.mutants import patch
+import fmspec.reference.bpe as ref
+import fmspec.reference.bpe.training as train_module
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "bpe"
 CAUGHT_BY = ["test_train_worked_example", "test_train_ties_go_to_greater_pair", "test_train_matches_oracle_on_real_text"]

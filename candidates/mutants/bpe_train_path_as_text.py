@@ -1,8 +1,8 @@
 """bpe: train turns a path into a str with os.fspath first, then trains on the path's name instead of the file."""
 
-import reference.bpe as ref
-import reference.bpe.training as train_module
-from candidates.mutants import edit_source, patch
+import fmspec.reference.bpe as ref
+import fmspec.reference.bpe.training as train_module
+from fmspec.candidates.mutants import edit_source, patch
 
 COMPONENT = "bpe"
 CAUGHT_BY = ["test_train_reads_a_path"]

@@ -3,9 +3,9 @@
 import random
 import types
 
-import reference.bpe as ref
-import reference.bpe.training as train_module
-from candidates.mutants import patch
+import fmspec.reference.bpe as ref
+import fmspec.reference.bpe.training as train_module
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "bpe"
 CAUGHT_BY = [

@@ -1,7 +1,7 @@
 """bpe: vocab_size counts only the bytes and the merges, so the special tokens push the vocabulary past it."""
 
-import reference.bpe as ref
-from candidates.mutants import patch
+import fmspec.reference.bpe as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "bpe"
 CAUGHT_BY = ["test_vocab_is_bytes_specials_and_merges", "test_train_bad_arguments_raise"]

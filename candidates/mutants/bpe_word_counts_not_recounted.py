@@ -1,8 +1,8 @@
 """bpe: word-level pair counts taken once before the loop, not recounted after each merge (only the merged pair is dropped)."""
 
-import reference.bpe as ref
-import reference.bpe.words as words_module
-from candidates.mutants import edit_source, patch
+import fmspec.reference.bpe as ref
+import fmspec.reference.bpe.words as words_module
+from fmspec.candidates.mutants import edit_source, patch
 
 COMPONENT = "bpe"
 CAUGHT_BY = [

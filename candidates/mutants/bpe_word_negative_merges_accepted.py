@@ -1,8 +1,8 @@
 """bpe: train_words accepts a negative num_merges (range(-1) is empty: no merges and no error)."""
 
-import reference.bpe as ref
-import reference.bpe.words as words_module
-from candidates.mutants import edit_source, patch
+import fmspec.reference.bpe as ref
+import fmspec.reference.bpe.words as words_module
+from fmspec.candidates.mutants import edit_source, patch
 
 COMPONENT = "bpe"
 CAUGHT_BY = ["test_word_level_bad_arguments_raise"]

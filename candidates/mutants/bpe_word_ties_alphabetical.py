@@ -1,8 +1,8 @@
 """bpe: word-level ties between equally frequent pairs go to the alphabetically smallest pair, not the first seen."""
 
-import reference.bpe as ref
-from candidates.mutants import patch
-from reference.bpe.words import count_pairs, merge_symbols, word_symbols
+import fmspec.reference.bpe as ref
+from fmspec.candidates.mutants import patch
+from fmspec.reference.bpe.words import count_pairs, merge_symbols, word_symbols
 
 COMPONENT = "bpe"
 CAUGHT_BY = ["test_lecture_example_merges", "test_lecture_example_vocabulary", "test_word_ties_go_to_first_occurrence"]

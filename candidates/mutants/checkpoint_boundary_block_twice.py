@@ -1,7 +1,7 @@
 """checkpoint: each segment runs one block too many (slices [start, end + 1]): boundary blocks run twice."""
 
-import reference.checkpoint as ref
-from candidates.mutants import patch
+import fmspec.reference.checkpoint as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "checkpoint"
 CAUGHT_BY = [

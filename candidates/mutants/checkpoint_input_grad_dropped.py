@@ -2,8 +2,8 @@
 
 import torch
 
-import reference.checkpoint as ref
-from candidates.mutants import patch
+import fmspec.reference.checkpoint as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "checkpoint"
 CAUGHT_BY = ["test_gradients_match_no_checkpointing"]

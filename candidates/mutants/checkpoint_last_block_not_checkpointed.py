@@ -1,7 +1,7 @@
 """checkpoint: segments cover blocks[:-1]; the last block runs plainly and keeps its graph."""
 
-import reference.checkpoint as ref
-from candidates.mutants import patch
+import fmspec.reference.checkpoint as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "checkpoint"
 CAUGHT_BY = [

@@ -1,7 +1,7 @@
 """checkpoint: plan returns the sqrt(n) plan whatever the memory budget."""
 
-import reference.checkpoint as ref
-from candidates.mutants import patch
+import fmspec.reference.checkpoint as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "checkpoint"
 CAUGHT_BY = ["test_plan_under_budget_uses_fewest_segments", "test_plan_rejects_budget_below_least_memory"]

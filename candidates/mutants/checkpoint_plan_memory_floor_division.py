@@ -1,7 +1,7 @@
 """checkpoint: plan under a budget estimates the longest segment as n // k (floor, not ceil), so its plan can need more than the budget."""
 
-import reference.checkpoint as ref
-from candidates.mutants import edit_source, patch
+import fmspec.reference.checkpoint as ref
+from fmspec.candidates.mutants import edit_source, patch
 
 COMPONENT = "checkpoint"
 CAUGHT_BY = [

@@ -1,7 +1,7 @@
 """checkpoint: the n % k leftover blocks all go to the last segment, which can be up to k - 1 blocks longer than the others."""
 
-import reference.checkpoint as ref
-from candidates.mutants import edit_source, patch
+import fmspec.reference.checkpoint as ref
+from fmspec.candidates.mutants import edit_source, patch
 
 COMPONENT = "checkpoint"
 CAUGHT_BY = [

@@ -1,7 +1,7 @@
 """checkpoint: a boundary equal to len(blocks) is accepted (> n instead of >= n): an empty last segment instead of a ValueError."""
 
-import reference.checkpoint as ref
-from candidates.mutants import edit_source, patch
+import fmspec.reference.checkpoint as ref
+from fmspec.candidates.mutants import edit_source, patch
 
 COMPONENT = "checkpoint"
 CAUGHT_BY = ["test_bad_segments_raise_value_error"]

@@ -1,7 +1,7 @@
 """checkpoint: checkpoint_selective ignores recompute and keeps every saved tensor (no memory saved)."""
 
-import reference.checkpoint as ref
-from candidates.mutants import patch
+import fmspec.reference.checkpoint as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "checkpoint"
 CAUGHT_BY = ["test_option2_keeps_all_but_attention_matrices", "test_selective_recompute_everything_keeps_nothing"]

@@ -1,7 +1,7 @@
 """checkpoint: checkpoint_selective never checks that recompute is callable: a string fails inside autograd's pack hook."""
 
-import reference.checkpoint as ref
-from candidates.mutants import edit_source, patch
+import fmspec.reference.checkpoint as ref
+from fmspec.candidates.mutants import edit_source, patch
 
 COMPONENT = "checkpoint"
 CAUGHT_BY = ["test_selective_bad_recompute_raises_type_error"]

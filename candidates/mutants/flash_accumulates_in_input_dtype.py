@@ -1,7 +1,7 @@
 """flash: float16/bfloat16 inputs are accumulated in their own dtype (scores, running sums and output), not in float32."""
 
-import reference.flash as ref
-from candidates.mutants import edit_source, patch
+import fmspec.reference.flash as ref
+from fmspec.candidates.mutants import edit_source, patch
 
 COMPONENT = "flash"
 CAUGHT_BY = ["test_low_precision_error_within_twice_baseline"]

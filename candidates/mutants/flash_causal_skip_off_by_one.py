@@ -1,7 +1,7 @@
 """flash: causal block skipping stops one key early (skips a block that starts on the query block's last row)."""
 
-import reference.flash as ref
-from candidates.mutants import edit_source, patch
+import fmspec.reference.flash as ref
+from fmspec.candidates.mutants import edit_source, patch
 
 COMPONENT = "flash"
 CAUGHT_BY = ['test_equals_dense_attention', 'test_causal_with_tq_ne_tk_is_top_left']

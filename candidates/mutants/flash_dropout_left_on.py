@@ -1,7 +1,7 @@
 """flash: attention dropout (p = 0.1, from a training config) is applied to P: the output depends on the global random state."""
 
-import reference.flash as ref
-from candidates.mutants import edit_source, patch
+import fmspec.reference.flash as ref
+from fmspec.candidates.mutants import edit_source, patch
 
 COMPONENT = "flash"
 CAUGHT_BY = [

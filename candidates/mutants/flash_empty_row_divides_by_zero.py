@@ -1,7 +1,7 @@
 """flash: a row with no visible key divides 0 by l = 0: NaN output instead of zeros."""
 
-import reference.flash as ref
-from candidates.mutants import edit_source, patch
+import fmspec.reference.flash as ref
+from fmspec.candidates.mutants import edit_source, patch
 
 COMPONENT = "flash"
 CAUGHT_BY = ["test_rows_without_keys_give_zero_and_minus_inf_lse"]

@@ -1,7 +1,7 @@
 """flash: the backward drops the gradient that flows into the returned log-sum-exp."""
 
-import reference.flash as ref
-from candidates.mutants import edit_source, patch
+import fmspec.reference.flash as ref
+from fmspec.candidates.mutants import edit_source, patch
 
 COMPONENT = "flash"
 CAUGHT_BY = ['test_gradients_match_dense_autograd']

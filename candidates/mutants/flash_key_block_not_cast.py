@@ -1,7 +1,7 @@
 """flash: the forward casts the query block to the accumulation dtype but not the key block: float16/bfloat16 inputs fail in q·kᵀ."""
 
-import reference.flash as ref
-from candidates.mutants import edit_source, patch
+import fmspec.reference.flash as ref
+from fmspec.candidates.mutants import edit_source, patch
 
 COMPONENT = "flash"
 CAUGHT_BY = ["test_low_precision_error_within_twice_baseline"]

@@ -1,7 +1,7 @@
 """flash: the forward loops over whole key blocks only: the last partial block is dropped."""
 
-import reference.flash as ref
-from candidates.mutants import edit_source, patch
+import fmspec.reference.flash as ref
+from fmspec.candidates.mutants import edit_source, patch
 
 COMPONENT = "flash"
 CAUGHT_BY = ["test_equals_dense_attention", "test_block_size_invariance", "test_non_contiguous_inputs_work"]

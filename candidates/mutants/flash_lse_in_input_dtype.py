@@ -1,7 +1,7 @@
 """flash: the log-sum-exp is stored in the input dtype (float16/bfloat16), and the backward recomputes P from it."""
 
-import reference.flash as ref
-from candidates.mutants import edit_source, patch
+import fmspec.reference.flash as ref
+from fmspec.candidates.mutants import edit_source, patch
 
 COMPONENT = "flash"
 CAUGHT_BY = ["test_low_precision_error_within_twice_baseline"]

@@ -1,7 +1,7 @@
 """flash: the log-sum-exp is log(l), without adding back the running max."""
 
-import reference.flash as ref
-from candidates.mutants import edit_source, patch
+import fmspec.reference.flash as ref
+from fmspec.candidates.mutants import edit_source, patch
 
 COMPONENT = "flash"
 CAUGHT_BY = ['test_lse_is_log_sum_exp', 'test_gradients_match_dense_autograd', 'test_large_logits_do_not_overflow']

@@ -1,7 +1,7 @@
 """flash: q, k, v of different dtypes are accepted (each is cast to the accumulation dtype) instead of raising."""
 
-import reference.flash as ref
-from candidates.mutants import edit_source, patch
+import fmspec.reference.flash as ref
+from fmspec.candidates.mutants import edit_source, patch
 
 COMPONENT = "flash"
 CAUGHT_BY = ["test_bad_arguments_raise"]

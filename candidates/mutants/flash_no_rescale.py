@@ -1,7 +1,7 @@
 """flash: the online softmax forgets to rescale the running sum when the running max grows."""
 
-import reference.flash as ref
-from candidates.mutants import edit_source, patch
+import fmspec.reference.flash as ref
+from fmspec.candidates.mutants import edit_source, patch
 
 COMPONENT = "flash"
 CAUGHT_BY = ['test_equals_dense_attention', 'test_block_size_invariance', 'test_large_logits_do_not_overflow']

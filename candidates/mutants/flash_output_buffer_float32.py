@@ -1,7 +1,7 @@
 """flash: the output buffer is allocated without dtype=, so the output is float32 whatever the input dtype."""
 
-import reference.flash as ref
-from candidates.mutants import edit_source, patch
+import fmspec.reference.flash as ref
+from fmspec.candidates.mutants import edit_source, patch
 
 COMPONENT = "flash"
 CAUGHT_BY = [

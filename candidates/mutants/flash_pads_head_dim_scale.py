@@ -3,9 +3,9 @@
 import torch
 import torch.nn.functional as F
 
-import reference.flash as ref
-from candidates.mutants import patch
-from reference.flash_triton import SUPPORTED_HEAD_DIMS
+import fmspec.reference.flash as ref
+from fmspec.candidates.mutants import patch
+from fmspec.reference.flash_triton import SUPPORTED_HEAD_DIMS
 
 COMPONENT = "flash"
 CAUGHT_BY = []

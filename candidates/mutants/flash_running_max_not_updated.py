@@ -1,7 +1,7 @@
 """flash: the online softmax never stores the new running max (m = m_new missing): each key block discards the ones before it."""
 
-import reference.flash as ref
-from candidates.mutants import edit_source, patch
+import fmspec.reference.flash as ref
+from fmspec.candidates.mutants import edit_source, patch
 
 COMPONENT = "flash"
 CAUGHT_BY = [

@@ -1,6 +1,6 @@
 """flash: the Triton dK/dV kernel's causal mask keeps keys strictly before the query (> instead of >=): the diagonal's gradient is lost."""
 
-from candidates.mutants._triton import flash_with_kernels
+from fmspec.candidates.mutants._triton import flash_with_kernels
 
 COMPONENT = "flash"
 CAUGHT_BY = ["test_kernels_match_dense_under_triton_interpreter"]

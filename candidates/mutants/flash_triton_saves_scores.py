@@ -1,6 +1,6 @@
 """flash: the Triton path's autograd function also saves the score matrix Q·Kᵀ for the backward (T×T memory)."""
 
-from candidates.mutants._triton import flash_with_kernels
+from fmspec.candidates.mutants._triton import flash_with_kernels
 
 COMPONENT = "flash"
 CAUGHT_BY = []  # on CPU this path runs only under the interpreter, at sizes where T×T memory does not show

@@ -1,7 +1,7 @@
 """flash: the default scale is 1/D instead of 1/sqrt(D)."""
 
-import reference.flash as ref
-from candidates.mutants import edit_source, patch
+import fmspec.reference.flash as ref
+from fmspec.candidates.mutants import edit_source, patch
 
 COMPONENT = "flash"
 CAUGHT_BY = [

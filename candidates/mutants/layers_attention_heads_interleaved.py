@@ -2,8 +2,8 @@
 
 import types
 
-import reference.layers as ref
-from candidates.mutants import patch
+import fmspec.reference.layers as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "layers"
 CAUGHT_BY = ["test_attention_backward_matches_autograd"]

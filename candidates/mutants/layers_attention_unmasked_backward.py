@@ -1,7 +1,7 @@
 """layers: attention backward recomputes P without the causal mask (the forward pass was causal)."""
 
-import reference.layers as ref
-from candidates.mutants import patch
+import fmspec.reference.layers as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "layers"
 CAUGHT_BY = ["test_attention_backward_matches_autograd", "test_attention_causal_gradient_flows_only_to_the_past"]

@@ -1,7 +1,7 @@
 """layers: LoRA backward scales by alpha instead of alpha / r."""
 
-import reference.layers as ref
-from candidates.mutants import patch
+import fmspec.reference.layers as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "layers"
 CAUGHT_BY = ["test_lora_backward_matches_autograd", "test_lora_duplicated_rank_gives_same_grad_x"]

@@ -1,7 +1,7 @@
 """layers: LoRA backward leaves the frozen base out of dx ("W is frozen, so no gradient through it")."""
 
-import reference.layers as ref
-from candidates.mutants import patch
+import fmspec.reference.layers as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "layers"
 CAUGHT_BY = ["test_lora_backward_matches_autograd", "test_lora_zero_b_gives_zero_grad_a"]

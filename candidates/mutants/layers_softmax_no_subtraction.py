@@ -1,7 +1,7 @@
 """layers: softmax backward returns y ⊙ g, missing the subtraction of ⟨g, y⟩."""
 
-import reference.layers as ref
-from candidates.mutants import patch
+import fmspec.reference.layers as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "layers"
 CAUGHT_BY = [

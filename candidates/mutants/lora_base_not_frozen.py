@@ -1,7 +1,7 @@
 """lora: the base layer's weight and bias are left trainable."""
 
-import reference.lora as ref
-from candidates.mutants import patch
+import fmspec.reference.lora as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "lora"
 CAUGHT_BY = ["test_only_a_and_b_train", "test_trainable_count_is_r_times_m_plus_n", "test_trainable_count_worked_example"]

@@ -2,8 +2,8 @@
 
 from torch import nn
 
-import reference.lora as ref
-from candidates.mutants import patch
+import fmspec.reference.lora as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "lora"
 CAUGHT_BY = [

@@ -1,7 +1,7 @@
 """lora: dropout applied to the whole output (base path included), not to the LoRA input."""
 
-import reference.lora as ref
-from candidates.mutants import patch
+import fmspec.reference.lora as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "lora"
 CAUGHT_BY = ["test_dropout_only_on_lora_path"]

@@ -2,8 +2,8 @@
 
 import torch
 
-import reference.lora as ref
-from candidates.mutants import patch
+import fmspec.reference.lora as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "lora"
 CAUGHT_BY = ["test_merge_and_unmerge_are_idempotent"]

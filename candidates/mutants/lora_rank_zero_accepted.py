@@ -1,7 +1,7 @@
 """lora: LoRALinear checks r < 0 instead of r < 1, so r = 0 gets past the check (and fails later dividing alpha by r)."""
 
-import reference.lora as ref
-from candidates.mutants import edit_source, patch
+import fmspec.reference.lora as ref
+from fmspec.candidates.mutants import edit_source, patch
 
 COMPONENT = "lora"
 CAUGHT_BY = ["test_bad_arguments_raise_value_error"]

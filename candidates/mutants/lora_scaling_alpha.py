@@ -1,7 +1,7 @@
 """lora: update scaled by alpha instead of alpha / r."""
 
-import reference.lora as ref
-from candidates.mutants import patch
+import fmspec.reference.lora as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "lora"
 CAUGHT_BY = [

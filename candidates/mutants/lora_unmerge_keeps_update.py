@@ -1,7 +1,7 @@
 """lora: unmerge() only clears the flag; W keeps the merged update (applied twice afterwards)."""
 
-import reference.lora as ref
-from candidates.mutants import patch
+import fmspec.reference.lora as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "lora"
 CAUGHT_BY = ["test_unmerge_restores_base", "test_merge_and_unmerge_are_idempotent"]

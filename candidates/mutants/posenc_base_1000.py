@@ -1,7 +1,7 @@
 """posenc: base 1000 instead of 10000 (frequencies too high)."""
 
-import reference.posenc as ref
-from candidates.mutants import patch
+import fmspec.reference.posenc as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "posenc"
 CAUGHT_BY = ["test_matches_closed_form"]

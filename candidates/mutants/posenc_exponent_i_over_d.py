@@ -2,8 +2,8 @@
 
 import torch
 
-import reference.posenc as ref
-from candidates.mutants import patch
+import fmspec.reference.posenc as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "posenc"
 CAUGHT_BY = ["test_matches_closed_form", "test_bad_arguments_raise_value_error"]

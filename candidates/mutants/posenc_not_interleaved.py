@@ -2,8 +2,8 @@
 
 import torch
 
-import reference.posenc as ref
-from candidates.mutants import patch
+import fmspec.reference.posenc as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "posenc"
 CAUGHT_BY = [

@@ -1,7 +1,7 @@
 """quant: `dim` read as the dimension to keep (absmax over all the others) instead of the one reduced."""
 
-import reference.quant as ref
-from candidates.mutants import patch
+import fmspec.reference.quant as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "quant"
 CAUGHT_BY = [

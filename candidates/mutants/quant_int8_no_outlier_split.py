@@ -2,8 +2,8 @@
 
 import math
 
-import reference.quant as ref
-from candidates.mutants import patch
+import fmspec.reference.quant as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "quant"
 CAUGHT_BY = ["test_int8_matmul_matches_llm_int8_formula", "test_int8_matmul_all_outliers_is_exact_matmul",

@@ -2,8 +2,8 @@
 
 import torch
 
-import reference.quant as ref
-from candidates.mutants import patch
+import fmspec.reference.quant as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "quant"
 CAUGHT_BY = [

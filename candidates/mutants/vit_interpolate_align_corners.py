@@ -3,8 +3,8 @@
 import torch
 import torch.nn.functional as F
 
-import reference.vit as ref
-from candidates.mutants import patch
+import fmspec.reference.vit as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "vit"
 CAUGHT_BY = ["test_interpolate_matches_bicubic", "test_interpolate_bad_arguments_raise"]

@@ -2,8 +2,8 @@
 
 import torch
 
-import reference.vit as ref
-from candidates.mutants import patch
+import fmspec.reference.vit as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "vit"
 CAUGHT_BY = ["test_interpolate_keeps_prefix_tokens", "test_interpolate_matches_bicubic",

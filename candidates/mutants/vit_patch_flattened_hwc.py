@@ -1,7 +1,7 @@
 """vit: each patch flattened in (P, P, C) order (channels last) instead of (C, P, P)."""
 
-import reference.vit as ref
-from candidates.mutants import patch
+import fmspec.reference.vit as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "vit"
 CAUGHT_BY = [

@@ -1,7 +1,7 @@
 """vit: patches listed column by column (column-major grid) instead of row by row."""
 
-import reference.vit as ref
-from candidates.mutants import patch
+import fmspec.reference.vit as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "vit"
 CAUGHT_BY = [

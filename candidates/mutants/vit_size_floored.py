@@ -1,7 +1,7 @@
 """vit: sizes not divisible by the patch are silently cropped (floor division, as a strided conv does)."""
 
-import reference.vit as ref
-from candidates.mutants import patch
+import fmspec.reference.vit as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "vit"
 CAUGHT_BY = ["test_patchify_non_divisible_size_raises", "test_patch_embed_non_divisible_size_raises"]

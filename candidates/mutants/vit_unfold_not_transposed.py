@@ -2,8 +2,8 @@
 
 import torch.nn.functional as F
 
-import reference.vit as ref
-from candidates.mutants import patch
+import fmspec.reference.vit as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "vit"
 CAUGHT_BY = ["test_patchify_worked_example", "test_number_of_patches_is_hw_over_p_squared", "test_patchify_matches_slicing"]

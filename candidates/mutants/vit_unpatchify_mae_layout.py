@@ -1,7 +1,7 @@
 """vit: unpatchify reads patches as (P, P, C) (MAE's layout) while patchify writes (C, P, P)."""
 
-import reference.vit as ref
-from candidates.mutants import patch
+import fmspec.reference.vit as ref
+from fmspec.candidates.mutants import patch
 
 COMPONENT = "vit"
 CAUGHT_BY = [

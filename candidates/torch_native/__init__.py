@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 
-from candidates.reference import COMPONENTS
+from fmspec.candidates.reference import COMPONENTS
 
 CAPABILITIES: dict = {}
 
@@ -18,9 +18,9 @@ CAPABILITIES: dict = {}
 def __getattr__(name: str):
     if name in COMPONENTS:
         try:
-            return importlib.import_module(f"candidates.torch_native.{name}")
+            return importlib.import_module(f"fmspec.candidates.torch_native.{name}")
         except ModuleNotFoundError as exc:
-            if exc.name == f"candidates.torch_native.{name}":
+            if exc.name == f"fmspec.candidates.torch_native.{name}":
                 raise AttributeError(name) from None
             raise
     raise AttributeError(name)

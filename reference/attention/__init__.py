@@ -16,11 +16,11 @@ top-left aligned (query i sees keys j <= i); a query with no visible key outputs
 =================  ==========================================================================
 """
 
-from reference.attention.dense import multi_head, scaled_dot_product
-from reference.attention.kernel import linear, performer
-from reference.attention.lowrank import linformer
-from reference.attention.masks import bigbird_mask, fixed_mask, longformer_mask, sliding_window_mask, strided_mask
-from reference.attention.efficient import sparse
+from fmspec.reference.attention.dense import multi_head, scaled_dot_product
+from fmspec.reference.attention.kernel import linear, performer
+from fmspec.reference.attention.lowrank import linformer
+from fmspec.reference.attention.masks import bigbird_mask, fixed_mask, longformer_mask, sliding_window_mask, strided_mask
+from fmspec.reference.attention.efficient import sparse
 
 __all__ = ["scaled_dot_product", "multi_head", "sliding_window_mask", "longformer_mask", "bigbird_mask",
            "strided_mask", "fixed_mask", "sparse", "linear", "performer", "linformer"]

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import torch
 
-from reference.attention import masks
-from reference.attention.dense import check_qkv, masked_softmax, scaled_dot_product
+from fmspec.reference.attention import masks
+from fmspec.reference.attention.dense import check_qkv, masked_softmax, scaled_dot_product
 
 Table = tuple[torch.Tensor, torch.Tensor, list[int]]  # idx (T, W), valid (T, W), dense rows
 

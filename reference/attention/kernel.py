@@ -33,8 +33,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from reference.attention.dense import check_qkv
-from reference.attention.masks import check_int
+from fmspec.reference.attention.dense import check_qkv
+from fmspec.reference.attention.masks import check_int
 
 
 def elu1(x: torch.Tensor) -> torch.Tensor:

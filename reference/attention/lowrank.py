@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from reference.attention.dense import check_qkv, check_tensor, scaled_dot_product
+from fmspec.reference.attention.dense import check_qkv, check_tensor, scaled_dot_product
 
 
 def linformer(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, e: torch.Tensor, f: torch.Tensor) -> torch.Tensor:

@@ -32,8 +32,8 @@ w2 = ln(2)/2, w1 = w2/4 (so z1 = 1/4, z3 = 2):
     (0.3125, (-12.984..., 9.246...))
 """
 
-from reference.autodiff import ops
-from reference.autodiff.forward import jvp
-from reference.autodiff.reverse import grad, vjp
+from fmspec.reference.autodiff import ops
+from fmspec.reference.autodiff.forward import jvp
+from fmspec.reference.autodiff.reverse import grad, vjp
 
 __all__ = ["ops", "grad", "jvp", "vjp"]

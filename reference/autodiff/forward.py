@@ -16,8 +16,8 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
-from reference.autodiff import ops
-from reference.autodiff.reverse import as_tensors
+from fmspec.reference.autodiff import ops
+from fmspec.reference.autodiff.reverse import as_tensors
 
 
 class Dual(ops.Traced):

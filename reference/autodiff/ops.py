@@ -21,7 +21,7 @@ import numbers
 import torch
 from torch import Tensor
 
-from reference.autodiff import primitives as P
+from fmspec.reference.autodiff import primitives as P
 
 
 class Traced:

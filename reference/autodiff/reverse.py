@@ -19,8 +19,8 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
-from reference.autodiff import ops
-from reference.autodiff import primitives as P
+from fmspec.reference.autodiff import ops
+from fmspec.reference.autodiff import primitives as P
 
 
 class Var(ops.Traced):

@@ -17,9 +17,9 @@ Both count a pair at every adjacent position (``a a a`` holds (a, a) twice) and 
 right without overlap (``a a a`` -> ``aa a``). Spec: docs/spec/bpe.md.
 """
 
-from reference.bpe.files import load, save
-from reference.bpe.tokenizer import Tokenizer
-from reference.bpe.training import train
-from reference.bpe.words import END_OF_WORD, segment_word, train_words
+from fmspec.reference.bpe.files import load, save
+from fmspec.reference.bpe.tokenizer import Tokenizer
+from fmspec.reference.bpe.training import train
+from fmspec.reference.bpe.words import END_OF_WORD, segment_word, train_words
 
 __all__ = ["END_OF_WORD", "Tokenizer", "load", "save", "segment_word", "train", "train_words"]

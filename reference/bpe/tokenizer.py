@@ -30,8 +30,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-from reference.bpe import files
-from reference.bpe.pretokenize import check_special_tokens, pretokenize, split_specials
+from fmspec.reference.bpe import files
+from fmspec.reference.bpe.pretokenize import check_special_tokens, pretokenize, split_specials
 
 _CACHE_LIMIT = 1 << 16
 # the GPT-2 pattern decides a pre-token by looking at most 3 characters ahead ("'ll" after "'")

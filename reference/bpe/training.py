@@ -33,7 +33,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from operator import add
 
-from reference.bpe.pretokenize import check_special_tokens, pretoken_counts
+from fmspec.reference.bpe.pretokenize import check_special_tokens, pretoken_counts
 
 SURROGATES = 0xD800  # code points 0xD800..0xDFFF are not characters a str can hold on its own everywhere
 

@@ -16,8 +16,8 @@ HERE = Path(__file__).resolve().parent
 B, H = 4, 16
 CONFORMANCE = ("test_equals_dense_attention", "test_block_size_invariance", "test_lse_is_logsumexp",
                "test_large_logits_do_not_overflow", "test_backward_saves_no_t_by_t", "test_gradients_match")
-SOURCES = {"reference": "entry point reference = candidates.reference",
-           "torch_native": "entry point torch_native = candidates.torch_native",
+SOURCES = {"reference": "entry point reference = fmspec.candidates.reference",
+           "torch_native": "entry point torch_native = fmspec.candidates.torch_native",
            "mine": "path /home/student/mine", "buggy": "path /home/student2/buggy"}
 # sustained TFLOP/s at long sequences, and how fast each approaches it (half speed at T = knee)
 SPEED = {"reference": (330.0, 700), "torch_native": (300.0, 900), "mine": (260.0, 600), "buggy": (520.0, 300)}

@@ -1,8 +1,14 @@
 """The fmspec pytest plugin: options, candidate loading, missing/unsupported outcomes, results file.
 
-Loaded by the checkout's root ``conftest.py`` and, when fmspec is installed, by the ``pytest11`` entry
-point of the same name, so ``pytest suites --candidate mine`` (checkout) and
-``pytest --pyargs suites --candidate mine`` (installed) behave the same.
+Registered by the ``pytest11`` entry point ``fmspec.plugin`` (and, in a checkout, by the root
+``conftest.py`` under the same name), so ``pytest suites --candidate mine`` (checkout) and
+``pytest --pyargs fmspec.suites --candidate mine`` (installed) behave the same.
+
+It is a guest in every pytest run of the environment, so it does nothing until asked: only its options
+are added. A run becomes an *fmspec run* when an fmspec option is given (``--candidate``,
+``--fmspec-*``) or when an fmspec suite is collected (the suites' ``conftest.py`` calls
+:func:`activate`). Only then does it load candidates and hypothesis profiles, and write the results file;
+torch's settings (one thread, no TF32) are applied around fmspec's own tests only and restored after each.
 
 How a test uses it::
 
@@ -23,18 +29,16 @@ from __future__ import annotations
 
 import functools
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from reports import schema
-from suites import loader, trust
-from suites.recorder import Recorder
-from suites.outcomes import Missing, Unsupported
+from fmspec import loader, trust
+from fmspec.outcomes import Missing, Unsupported
 
-CANDIDATES = pytest.StashKey[list]()
+STATE = pytest.StashKey["State"]()
 INFO = pytest.StashKey[dict]()
-GUARD = pytest.StashKey["Guard"]()
 
 DEFAULT_CANDIDATE = "reference"
 DEFAULT_RESULTS = "fmspec-results.json"
@@ -52,18 +56,30 @@ MARKERS = (
 )
 
 
+@dataclass
+class State:
+    """What the plugin knows about this run (one per pytest config)."""
+
+    active: bool = False  # an fmspec run: asked for by an option, or an fmspec suite collected
+    asked: bool = False  # an fmspec option was given: every test of the run is fmspec's
+    guard: "Guard | None" = None
+    candidates: list = field(default_factory=list)
+    suites_dir: Path | None = None
+
+
 # ----------------------------------------------------------------------------------------------- options
 def pytest_addoption(parser: pytest.Parser) -> None:
-    from suites import profiles
+    from fmspec import profiles
 
-    profiles.register()  # before hypothesis's own plugin loads --hypothesis-profile in its pytest_configure
+    profiles.register_own_names()  # before hypothesis's plugin loads --hypothesis-profile in its pytest_configure
     group = parser.getgroup("fmspec", "fmspec conformance suite")
     group.addoption("--candidate", action="append", default=[], metavar="NAME",
                     help="candidate to test: an installed name (see --list-candidates), package.module[:attr], "
                          "or a path to a .py file or package folder; repeat for several (default: reference)")
     group.addoption("--list-candidates", action="store_true", help="list installed candidates and exit")
-    group.addoption("--fmspec-results", metavar="PATH", default=DEFAULT_RESULTS,
-                    help=f"where to write the JSON results file (default: {DEFAULT_RESULTS}; 'none' to disable)")
+    group.addoption("--fmspec-results", metavar="PATH", default=None,
+                    help=f"where an fmspec run writes its JSON results file (default: {DEFAULT_RESULTS}; "
+                         "'none' to disable)")
     group.addoption("--fmspec-bench", action="store_true",
                     help="also run the benchmarks (bench_*.py), after conformance, for components that passed")
     group.addoption("--fmspec-forbid", action="append", default=[], metavar="COMPONENT=FUNCTION",
@@ -87,26 +103,46 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 
 
 # ------------------------------------------------------------------------------------------ configuration
+def _asked(config: pytest.Config) -> bool:
+    """Was an fmspec option given on the command line?"""
+    return bool(config.getoption("candidate") or config.getoption("fmspec_results") is not None
+                or config.getoption("fmspec_bench") or config.getoption("fmspec_forbid")
+                or config.getoption("fmspec_memory_limit") is not None
+                or config.getoption("fmspec_hidden_seed") is not None)
+
+
+def _state(config: pytest.Config) -> State:
+    return config.stash.setdefault(STATE, State())
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    state = _state(config)
+    if _asked(config):
+        state.asked = True
+        activate(config)
+
+
+def activate(config: pytest.Config) -> None:
+    """Make this run an fmspec run (once): markers, hypothesis profiles, candidates, memory limit, results
+    file. Called at configure time when an fmspec option was given, by the suites' conftest.py when a suite
+    is collected, and on the xdist controller when a worker collected one."""
+    state = _state(config)
+    if state.active:
+        return
+    state.active = True
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
     _load_hypothesis_profile(config)
-    guard = Guard(config)
-    config.stash[GUARD] = guard
+    state.guard = Guard(config)
     specs = config.getoption("candidate") or [DEFAULT_CANDIDATE]
-    candidates = []
-    for spec in specs:
-        candidates.append(guard.load(spec))
-    config.stash[CANDIDATES] = candidates
-    if not config.getoption("fmspec_bench"):
-        import torch
-
-        torch.set_num_threads(1)  # tiny tensors: threads only oversubscribe the cores (xdist runs one process per core)
+    state.candidates = [state.guard.load(spec) for spec in specs]
     limit = config.getoption("fmspec_memory_limit")
     if limit is not None and not _is_xdist_controller(config):
         trust.limit_memory(limit)
-    path = config.getoption("fmspec_results")
-    if path and path.lower() != "none" and not hasattr(config, "workerinput"):  # xdist workers report to the controller
+    path = config.getoption("fmspec_results") or DEFAULT_RESULTS
+    if path.lower() != "none" and not hasattr(config, "workerinput"):  # xdist workers report to the controller
+        from fmspec.recorder import Recorder, ResultsWriter
+
         target = Path(path).expanduser().resolve()
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -114,23 +150,58 @@ def pytest_configure(config: pytest.Config) -> None:
                 raise PermissionError("not writable")
         except OSError as exc:
             raise pytest.UsageError(f"--fmspec-results {path}: cannot write to {target.parent} ({exc.strerror or exc})") from None
-        writer = schema.ResultsWriter(target)
-        specs = {c.name: spec for c, spec in zip(candidates, specs)}
-        config.pluginmanager.register(Recorder(config, writer, candidates, specs), "fmspec-recorder")
+        names = {c.name: spec for c, spec in zip(state.candidates, specs)}
+        recorder = Recorder(config, ResultsWriter(target), state.candidates, names)
+        config.pluginmanager.register(recorder, "fmspec-recorder")
+        recorder.start()
 
 
 def _load_hypothesis_profile(config: pytest.Config) -> None:
-    from suites import profiles
+    """fmspec's profiles are registered (and one loaded) in fmspec runs only: hypothesis's own "default"
+    and "ci" profiles stay as they are in every other run."""
+    from fmspec import profiles
 
+    profiles.register()
     hidden = config.getoption("fmspec_hidden_seed")
     if hidden is not None:
         profiles.load_hidden(hidden)
-    elif not config.getoption("hypothesis_profile", None):
-        profiles.load_default()
+    else:
+        profiles.load(config.getoption("hypothesis_profile", None) or "default")
 
 
 def _is_xdist_controller(config: pytest.Config) -> bool:
     return bool(getattr(config.option, "numprocesses", None)) and not hasattr(config, "workerinput")
+
+
+def suites_dir(config: pytest.Config) -> Path:
+    state = _state(config)
+    if state.suites_dir is None:
+        import fmspec.suites
+
+        state.suites_dir = Path(fmspec.suites.__file__).resolve().parent
+    return state.suites_dir
+
+
+def is_suite_path(config: pytest.Config, path: Path) -> bool:
+    """Is ``path`` one of fmspec's suite or bench modules?"""
+    return Path(path).resolve().parent == suites_dir(config)
+
+
+def ours(item: pytest.Item) -> bool:
+    """Is this one of fmspec's tests? Every test of a run that asked for fmspec by option; otherwise the
+    tests of fmspec's own suites only."""
+    state = item.config.stash.get(STATE, None)
+    return bool(state and state.active and (state.asked or is_suite_path(item.config, item.path)))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids: list[str]) -> None:
+    """On the xdist controller (which collects nothing itself): a worker collected an fmspec suite."""
+    config = node.config
+    if _state(config).active:
+        return
+    if any(is_suite_path(config, config.rootpath / nodeid.split("::", 1)[0]) for nodeid in ids):
+        activate(config)
 
 
 class Guard:
@@ -201,7 +272,7 @@ class Guard:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     lines = []
-    for cand in config.stash.get(CANDIDATES, []):
+    for cand in _state(config).candidates:
         lines.append(f"fmspec: candidate {cand.name} ({cand.source}, {cand.version})")
         if cand.error:
             lines.append(f"fmspec: candidate {cand.name} could not be imported: {cand.error}")
@@ -210,24 +281,34 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------- collection
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "candidate" in metafunc.fixturenames:
-        candidates = metafunc.config.stash[CANDIDATES]
-        metafunc.parametrize("candidate", candidates, ids=[c.name for c in candidates], scope="module")
+    state = _state(metafunc.config)
+    if "candidate" not in metafunc.fixturenames or not state.active:
+        return
+    if not (state.asked or is_suite_path(metafunc.config, metafunc.definition.path)):
+        return  # a project's own fixture that happens to be called "candidate"
+    metafunc.parametrize("candidate", state.candidates, ids=[c.name for c in state.candidates], scope="module")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    bench = [item for item in items if item.get_closest_marker("bench")]
+    if not _state(config).active:
+        return
+    bench = [item for item in items if ours(item) and item.get_closest_marker("bench")]
+    if not bench:
+        return
+    chosen = set(bench)
+    rest = [item for item in items if item not in chosen]
     if not config.getoption("fmspec_bench"):
-        if bench:
-            config.hook.pytest_deselected(items=bench)
-            items[:] = [item for item in items if not item.get_closest_marker("bench")]
+        config.hook.pytest_deselected(items=bench)
+        items[:] = rest
         return
     # benchmarks after conformance, so they can see which components passed
-    items[:] = [item for item in items if not item.get_closest_marker("bench")] + bench
+    items[:] = rest + bench
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    session.config.stash[GUARD].guard_modules(session.items)
+    state = _state(session.config)
+    if state.active:
+        state.guard.guard_modules([item for item in session.items if ours(item)])
 
 
 # --------------------------------------------------------------------------------------------- test setup
@@ -273,8 +354,32 @@ def _utf8(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    """Torch's settings are the suite's around each of fmspec's tests, and the project's again after."""
+    if not ours(item):
+        return (yield)
+    import torch
+
+    saved = (torch.get_num_threads(), torch.get_float32_matmul_precision(),
+             torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    if not item.config.getoption("fmspec_bench") and saved[0] != 1:
+        torch.set_num_threads(1)  # tiny tensors: threads only oversubscribe the cores (xdist runs one process per core)
+    try:
+        return (yield)
+    finally:
+        threads, precision, tf32_matmul, tf32_cudnn = saved
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        torch.set_float32_matmul_precision(precision)
+        torch.backends.cuda.matmul.allow_tf32 = tf32_matmul
+        torch.backends.cudnn.allow_tf32 = tf32_cudnn
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    if not ours(item):
+        return
     _pin_numerics()
     params = _params(item)
     device = _param_str(params["device"]) if "device" in params else None
@@ -322,12 +427,12 @@ def _pin_numerics() -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
     cand = _params(item).get("candidate")
-    if not isinstance(cand, loader.Candidate):
+    if not ours(item) or not isinstance(cand, loader.Candidate):
         return (yield)
     if cand.error:
         pytest.fail(f"candidate {cand.name!r} could not be imported: {cand.error}", pytrace=False)
     _missing_on_not_implemented(item)
-    guard = item.config.stash[GUARD]
+    guard = _state(item.config).guard
     forbidden, before = guard.begin(cand, test_info(item)["component"])
     try:
         result = yield
@@ -380,6 +485,8 @@ def _flags(item: pytest.Item, info: dict) -> list[str]:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
+    if not ours(item):
+        return report
     info = test_info(item)
     excinfo = call.excinfo
     kind = None
@@ -415,11 +522,3 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
     if kind == "unsupported" and report.skipped:
         return "unsupported", "U", ("UNSUPPORTED", {"yellow": True})
     return None
-
-
-@pytest.fixture
-def fmspec_metrics(request: pytest.FixtureRequest) -> dict:
-    """A dict a test or benchmark fills with measurements; it lands in the results file."""
-    metrics: dict = {}
-    request.node.fmspec_metrics = metrics
-    return metrics

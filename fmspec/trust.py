@@ -6,7 +6,7 @@
   test modules). After the candidate's import and after each of its tests it compares: anything replaced
   is put back and the test (or every test of that candidate, for an import-time patch) fails, naming it.
 - **Re-exported reference.** A candidate function that *is* a reference function (same object, or
-  defined in ``reference.*``) is flagged in the results; the example candidates in ``candidates/`` are
+  defined in ``fmspec.reference.*``) is flagged in the results; the example candidates in ``candidates/`` are
   exempt, since they are built from the reference on purpose.
 - **Forbidden calls.** ``--fmspec-forbid attention=torch.nn.functional.scaled_dot_product_attention``
   fails a test of that component when the candidate's own code calls the function (the suite's oracle
@@ -35,11 +35,11 @@ from typing import Any, Callable
 
 import psutil
 
-ROOT = Path(__file__).resolve().parent.parent
 MAX_CAPTURE = 10_000
 # modules whose public attributes a cheat would replace; suites.* test modules are added after collection
 GUARDED = ("torch", "torch.nn.functional", "torch.linalg", "torch.testing", "torch.autograd", "math",
-           "hypothesis", "suites.tolerances", "suites.asserts", "suites.strategies", "suites.outcomes")
+           "hypothesis", "fmspec.suites.tolerances", "fmspec.suites.asserts", "fmspec.suites.strategies",
+           "fmspec.outcomes")
 GUARDED_CLASSES = ("torch.Tensor",)
 
 
@@ -121,16 +121,18 @@ def _set(owner: Any, key: str, value: Any) -> None:
 def is_builtin_candidate(source: str) -> bool:
     """Candidates shipped in candidates/ (reference, mutants, torch_native) may reuse the reference."""
     if source.startswith("path "):
-        return Path(source[5:]).resolve().is_relative_to(ROOT / "candidates")
-    return " = candidates." in source or source.startswith("module candidates.")
+        import fmspec.candidates
+
+        return Path(source[5:]).resolve().is_relative_to(Path(fmspec.candidates.__file__).resolve().parent)
+    return " = fmspec.candidates." in source or source.startswith("module fmspec.candidates.")
 
 
 def reexports_reference(fn: Any) -> bool:
     """True when a candidate's feature is the reference's own code."""
     module = getattr(fn, "__module__", None) or ""
-    if module == "reference" or module.startswith("reference."):
+    if module == "fmspec.reference" or module.startswith("fmspec.reference."):
         return True
-    return isinstance(fn, ModuleType) and fn.__name__.startswith("reference")
+    return isinstance(fn, ModuleType) and fn.__name__.startswith("fmspec.reference")
 
 
 def candidate_files(obj: Any) -> tuple[str, ...]:

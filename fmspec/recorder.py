@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from reports import schema
-from suites import loader
+from fmspec.reports import schema
+from fmspec.reports.schema import ResultsWriter
+from fmspec import loader
 
 
 def environment() -> dict:
@@ -38,7 +39,7 @@ def environment() -> dict:
 
 
 def run_info(config: pytest.Config) -> dict:
-    from suites import profiles
+    from fmspec import profiles
 
     hidden = config.getoption("fmspec_hidden_seed") is not None
     args = list(config.invocation_params.args)
@@ -75,7 +76,7 @@ def _git_commit() -> str | None:
 class Recorder:
     """Turns test and benchmark reports into the results file (on the xdist controller only)."""
 
-    def __init__(self, config: pytest.Config, writer: schema.ResultsWriter, candidates: list[loader.Candidate],
+    def __init__(self, config: pytest.Config, writer: ResultsWriter, candidates: list[loader.Candidate],
                  specs: dict[str, str]):
         self.config = config
         self.writer = writer
@@ -83,7 +84,8 @@ class Recorder:
         self.specs = specs  # candidate name -> the --candidate text that loads it
         self.pending: dict[str, dict] = {}
 
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
+    def start(self) -> None:
+        """Open the results file: called once, when the run becomes an fmspec run."""
         candidates = [c.identity() for c in self.candidates]
         self.writer.start(environment(), run_info(self.config), candidates)
 

@@ -29,16 +29,39 @@ _NO_EXPLAIN = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.
 _NO_SHRINK = [Phase.explicit, Phase.reuse, Phase.generate]
 
 
+def _profiles() -> dict[str, settings]:
+    return {
+        "default": settings(max_examples=20, phases=_NO_EXPLAIN, **_COMMON),
+        "ci": settings(max_examples=30, derandomize=True, database=None, print_blob=True, phases=_NO_EXPLAIN,
+                       **_COMMON),
+        "thorough": settings(max_examples=300, **_COMMON),
+        "hidden": settings(max_examples=30, derandomize=False, database=None, print_blob=True,
+                           phases=_NO_EXPLAIN, **_COMMON),
+        # tests/test_mutants.py: does the suite fail? (the ci examples, no time spent minimizing them)
+        "mutants": settings(max_examples=30, derandomize=True, database=None, phases=_NO_SHRINK, **_COMMON),
+    }
+
+
+# hypothesis has profiles of its own called "default" and "ci": fmspec's replace them in fmspec runs only
+_SHARED_NAMES = ("default", "ci")
+
+
+def register_own_names() -> None:
+    """At option time, in every run: the profile names only fmspec uses, so ``--hypothesis-profile
+    thorough`` is known when hypothesis loads it."""
+    for name, profile in _profiles().items():
+        if name not in _SHARED_NAMES:
+            settings.register_profile(name, profile)
+
+
 def register() -> None:
-    settings.register_profile("default", max_examples=20, phases=_NO_EXPLAIN, **_COMMON)
-    settings.register_profile("ci", max_examples=30, derandomize=True, database=None, print_blob=True,
-                              phases=_NO_EXPLAIN, **_COMMON)
-    settings.register_profile("thorough", max_examples=300, **_COMMON)
-    settings.register_profile("hidden", max_examples=30, derandomize=False, database=None, print_blob=True,
-                              phases=_NO_EXPLAIN, **_COMMON)
-    # tests/test_mutants.py: does the suite fail? (the ci examples, no time spent minimizing them)
-    settings.register_profile("mutants", max_examples=30, derandomize=True, database=None, phases=_NO_SHRINK,
-                              **_COMMON)
+    """In an fmspec run: every fmspec profile, "default" and "ci" included."""
+    for name, profile in _profiles().items():
+        settings.register_profile(name, profile)
+
+
+def load(name: str) -> None:
+    settings.load_profile(name)
 
 
 def load_hidden(seed: int) -> None:
@@ -46,10 +69,6 @@ def load_hidden(seed: int) -> None:
 
     settings.load_profile("hidden")
     core.global_force_seed = seed
-
-
-def load_default() -> None:
-    settings.load_profile("default")
 
 
 def current() -> str:

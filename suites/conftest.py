@@ -1,0 +1,63 @@
+"""The suites' own pytest wiring: what makes ``pytest --pyargs fmspec.suites`` from an installed fmspec
+collect and run exactly as ``pytest suites`` does in the checkout, whatever the surrounding project's
+pytest configuration says.
+
+- Loading this file means an fmspec suite is being collected: the run becomes an fmspec run
+  (:func:`fmspec.plugin.activate`).
+- ``test_*.py`` and ``bench_*.py`` here are collected whatever the project's ``python_files`` says.
+- A test here without a timeout from the command line, ``PYTEST_TIMEOUT`` or the ini file gets
+  ``DEFAULT_TIMEOUT`` seconds (pytest-timeout's marker).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from pathlib import Path
+
+import pytest
+
+from fmspec import plugin
+
+DEFAULT_TIMEOUT = 600
+SUITE_FILES = ("test_*.py", "bench_*.py")
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    plugin.activate(config)
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
+    if file_path.suffix != ".py" or file_path.resolve().parent != HERE:
+        return None
+    if not any(fnmatch.fnmatch(file_path.name, pattern) for pattern in SUITE_FILES):
+        return None
+    if any(fnmatch.fnmatch(file_path.name, pattern) for pattern in parent.config.getini("python_files")):
+        return None  # pytest's own python plugin collects it
+    return pytest.Module.from_parent(parent, path=file_path)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _timeout_configured(config):
+        return
+    for item in items:
+        if item.path.resolve().parent == HERE and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(DEFAULT_TIMEOUT))
+
+
+def _timeout_configured(config: pytest.Config) -> bool:
+    """pytest-timeout's own settings, in its order: --timeout, PYTEST_TIMEOUT, the ini file."""
+    try:
+        return (config.getoption("timeout") is not None or bool(os.environ.get("PYTEST_TIMEOUT"))
+                or bool(config.getini("timeout")))
+    except ValueError:  # pytest-timeout not installed (it is a dependency; a broken environment)
+        return True
+
+
+@pytest.fixture
+def fmspec_metrics(request: pytest.FixtureRequest) -> dict:
+    """A dict a test or benchmark fills with measurements; it lands in the results file."""
+    metrics: dict = {}
+    request.node.fmspec_metrics = metrics
+    return metrics
