@@ -8,7 +8,7 @@ lse and gradients, each judged against twice the error of plain same-dtype PyTor
 suite's rule, ``suites/tolerances.py``); and the allocator peak of forward+backward against T.
 ``--grid``: the issue's grid (bf16, B·T = 16k tokens, H = 2048/D), forward and forward+backward, for the
 reference kernel and the three torch SDPA backends (flash, cuDNN, efficient), device-timed by
-``suites/gpu_bench.py``. Writes DIR/flash_gpu.json and prints a table last.
+``fmspec/gpu_bench.py``. Writes DIR/flash_gpu.json and prints a table last.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ class Candidate:
     version: str
     obj: Any = field(repr=False, compare=False)
     error: str | None = None  # set when importing the candidate raised: all its tests fail with it
-    flags: list = field(default_factory=list, compare=False)  # suspicious behaviour found (see suites/trust.py)
+    flags: list = field(default_factory=list, compare=False)  # suspicious behaviour found (see fmspec/trust.py)
 
     @property
     def capabilities(self) -> dict:

@@ -205,7 +205,7 @@ def pytest_xdist_node_collection_finished(node, ids: list[str]) -> None:
 
 
 class Guard:
-    """Applies suites/trust.py around candidates: import-time and per-test tampering, forbidden calls,
+    """Applies fmspec/trust.py around candidates: import-time and per-test tampering, forbidden calls,
     leftover processes."""
 
     def __init__(self, config: pytest.Config):
@@ -361,18 +361,39 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
         return (yield)
     import torch
 
-    saved = (torch.get_num_threads(), torch.get_float32_matmul_precision(),
-             torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    saved = _torch_settings()
     if not item.config.getoption("fmspec_bench") and saved[0] != 1:
         torch.set_num_threads(1)  # tiny tensors: threads only oversubscribe the cores (xdist runs one process per core)
     try:
         return (yield)
     finally:
-        threads, precision, tf32_matmul, tf32_cudnn = saved
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
+        _restore_torch_settings(saved)
+
+
+def _torch_settings() -> tuple:
+    import torch
+
+    try:
+        precision = torch.get_float32_matmul_precision()
+    except RuntimeError:  # the project mixed torch's legacy and new precision APIs: not restorable by name
+        precision = None
+    return (torch.get_num_threads(), precision, torch.backends.cuda.matmul.allow_tf32,
+            torch.backends.cudnn.allow_tf32)
+
+
+def _restore_torch_settings(saved: tuple) -> None:
+    """Back to the project's settings, touching only what differs (torch refuses to report a precision
+    set through both its legacy and its new API, so the legacy flags are set only where needed)."""
+    import torch
+
+    threads, precision, tf32_matmul, tf32_cudnn = saved
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    if precision is not None:
         torch.set_float32_matmul_precision(precision)
+    if torch.backends.cuda.matmul.allow_tf32 != tf32_matmul:
         torch.backends.cuda.matmul.allow_tf32 = tf32_matmul
+    if torch.backends.cudnn.allow_tf32 != tf32_cudnn:
         torch.backends.cudnn.allow_tf32 = tf32_cudnn
 
 

@@ -1,7 +1,7 @@
-"""``python -m reports``: build the HTML report, gate CI on a policy, export grade and CI formats."""
+"""``python -m fmspec.reports``: the same as the ``fmspec`` command (report, gate, export, run, list)."""
 
 import sys
 
-from fmspec.reports.cli import main
+from fmspec.cli import main
 
 sys.exit(main())

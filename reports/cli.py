@@ -1,13 +1,16 @@
-"""The command line: ``python -m reports {build,gate,export} ...``.
+"""The results commands of ``fmspec`` (see :mod:`fmspec.cli`): report, gate, export.
 
-    python -m reports build RESULTS... -o report.html [--title TEXT]
-    python -m reports gate RESULTS... --policy POLICY [--candidate NAME]
-    python -m reports export {gradescope,junit,markdown} RESULTS... -o OUT [--policy POLICY] [--candidate NAME]
+    fmspec report RESULTS... -o report.html [--title TEXT]
+    fmspec gate RESULTS... --policy POLICY [--candidate NAME]
+    fmspec export {gradescope,junit,markdown} RESULTS... -o OUT [--policy POLICY] [--candidate NAME]
+
+``python -m fmspec.reports ...`` is the same command. ``--policy`` takes a file or the name of a policy
+shipped with fmspec (``course``, ``team``: ``reports/policies/``).
 
 Exit status: 0 done (gate: the policy is met), 1 the gate's policy is not met, 2 bad input (a missing or
 unreadable file, a results file of another schema version, JSON with nothing usable in it, a policy
-naming an unknown component): one line on stderr says which file and what is wrong. A results file cut
-short is still reported, marked partial, with a note on stderr.
+naming an unknown component, the ``reports`` extra not installed): one line on stderr says which file and
+what is wrong. A results file cut short is still reported, marked partial, with a note on stderr.
 """
 
 from __future__ import annotations
@@ -18,27 +21,31 @@ from pathlib import Path
 
 from fmspec.reports import schema
 
-PROG = "python -m reports"
+PROG = "fmspec"
+POLICIES = Path(__file__).resolve().parent / "policies"
+# what the report commands import beyond fmspec's core dependencies (the "reports" extra)
+EXTRA = ("pandas", "jinja2", "matplotlib")
 
 
 class InputError(Exception):
     """Bad input the user must fix; the message is one line."""
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="fmspec results: HTML report, CI gate, exports")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{build,gate,export}")
-
-    b = sub.add_parser("build", help="one self-contained HTML report comparing results files")
+def add_commands(sub: argparse._SubParsersAction) -> None:  # argparse documents add_subparsers' return only by use
+    """The report, gate and export subcommands, added to ``fmspec``'s parser."""
+    b = sub.add_parser("report", aliases=["build"], help="one self-contained HTML report comparing results files")
     b.add_argument("results", nargs="+", metavar="RESULTS", help="fmspec results files (JSON)")
     b.add_argument("-o", "--output", required=True, metavar="HTML", help="where to write the report")
     b.add_argument("--title", help="the report's title (default: the candidates' names)")
+    b.set_defaults(handler=_build)
 
     g = sub.add_parser("gate", help="check results against a policy; exit 1 when it is not met")
     g.add_argument("results", nargs="+", metavar="RESULTS")
-    g.add_argument("--policy", required=True, metavar="TOML", help="policy file (see reports/policies/)")
+    g.add_argument("--policy", required=True, metavar="TOML",
+                   help=f"policy file, or a shipped policy's name ({', '.join(shipped_policies())})")
     g.add_argument("--candidate", help="the candidate to judge (default: the policy's, else the one that is not "
                                        "the reference)")
+    g.set_defaults(handler=_gate)
 
     e = sub.add_parser("export", help="Gradescope results.json, JUnit XML or a Markdown summary")
     e.add_argument("format", choices=("gradescope", "junit", "markdown"))
@@ -46,20 +53,33 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--output", required=True, metavar="OUT", help="output file ('-' for stdout)")
     e.add_argument("--policy", metavar="TOML", help="points and rules (gradescope scores, markdown verdict)")
     e.add_argument("--candidate", help="gradescope: the candidate to grade (default as for gate)")
-    return p
+    e.set_defaults(handler=_export)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def shipped_policies() -> list[str]:
+    return sorted(p.stem for p in POLICIES.glob("*.toml"))
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Run a parsed report/gate/export command; bad input becomes one line on stderr and exit status 2."""
     try:
-        if args.command == "build":
-            return _build(args)
-        if args.command == "gate":
-            return _gate(args)
-        return _export(args)
+        return args.handler(args)
     except (schema.ResultsError, InputError) as exc:
         print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        if exc.name not in EXTRA:
+            raise
+        print(f"{PROG} {args.command}: error: needs {exc.name}, part of the reports extra: "
+              f"pip install 'fmspec[reports]'", file=sys.stderr)
+        return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The report commands alone (``fmspec.cli.main`` takes the same arguments, and run and list)."""
+    from fmspec import cli
+
+    return cli.main(argv)
 
 
 def _load(paths: list[str]):
@@ -98,6 +118,8 @@ def _build(args) -> int:
 def _policy(path: str):
     from fmspec.reports import gate
 
+    if not Path(path).exists() and path in shipped_policies():
+        path = str(POLICIES / f"{path}.toml")
     try:
         return gate.load_policy(path)
     except gate.PolicyError as exc:

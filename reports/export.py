@@ -1,4 +1,4 @@
-"""Exports: ``python -m reports export {gradescope,junit,markdown} RESULTS... -o OUT [--policy POLICY]``.
+"""Exports: ``fmspec export {gradescope,junit,markdown} RESULTS... -o OUT [--policy POLICY]``.
 
 - ``gradescope``: the autograder's ``results.json`` for one candidate: ``score``, one test per component
   (``score``/``max_score``, ``status``, ``visibility``, ``output`` listing what failed and how to

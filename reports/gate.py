@@ -1,4 +1,4 @@
-"""The CI gate: ``python -m reports gate RESULTS... --policy POLICY``; exit 0 when the policy is met, else 1.
+"""The CI gate: ``fmspec gate RESULTS... --policy POLICY``; exit 0 when the policy is met, else 1.
 
 A policy is a TOML file (samples: ``reports/policies/course.toml`` and ``team.toml``)::
 
@@ -43,7 +43,10 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
+try:
+    import tomllib  # novermin: Python 3.11; tomli below on 3.10
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,7 +63,7 @@ class PolicyError(Exception):
 
 
 def known_components() -> tuple[str, ...]:
-    from fmspec.candidates.reference import COMPONENTS
+    from fmspec import COMPONENTS
 
     return COMPONENTS
 

@@ -1,9 +1,9 @@
-"""The comparative HTML report: ``python -m reports build RESULTS... -o report.html``.
+"""The comparative HTML report: ``fmspec report RESULTS... -o report.html``.
 
 One self-contained file: inline CSS, inline SVG plots (matplotlib's SVG backend), a few lines of inline
 JavaScript for sorting tables and downloading the embedded raw data, and a Content-Security-Policy that
 forbids every external load (``default-src 'none'``; the script is allowed by its hash). It is rendered
-only from the results files (the tables of :mod:`reports.tables`), and is byte-stable: the same inputs
+only from the results files (the tables of :mod:`fmspec.reports.tables`), and is byte-stable: the same inputs
 give the same bytes (no build time in it, every table sorted, plot ids salted deterministically).
 
 Sections: the conformance matrix (entry × component, counts and colour; each cell links to its

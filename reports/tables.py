@@ -48,7 +48,7 @@ PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#9
 
 @dataclass
 class Run:
-    """One results file as loaded by :func:`reports.schema.load`."""
+    """One results file as loaded by :func:`fmspec.reports.schema.load`."""
 
     path: Path
     doc: dict

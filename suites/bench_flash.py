@@ -10,7 +10,7 @@ Cost model (Triton's fused-attention tutorial, FlashAttention-2 paper):
 
 Each point records the candidate's device time (median, spread), TFLOP/s, fraction of the measured
 matmul ceiling, and the speedup against the reference and against each torch SDPA backend (flash, cuDNN,
-memory-efficient) measured on the same inputs in the same run (``suites/gpu_bench.py``). A candidate is
+memory-efficient) measured on the same inputs in the same run (``fmspec/gpu_bench.py``). A candidate is
 timed only if it passed the flash conformance tests earlier in the run.
 """
 

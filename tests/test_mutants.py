@@ -72,7 +72,7 @@ def test_every_mutant_is_caught_by_its_component(component, tmp_path):
 def test_mutants_document_is_current():
     doc = ROOT / "docs" / "mutants.md"
     assert doc.exists() and doc.read_text() == mutants.markdown(), (
-        "docs/mutants.md is out of date: run `python -m candidates.mutants > docs/mutants.md`")
+        "docs/mutants.md is out of date: run `python -m fmspec.candidates.mutants > docs/mutants.md`")
 
 
 def test_every_mutant_names_a_component_with_a_suite_and_its_catching_tests():

@@ -18,7 +18,7 @@ from fmspec.candidates.mutants import edit_source, edited_text, patch
 
 
 def edited_kernels(edits: list[tuple[str, str]], tag: str) -> types.ModuleType:
-    """reference.flash_triton with ``edits`` applied: compiled kernels for CUDA, and a second copy built for
+    """fmspec.reference.flash_triton with ``edits`` applied: compiled kernels for CUDA, and a second copy built for
     Triton's interpreter (CPU) that the first hands CPU launches to, as the reference module does.
 
     The edited text is registered in linecache under a name of its own (compiling it under the reference's
@@ -43,6 +43,6 @@ def edited_kernels(edits: list[tuple[str, str]], tag: str) -> types.ModuleType:
 def flash_with_kernels(edits: list[tuple[str, str]], tag: str) -> types.SimpleNamespace:
     """The reference flash namespace, its Triton launches routed to the edited kernels."""
     return patch(edit_source(ref, [
-        ('from reference import flash_triton\n\n        o, lse = flash_triton.attention(',
+        ('from fmspec.reference import flash_triton\n\n        o, lse = flash_triton.attention(',
          'o, lse = KERNELS.attention('),
     ], KERNELS=edited_kernels(edits, tag)))

@@ -1,6 +1,6 @@
 """The reference implementation as a candidate. It must pass 100% of every suite.
 
-Its component namespaces are the modules of the ``reference`` package, imported on first use, so a
+Its component namespaces are the modules of the ``fmspec.reference`` package, imported on first use, so a
 component added there is part of this candidate without further wiring.
 """
 
@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-COMPONENTS = ("autodiff", "layers", "bpe", "attention", "flash", "checkpoint", "lora", "quant", "vit",
-              "posenc", "accounting")
+from fmspec import COMPONENTS
 
 CAPABILITIES = {
     "flash": {"devices": ["cpu", "cuda"], "dtypes": ["float32", "float64", "float16", "bfloat16"]},
@@ -19,9 +18,9 @@ CAPABILITIES = {
 def __getattr__(name: str):
     if name in COMPONENTS:
         try:
-            return importlib.import_module(f"reference.{name}")
+            return importlib.import_module(f"fmspec.reference.{name}")
         except ModuleNotFoundError as exc:
-            if exc.name == f"reference.{name}":
+            if exc.name == f"fmspec.reference.{name}":
                 raise AttributeError(name) from None
             raise
     raise AttributeError(name)

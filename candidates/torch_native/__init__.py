@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 
-from fmspec.candidates.reference import COMPONENTS
+from fmspec import COMPONENTS
 
 CAPABILITIES: dict = {}
 

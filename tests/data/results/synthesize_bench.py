@@ -1,6 +1,6 @@
 """Write the synthetic GPU benchmark results files of this folder (``python tests/data/results/synthesize_bench.py``).
 
-No GPU run produced these: they follow the results schema exactly as ``suites/plugin.py`` writes it
+No GPU run produced these: they follow the results schema exactly as ``fmspec/recorder.py`` writes it
 (benchmark records from pytest-benchmark, with ``candidate`` stored as the Candidate's repr, the
 benchmark tests also recorded as tests with their ``metrics``), with made-up but plausible timings for
 flash attention forward on two devices. Deterministic: the same script writes the same bytes.
