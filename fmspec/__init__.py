@@ -16,8 +16,8 @@ from __future__ import annotations
 
 # The components of the contract, in the order the docs present them: the one list the suites, the
 # candidates and the reports read.
-COMPONENTS = ("autodiff", "layers", "bpe", "attention", "flash", "checkpoint", "lora", "quant", "vit",
-              "posenc", "accounting")
+COMPONENTS = ("autodiff", "layers", "bpe", "attention", "flash", "checkpoint", "lora", "finetune", "quant", "vit",
+              "posenc", "accounting", "collectives", "gpt")
 
 
 def __getattr__(name: str):

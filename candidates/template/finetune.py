@@ -1,0 +1,1 @@
+"""finetune: bottleneck adapters and QLoRA. Spec: docs/spec/finetune.md."""
