@@ -1,6 +1,6 @@
 """Markdown table of a flash benchmark results file (the fmspec results JSON of a ``--fmspec-bench`` run).
 
-    python benchmarks/table.py benchmarks/results/flash-h200.json > benchmarks/flash-h200.md
+    python benchmarks/table.py benchmarks/results/flash-h200-bench.json > benchmarks/results/flash-h200-bench.md
 """
 
 from __future__ import annotations

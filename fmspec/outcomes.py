@@ -8,7 +8,8 @@ and in the results file, and a policy decides whether it is allowed.
 e.g. flash attention on ``cpu`` or in ``float64``.
 
 Both are pytest skips underneath, so the exit status treats them like skips; the plugin recognises them
-by type and reports them under their own names.
+by type, reports them under their own names, and points their report at the test that was skipped (the
+``(path, line, reason)`` of a skip report), not at the line that raised.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ class Unsupported(pytest.skip.Exception):
 
 
 def missing(msg: str) -> "None":
-    raise Missing(msg, _use_item_location=True)
+    raise Missing(msg)
 
 
 def unsupported(msg: str) -> "None":
-    raise Unsupported(msg, _use_item_location=True)
+    raise Unsupported(msg)

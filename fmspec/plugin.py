@@ -65,6 +65,7 @@ class State:
     guard: "Guard | None" = None
     candidates: list = field(default_factory=list)
     suites_dir: Path | None = None
+    conformance: dict = field(default_factory=dict)  # (candidate, component) -> {property: outcome}
 
 
 # ----------------------------------------------------------------------------------------------- options
@@ -164,7 +165,7 @@ def _load_hypothesis_profile(config: pytest.Config) -> None:
     profiles.register()
     hidden = config.getoption("fmspec_hidden_seed")
     if hidden is not None:
-        profiles.load_hidden(hidden)
+        profiles.load_hidden()  # the seed: given to each test at collection (pytest_collection_modifyitems)
     else:
         profiles.load(config.getoption("hypothesis_profile", None) or "default")
 
@@ -292,6 +293,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not _state(config).active:
         return
+    hidden = config.getoption("fmspec_hidden_seed")
+    if hidden is not None:
+        from fmspec import profiles
+
+        profiles.seed_tests([item for item in items if ours(item)], hidden)
     bench = [item for item in items if ours(item) and item.get_closest_marker("bench")]
     if not bench:
         return
@@ -416,18 +422,18 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         try:
             cand.resolve(feature)
         except AttributeError:
-            raise Missing(f"candidate {cand.name!r} has no {feature}", _use_item_location=True) from None
+            raise Missing(f"candidate {cand.name!r} has no {feature}") from None
     caps = cand.capabilities.get(info["component"], {}) if info["component"] else {}
     if device is not None and device not in caps.get("devices", DEFAULT_DEVICES):
-        raise Unsupported(f"{info['component']} on {device} (CAPABILITIES)", _use_item_location=True)
+        raise Unsupported(f"{info['component']} on {device} (CAPABILITIES)")
     if "dtype" in params:
         dtype = _param_str(params["dtype"])
         if dtype not in caps.get("dtypes", DEFAULT_DTYPES):
-            raise Unsupported(f"{info['component']} in {dtype} (CAPABILITIES)", _use_item_location=True)
+            raise Unsupported(f"{info['component']} in {dtype} (CAPABILITIES)")
     for marker in item.iter_markers("capability"):
         for tier in marker.args:
             if caps.get(tier, True) is False:
-                raise Unsupported(f"{info['component']} tier {tier!r} (CAPABILITIES)", _use_item_location=True)
+                raise Unsupported(f"{info['component']} tier {tier!r} (CAPABILITIES)")
 
 
 def _cuda_available() -> bool:
@@ -482,7 +488,7 @@ def _missing_on_not_implemented(item: pytest.Item) -> None:
         try:
             return inner(*args, **kwargs)
         except NotImplementedError as exc:
-            raise Missing(f"Missing: NotImplementedError: {exc}", _use_item_location=True) from None
+            raise Missing(f"Missing: NotImplementedError: {exc}") from None
 
     run_example._fmspec_missing = True
     handle.inner_test = run_example
@@ -519,7 +525,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         elif call.when == "call" and excinfo.errisinstance(NotImplementedError):
             kind = "missing"
             report.outcome = "skipped"
-            report.longrepr = (str(item.path), item.location[1] or 0, f"Missing: NotImplementedError: {excinfo.value}")
+            excinfo = None
+            report.longrepr = (str(item.path), item.location[1] or 0, f"Missing: NotImplementedError: {call.excinfo.value}")
+        if kind and report.skipped and call.excinfo.errisinstance(pytest.skip.Exception):
+            # a skip report's (path, line, reason), pointed at the test rather than at this plugin
+            report.longrepr = (str(item.path), item.location[1] or 0, str(call.excinfo.value.msg))
     info["kind"] = kind
     info["flags"] = _flags(item, info) if call.when == "setup" else []
     report.sections = trust.truncate_sections(report.sections)
@@ -527,8 +537,49 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         info["example"] = _hypothesis_example(excinfo.value)
     if call.when == "call":
         info["metrics"] = getattr(item, "fmspec_metrics", None)
+        info["benchmark"] = _benchmark_record(item)
+        _tally(item, info, report)
+    elif report.failed:
+        _tally(item, info, report)
     report.fmspec = info
     return report
+
+
+def _benchmark_record(item: pytest.Item) -> dict | None:
+    """pytest-benchmark's statistics of this test, read from its ``benchmark`` fixture once it ran."""
+    fixture = getattr(item, "funcargs", {}).get("benchmark")
+    stats = getattr(fixture, "stats", None)
+    if stats is None:
+        return None
+    data = stats.as_dict(include_data=False)
+    params = data.get("params") or {}
+    return {
+        "nodeid": item.nodeid,
+        "name": data.get("name"),
+        "group": data.get("group"),
+        "candidate": getattr(params.get("candidate"), "name", None),
+        "component": test_info(item)["component"],
+        "params": {k: _param_str(v) for k, v in params.items() if k != "candidate"},
+        "stats": data.get("stats"),
+        "extra_info": data.get("extra_info"),
+    }
+
+
+def _tally(item: pytest.Item, info: dict, report: pytest.TestReport) -> None:
+    """Conformance outcomes of this process, by (candidate, component): what the benchmarks consult."""
+    if item.get_closest_marker("bench") or info["candidate"] is None:
+        return
+    seen = _state(item.config).conformance.setdefault((info["candidate"], info["component"]), {})
+    if report.failed:
+        seen[info["property"]] = "failed"
+    elif report.passed:
+        seen.setdefault(info["property"], "passed")
+
+
+def conformance(config: pytest.Config, component: str, candidate: str) -> dict[str, str]:
+    """``{test property: "passed" | "failed"}`` of the component's conformance tests for the candidate that
+    ran earlier in this process (benchmarks run after conformance, in the same process)."""
+    return dict(_state(config).conformance.get((candidate, component), {}))
 
 
 def _hypothesis_example(exc: BaseException) -> str | None:

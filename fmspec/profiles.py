@@ -64,11 +64,19 @@ def load(name: str) -> None:
     settings.load_profile(name)
 
 
-def load_hidden(seed: int) -> None:
-    from hypothesis import core
-
+def load_hidden() -> None:
+    """The hidden profile; the seed itself is given to each test with :func:`seed_tests`."""
     settings.load_profile("hidden")
-    core.global_force_seed = seed
+
+
+def seed_tests(items: list, seed: int) -> None:
+    """Seed every hypothesis test among ``items`` with ``seed`` (hypothesis's public ``@seed``, applied at
+    collection: the same as writing ``@seed(N)`` above each ``@given``)."""
+    from hypothesis import is_hypothesis_test
+    from hypothesis import seed as seed_decorator
+
+    for function in {item.obj for item in items if is_hypothesis_test(getattr(item, "obj", None))}:
+        seed_decorator(seed)(function)
 
 
 def current() -> str:

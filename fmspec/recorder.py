@@ -116,6 +116,8 @@ class Recorder:
                 rec["reproduce"] = self.reproduce(report.nodeid, info["candidate"])
         if info.get("metrics"):
             rec["metrics"] = info["metrics"]
+        if info.get("benchmark"):
+            self.writer.add_benchmark(info["benchmark"])
         if report.when == "teardown" or crashed:
             del self.pending[report.nodeid]
             rec["outcome"] = rec["outcome"] or "error"
@@ -147,8 +149,6 @@ class Recorder:
             rec["outcome"] = rec["outcome"] or "error"
             self.writer.add_test(rec)
         self.pending.clear()
-        for rec in _benchmarks(self.config):
-            self.writer.add_benchmark(rec)
         status = "interrupted" if exitstatus == pytest.ExitCode.INTERRUPTED else "complete"
         self.writer.finish(status)
 
@@ -183,23 +183,3 @@ def _message(report: pytest.TestReport) -> str | None:
     head = crash.message[:1000] if crash is not None else ""
     tail = text[-3000:]
     return (head + "\n\n" + tail).strip() if head and head not in tail else tail
-
-
-def _benchmarks(config: pytest.Config) -> list[dict]:
-    """pytest-benchmark's records, with the candidate they belong to."""
-    session = getattr(config, "_benchmarksession", None)
-    out = []
-    for bench in getattr(session, "benchmarks", None) or []:
-        data = bench.as_dict(include_data=False)
-        params = data.get("params") or {}
-        out.append({
-            "nodeid": data.get("fullname"),
-            "name": data.get("name"),
-            "group": data.get("group"),
-            "candidate": getattr(params.get("candidate"), "name", None),
-            "component": Path(str(data.get("fullname", "")).split("::")[0]).stem.removeprefix("bench_").removeprefix("test_"),
-            "params": {k: str(v) for k, v in params.items() if k != "candidate"},
-            "stats": data.get("stats"),
-            "extra_info": data.get("extra_info"),
-        })
-    return out

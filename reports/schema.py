@@ -1,19 +1,32 @@
 """The results file: one versioned JSON document per run.
 
-Layout (``schema: "fmspec-results"``, ``version: 1``)::
+Layout (``schema: "fmspec-results"``, ``version: 1``), every field the writer emits::
 
     {
       "schema": "fmspec-results", "version": 1,
       "status": "running" | "complete" | "interrupted",   # "running" left behind = a partial run
       "started": ISO-8601, "finished": ISO-8601 | null,
-      "environment": {"python", "platform", "torch", "triton", "device", "commit", "hostname"},
-      "run": {"fmspec", "args", "profile", "seed", "bench"},
-      "candidates": [{"name", "source", "version"}],
+      "environment": {"python", "platform", "torch", "triton", "device", "cpu_count", "commit", "hostname"},
+      "run": {"fmspec", "args", "profile", "seed", "bench"},   # seed "hidden" for --fmspec-hidden-seed
+      "candidates": [{"name", "source", "version", "error", "flags"}],
       "tests": [{"nodeid", "candidate", "component", "features", "property", "params", "outcome",
-                 "duration", "message", "example", "reproduce", "metrics"}],
-      "benchmarks": [{"nodeid", "candidate", "component", "name", "params", "stats", "extra_info"}],
+                 "duration", "message", "example", "reproduce", "metrics", "flags"}],
+      "benchmarks": [{"nodeid", "name", "group", "candidate", "component", "params", "stats", "extra_info"}],
       "summary": {"<candidate>": {"<component>": {"<outcome>": count}}}
     }
+
+``params`` values are strings (``str(value)`` without a ``torch.`` prefix: ``float32``, ``cuda``); a
+candidate's ``error`` is set when it could not be imported, and ``flags`` (on candidates and tests) name
+suspicious behaviour (docs/trust.md). ``benchmarks`` are pytest-benchmark's statistics of each benchmark
+test (``stats``: min, max, mean, median, ...; ``extra_info``: what the benchmark recorded).
+
+Why a writer of its own rather than pytest's reporting (``user_properties``, pytest-reportlog's JSONL): the
+file must be one self-describing document that ``report``/``gate`` read as is (environment, candidates,
+run settings, benchmark statistics and a per-candidate summary beside the tests), written only by the
+process that sees every test (the xdist controller), readable at every moment of a run, and kept apart
+from pytest's own report objects, whose layout is pytest's to change. pytest-reportlog's JSONL is
+crash-safe by construction but holds none of the run-level fields and one line per phase, not per test;
+the journal below gives the same crash safety.
 
 Crash safety: the writer keeps the file a valid document at every moment (each rewrite goes to a
 temporary file, then ``os.replace``), rewriting it at most every ``interval`` seconds and once at the end;
