@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import pytest
 
+# outcomes of the results file ("not run" is a terminal status only: such tests are "failed" in the file)
 OUTCOMES = ("passed", "failed", "error", "missing", "unsupported", "skipped", "xfailed", "xpassed")
 
 
@@ -25,6 +26,12 @@ class Missing(pytest.skip.Exception):
 
 class Unsupported(pytest.skip.Exception):
     """Raised by the harness when the candidate declares it does not support a device, dtype or tier."""
+
+
+class NotRun(pytest.skip.Exception):
+    """Raised by the harness for every test of a candidate that could not be imported: one error for the
+    candidate (its import error, in the terminal summary), its tests *not run* in the terminal and *failed*
+    with that error in the results file, and the run's exit status 1."""
 
 
 def missing(msg: str) -> "None":

@@ -35,7 +35,7 @@ from pathlib import Path
 import pytest
 
 from fmspec import loader, trust
-from fmspec.outcomes import Missing, Unsupported
+from fmspec.outcomes import Missing, NotRun, Unsupported
 
 STATE = pytest.StashKey["State"]()
 INFO = pytest.StashKey[dict]()
@@ -136,7 +136,7 @@ def activate(config: pytest.Config) -> None:
     _load_hypothesis_profile(config)
     state.guard = Guard(config)
     specs = config.getoption("candidate") or [DEFAULT_CANDIDATE]
-    state.candidates = [state.guard.load(spec) for spec in specs]
+    state.candidates = distinct_names([state.guard.load(spec) for spec in specs])
     limit = config.getoption("fmspec_memory_limit")
     if limit is not None and not _is_xdist_controller(config):
         trust.limit_memory(limit)
@@ -155,6 +155,34 @@ def activate(config: pytest.Config) -> None:
         recorder = Recorder(config, ResultsWriter(target), state.candidates, names)
         config.pluginmanager.register(recorder, "fmspec-recorder")
         recorder.start()
+
+
+def distinct_names(candidates: list[loader.Candidate]) -> list[loader.Candidate]:
+    """Candidates that share a name are kept apart, never merged: path candidates are renamed by the
+    shortest end of their path that tells them apart (``subs/alice/mine``, ``subs/bob/mine`` -> ``alice/mine``,
+    ``bob/mine``); the same candidate given twice, or two installed ones of one name, is a usage error."""
+    import dataclasses
+
+    out = list(candidates)
+    groups: dict[str, list[int]] = {}
+    for i, cand in enumerate(out):
+        groups.setdefault(cand.name, []).append(i)
+    for name, idxs in groups.items():
+        if len(idxs) < 2:
+            continue
+        sources = [out[i].source for i in idxs]
+        if len(set(sources)) < len(sources) or not all(src.startswith("path ") for src in sources):
+            raise pytest.UsageError(f"--candidate: {len(idxs)} candidates are named {name!r} "
+                                    f"({'; '.join(sources)}): give each once, or name them apart (CANDIDATE_NAME)")
+        paths = [Path(src.removeprefix("path ")) for src in sources]
+        for depth in range(2, max(len(p.parts) for p in paths) + 1):
+            names = ["/".join(p.with_suffix("").parts[-depth:]) if p.suffix == ".py" else "/".join(p.parts[-depth:])
+                     for p in paths]
+            if len(set(names)) == len(names):
+                break
+        for i, new in zip(idxs, names):
+            out[i] = dataclasses.replace(out[i], name=new)
+    return out
 
 
 def _load_hypothesis_profile(config: pytest.Config) -> None:
@@ -416,7 +444,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if not isinstance(cand, loader.Candidate):
         return
     if cand.error:
-        return  # fails in the call phase, with the import error
+        raise NotRun(f"candidate {cand.name!r} could not be imported: {cand.error}")
     info = test_info(item)
     for feature in info["features"]:
         try:
@@ -522,6 +550,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             kind = "missing"
         elif excinfo.errisinstance(Unsupported):
             kind = "unsupported"
+        elif excinfo.errisinstance(NotRun):
+            kind = "not run"
         elif call.when == "call" and excinfo.errisinstance(NotImplementedError):
             kind = "missing"
             report.outcome = "skipped"
@@ -593,4 +623,15 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
         return "missing", "M", ("MISSING", {"yellow": True})
     if kind == "unsupported" and report.skipped:
         return "unsupported", "U", ("UNSUPPORTED", {"yellow": True})
+    if kind == "not run" and report.skipped:
+        return "not run", "N", ("NOT RUN", {"red": True})
     return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
+    """A candidate that could not be imported fails the run, though its tests are reported as not run."""
+    state = _state(session.config)
+    if state.active and any(c.error for c in state.candidates) and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    return (yield)

@@ -133,7 +133,9 @@ class Recorder:
         return {"candidate": cand, "component": component, "features": [], "property": name, "params": {}}
 
     def reproduce(self, nodeid: str, candidate: str | None) -> str:
-        parts = ["pytest", nodeid]
+        """A command that reruns one test; its results go beside this run's file, never over it."""
+        beside = self.writer.path.with_name(f"{self.writer.path.stem}-reproduce.json")
+        parts = ["pytest", nodeid, "--fmspec-results", str(beside)]
         if candidate:
             parts += ["--candidate", self.specs.get(candidate, candidate)]
         profile = self.config.getoption("hypothesis_profile", None)
@@ -154,18 +156,42 @@ class Recorder:
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus: int, config: pytest.Config) -> None:
         summary = self.writer.doc["summary"]
-        if summary:
+        broken = {c.name: c.error for c in self.candidates if c.error}
+        verbose = config.getoption("verbose") > 0
+        if summary or broken:
             terminalreporter.section("fmspec")
-            for cand, comps in summary.items():
-                for comp, counts in comps.items():
-                    shown = ", ".join(f"{n} {o}" for o, n in counts.items())
-                    terminalreporter.write_line(f"{cand:<16} {comp:<12} {shown}")
+        for cand, comps in summary.items():
+            if cand in broken:
+                count = sum(n for counts in comps.values() for n in counts.values())
+                terminalreporter.write_line(f"{cand:<16} not run ({count} tests): could not be imported: {broken[cand]}",
+                                            red=True)
+                continue
+            for comp, counts in comps.items():
+                shown = ", ".join(f"{n} {o}" for o, n in counts.items())
+                terminalreporter.write_line(f"{cand:<16} {comp:<12} {shown}")
+        tests = [t for t in self.writer.doc["tests"] if t["candidate"] not in broken]
+        missing = _missing_features(tests)
+        if missing:
+            terminalreporter.write_line("missing features (implement these to run their tests):")
+            for cand, comp, features in missing[: None if verbose else 12]:
+                terminalreporter.write_line(f"  {cand:<14} {comp:<12} {', '.join(features)}")
+            if not verbose and len(missing) > 12:
+                terminalreporter.write_line(f"  ... {len(missing) - 12} more components (-v for all)")
+        failed = [t for t in tests if t["outcome"] in ("failed", "error") and t.get("reproduce")]
+        if failed:
+            terminalreporter.write_line("reproduce a failure:")
+            for t in failed[: None if verbose else 10]:
+                terminalreporter.write_line(f"  {t['reproduce']}")
+            if not verbose and len(failed) > 10:
+                terminalreporter.write_line(f"  ... {len(failed) - 10} more (-v for all; each also in the results file)")
         terminalreporter.write_line(f"fmspec results: {self.writer.path}")
 
 
 def _outcome(report: pytest.TestReport, info: dict) -> str | None:
     if hasattr(report, "wasxfail"):
         return "xfailed" if report.skipped else "xpassed"
+    if report.skipped and info.get("kind") == "not run":
+        return "failed"  # the candidate could not be imported: its tests fail with that error
     if report.skipped:
         return info.get("kind") or "skipped"
     if report.failed:
@@ -183,3 +209,19 @@ def _message(report: pytest.TestReport) -> str | None:
     head = crash.message[:1000] if crash is not None else ""
     tail = text[-3000:]
     return (head + "\n\n" + tail).strip() if head and head not in tail else tail
+
+
+def _missing_features(tests: list[dict]) -> list[tuple[str, str, list[str]]]:
+    """(candidate, component, the features its missing tests need, most-needed first), per component."""
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for t in tests:
+        if t["outcome"] != "missing":
+            continue
+        needed = counts.setdefault((t["candidate"], t["component"]), {})
+        message = t.get("message") or ""
+        # the feature the message names as absent ("has no X", "NotImplementedError: X"), else all it needs
+        absent = [f for f in t["features"] if f"has no {f}" in message or f"NotImplementedError: {f}" in message]
+        for feature in absent[:1] or t["features"] or [t["property"]]:
+            needed[feature] = needed.get(feature, 0) + 1
+    return [(cand, comp, sorted(features, key=lambda f: (-features[f], f)))
+            for (cand, comp), features in sorted(counts.items())]

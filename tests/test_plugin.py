@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import os
 import signal
 import sys
@@ -124,6 +125,10 @@ def test_candidate_raising_at_import_fails_its_tests_with_the_exception(suite):
     assert res.ret == pytest.ExitCode.TESTS_FAILED
     res.stdout.fnmatch_lines(["fmspec: candidate broken could not be imported: *RuntimeError: kaboom in candidate*"])
     assert "Traceback" not in res.stdout.str()
+    # one error for the candidate, not one per test: its tests are "not run" in the terminal
+    res.stdout.fnmatch_lines(["*= 3 passed, 4 not run, 1 unsupported in *"])
+    res.stdout.fnmatch_lines(["broken * not run (4 tests): could not be imported: *kaboom*"])
+    assert res.stdout.str().count("kaboom") == 2, res.stdout.str()  # the header and the summary line
     doc = results(suite)
     assert doc["status"] == "complete"
     assert doc["summary"]["broken"]["toy"] == {"failed": 4}
@@ -296,3 +301,45 @@ def test_parameters_that_are_not_utf8_survive_xdist_and_the_results_file(pyteste
     res = pytester.runpytest_subprocess("-n", "1", "--fmspec-results", "s.json", "-p", "no:cacheprovider")
     assert res.ret == 0, res.stdout.str()[-2000:]
     assert results(pytester, "s.json")["tests"][0]["params"] == {"text": "\\ud800"}
+
+
+def test_candidates_with_the_same_name_are_kept_apart(suite):
+    """Two submissions copied from the template into folders of the same name are two candidates."""
+    for who, body in (("alice", GOOD), ("bob", WRONG)):
+        pkg = suite.path / "subs" / who / "mine"
+        pkg.mkdir(parents=True)
+        (pkg / "__init__.py").write_text(body)
+    res = suite.runpytest("--candidate", "subs/alice/mine", "--candidate", "subs/bob/mine", "--fmspec-results", "results.json")
+    doc = results(suite)
+    assert [c["name"] for c in doc["candidates"]] == ["alice/mine", "bob/mine"]
+    assert doc["summary"]["alice/mine"]["toy"] == {"passed": 3, "unsupported": 1}
+    assert doc["summary"]["bob/mine"]["toy"]["failed"] == 1
+    failed = [t for t in doc["tests"] if t["outcome"] == "failed"]
+    assert failed and all("subs/bob/mine" in t["reproduce"] for t in failed)
+    assert res.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_the_same_candidate_twice_is_a_usage_error(suite):
+    res = suite.runpytest("--candidate", "good.py", "--candidate", "./good.py")
+    assert res.ret == pytest.ExitCode.USAGE_ERROR
+    assert "2 candidates are named 'good'" in res.stderr.str()
+
+
+def test_summary_lists_missing_features_and_reproduce_commands(suite):
+    res = suite.runpytest("--candidate", "partial.py", "--candidate", "wrong.py", "--fmspec-results", "results.json")
+    res.stdout.fnmatch_lines(["missing features (implement these to run their tests):",
+                              "  partial * toy * toy.halve",
+                              "  wrong * toy * toy.halve",
+                              "reproduce a failure:",
+                              "  pytest 'test_toy.py::test_doubles[[]wrong[]]' --fmspec-results *results-reproduce.json --candidate wrong.py"])
+
+
+def test_reproduce_command_writes_beside_the_full_results(suite):
+    suite.runpytest("--candidate", "wrong.py", "--fmspec-results", "results.json")
+    full = results(suite)
+    command = shlex.split(next(t["reproduce"] for t in full["tests"] if t["outcome"] == "failed"))
+    assert command[0] == "pytest"
+    suite.runpytest(*command[1:])
+    assert results(suite) == full, "the reproduce command overwrote the full run's results"
+    again = results(suite, "results-reproduce.json")
+    assert [t["outcome"] for t in again["tests"]] == ["failed"]
