@@ -3,6 +3,7 @@
     fmspec run [COMPONENT ...] [PYTEST OPTION ...]   the installed suites under pytest
     fmspec list                                      installed candidates and the components
     fmspec template DIR                              a new candidate: a copy of the template package
+    fmspec grade SUBMISSIONS [--out DIR] ...         a class: one isolated run per submission, class table
     fmspec report RESULTS... -o report.html          one self-contained HTML report
     fmspec gate RESULTS... --policy POLICY           exit 1 when the policy is not met
     fmspec export {gradescope,junit,markdown} RESULTS... -o OUT
@@ -42,13 +43,20 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="run `fmspec COMMAND --help` for a command's options")
     p.add_argument("--version", action="version", version=f"fmspec {_version()}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{run,list,template,report,gate,export}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{run,list,template,grade,report,gate,export}")
     sub.add_parser("run", help="run the suites under pytest (options passed through to pytest)", add_help=False)
     sub.add_parser("list", help="installed candidates and the components").set_defaults(handler=_list)
     t = sub.add_parser("template", help="start a candidate: copy the template (every contract function, documented "
                                         "and unimplemented) into a new folder")
     t.add_argument("folder", metavar="DIR", help="the new candidate's package folder (must not exist)")
     t.set_defaults(handler=_template)
+    from fmspec import grade
+
+    g = sub.add_parser("grade", help="grade a class: one isolated run per submission, in parallel; class table, "
+                                     "report, Gradescope files", description=grade.__doc__.split("\n\n")[0],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    grade.add_arguments(g)
+    g.set_defaults(handler=grade.main)
     reports_cli.add_commands(sub)
     return p
 
@@ -66,7 +74,7 @@ def _main(argv: list[str] | None) -> int:
     if argv and argv[0] == "run":  # pytest parses these: argparse would reject its options
         return run(argv[1:])
     args = parser().parse_args(argv)
-    if args.command in ("list", "template"):
+    if args.command in ("list", "template", "grade"):
         return args.handler(args)
     from fmspec.reports import cli as reports_cli
 

@@ -3,6 +3,7 @@
 A candidate is any Python object whose attributes are component namespaces (``posenc``, ``attention``,
 ...). ``--candidate SPEC`` accepts, tried in this order:
 
+0. ``NAME=SPEC``: any of the forms below, named NAME in the results (``alice=subs/alice/mine``);
 1. a path to a ``.py`` file or to a package folder (one holding ``__init__.py``);
 2. the name of an entry point in the group ``fmspec.candidates`` (``--list-candidates`` shows them);
 3. an importable ``package.module`` with an optional ``:attr`` (``mine.impl:Candidate``).
@@ -13,10 +14,12 @@ into a usage error (exit status 4), never a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import importlib.metadata as md
 import importlib.util
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,11 +95,22 @@ def describe_installed() -> list[str]:
     return lines
 
 
+_NAMED = re.compile(r"^([A-Za-z0-9_.-]+)=(.+)$")
+
+
 def load(spec: str) -> Candidate:
-    """Resolve ``spec`` (path, entry-point name or ``module[:attr]``) to a :class:`Candidate`."""
+    """Resolve ``spec`` (``NAME=SPEC``, path, entry-point name or ``module[:attr]``) to a :class:`Candidate`."""
     if not spec or not spec.strip():
         raise CandidateError("--candidate: empty name")
     spec = spec.strip()
+    named = _NAMED.match(spec)
+    if named:
+        try:
+            cand = load(named.group(2))
+        except CandidateImportError as exc:
+            exc.name = named.group(1)
+            raise
+        return dataclasses.replace(cand, name=named.group(1))
     path = Path(spec)
     if spec.endswith(".py") or "/" in spec or spec.startswith("."):
         return _load_path(spec, path)
@@ -152,14 +166,11 @@ def _load_path(spec: str, path: Path) -> Candidate:
         if not init.exists():
             raise CandidateError(f"--candidate {spec!r}: folder is not a package (no __init__.py)")
         location, search = init, [str(path)]
-        files = sorted(path.rglob("*.py"))
     elif path.suffix == ".py":
-        location, search, files = path, None, [path]
+        location, search = path, None
     else:
         raise CandidateError(f"--candidate {spec!r}: expected a .py file or a package folder")
-    digest = hashlib.sha256()
-    for f in files:
-        digest.update(f.read_bytes())
+    digest = source_digest(path)
     # a name per file, so two path candidates with the same stem do not collide in sys.modules
     module_name = f"fmspec_candidate_{path.stem}_{digest.hexdigest()[:8]}"
     if module_name in sys.modules:
@@ -177,6 +188,17 @@ def _load_path(spec: str, path: Path) -> Candidate:
                                        path.stem, f"path {path}") from None
     name = getattr(obj, "CANDIDATE_NAME", None) or path.stem
     return Candidate(str(name), f"path {path}", f"sha256:{digest.hexdigest()[:12]}", obj)
+
+
+def source_digest(path: Path) -> "hashlib._Hash":
+    """SHA-256 over a path candidate's source files (a ``.py`` file, or every ``.py`` of a package folder,
+    in sorted order): its version, and how a grading run tells a changed submission."""
+    path = Path(path)
+    files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.read_bytes())
+    return digest
 
 
 def _module_version(obj: Any, module_name: str) -> str:

@@ -40,3 +40,8 @@ def missing(msg: str) -> "None":
 
 def unsupported(msg: str) -> "None":
     raise Unsupported(msg)
+
+
+class ExampleTimeout(BaseException):
+    """Raised between hypothesis examples once the test is past its timeout. A BaseException, so that
+    hypothesis does not catch it and try the hanging candidate again (it fails the test at once)."""

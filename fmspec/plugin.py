@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from fmspec import loader, trust
-from fmspec.outcomes import Missing, NotRun, Unsupported
+from fmspec.outcomes import ExampleTimeout, Missing, NotRun, Unsupported
 
 STATE = pytest.StashKey["State"]()
 INFO = pytest.StashKey[dict]()
@@ -486,9 +487,11 @@ def pytest_runtest_call(item: pytest.Item):
         return (yield)
     if cand.error:
         pytest.fail(f"candidate {cand.name!r} could not be imported: {cand.error}", pytrace=False)
-    _missing_on_not_implemented(item)
+    _guard_examples(item)
     guard = _state(item.config).guard
     forbidden, before = guard.begin(cand, test_info(item)["component"])
+    timeout = _timeout_of(item)
+    _DEADLINE[0] = time.monotonic() + timeout if timeout else None
     try:
         result = yield
     except BaseException as exc:
@@ -496,29 +499,58 @@ def pytest_runtest_call(item: pytest.Item):
         if problems:
             raise pytest.fail.Exception("; ".join(problems), pytrace=False) from exc
         raise
+    finally:
+        _DEADLINE[0] = None
     problems = guard.problems(forbidden, before)
     if problems:
         pytest.fail("; ".join(problems), pytrace=False)
     return result
 
 
-def _missing_on_not_implemented(item: pytest.Item) -> None:
-    """In a hypothesis test, turn the candidate's NotImplementedError into Missing at the first example:
-    hypothesis re-raises skips at once, where it would shrink a "failure" that is not one. (Hypothesis
-    lets a runner replace ``test.hypothesis.inner_test``; outside hypothesis, makereport does the same.)"""
+# the running test's time limit (pytest-timeout's), as a monotonic deadline: read between hypothesis examples
+_DEADLINE: list[float | None] = [None]
+
+
+def _timeout_of(item: pytest.Item) -> float | None:
+    """pytest-timeout's limit for this test: its marker, else --timeout / PYTEST_TIMEOUT / the ini value."""
+    marker = item.get_closest_marker("timeout")
+    value = (marker.args[0] if marker and marker.args else marker.kwargs.get("timeout")) if marker else None
+    if value is None:
+        try:
+            value = item.config.getoption("timeout") or os.environ.get("PYTEST_TIMEOUT") or item.config.getini("timeout")
+        except ValueError:  # pytest-timeout not installed
+            return None
+    try:
+        return float(value) if value else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _guard_examples(item: pytest.Item) -> None:
+    """Wrap a hypothesis test's examples (hypothesis lets a runner replace ``test.hypothesis.inner_test``):
+
+    - the candidate's NotImplementedError becomes Missing at the first example: hypothesis re-raises skips
+      at once, where it would shrink a "failure" that is not one (outside hypothesis, makereport does it);
+    - past the test's time limit, no further example runs: pytest-timeout interrupts a hanging example
+      once, hypothesis takes that for a failure and calls the candidate again to shrink it, with no timer
+      left; :class:`ExampleTimeout` is a BaseException hypothesis does not catch, so the test ends there.
+    """
     handle = getattr(getattr(item, "obj", None), "hypothesis", None)
     inner = getattr(handle, "inner_test", None)
-    if inner is None or getattr(inner, "_fmspec_missing", False):
+    if inner is None or getattr(inner, "_fmspec_guarded", False):
         return
 
     @functools.wraps(inner)
     def run_example(*args, **kwargs):
+        deadline = _DEADLINE[0]
+        if deadline is not None and time.monotonic() > deadline:
+            raise ExampleTimeout("the test ran past its timeout (a hanging example, retried by hypothesis)")
         try:
             return inner(*args, **kwargs)
         except NotImplementedError as exc:
             raise Missing(f"Missing: NotImplementedError: {exc}") from None
 
-    run_example._fmspec_missing = True
+    run_example._fmspec_guarded = True
     handle.inner_test = run_example
 
 

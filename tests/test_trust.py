@@ -92,6 +92,32 @@ def test_infinite_loop_is_stopped_by_the_timeout(run):
     assert_contained(doc, "Timeout")
 
 
+def test_hanging_property_test_ends_within_its_timeout(pytester):
+    """pytest-timeout interrupts a hanging example once; hypothesis takes that for a failure and calls the
+    candidate again to shrink it, with no timer left. The plugin stops the test there instead."""
+    pytester.makepyfile(test_prop="""
+        import pytest
+        from hypothesis import given, strategies as st
+
+        @pytest.mark.needs("toy.act")
+        @given(st.integers())
+        def test_hangs(candidate, n):
+            candidate.toy.act(n)
+
+        @pytest.mark.needs("toy.after")
+        def test_after(candidate):
+            assert candidate.toy.after() == 1
+    """)
+    pytester.makepyfile(cand=candidate_source("    import time\n    while True:\n        time.sleep(0.01)"))
+    res = pytester.runpytest_subprocess("--candidate", "cand.py", "--fmspec-results", "r.json", "-p", "no:cacheprovider",
+                                        "--timeout", "2", timeout=300)
+    doc = schema.load(pytester.path / "r.json")
+    tests = by_test(doc)
+    assert doc["status"] == "complete" and tests["test_after"]["outcome"] == "passed"
+    assert tests["test_hangs"]["outcome"] == "failed" and "past its timeout" in tests["test_hangs"]["message"]
+    assert tests["test_hangs"]["duration"] < 10, tests["test_hangs"]["duration"]
+
+
 def test_runaway_allocation_is_a_memory_error_under_the_memory_limit(run):
     res, doc = run("    hoard = []\n    while True:\n        hoard.append(bytearray(2**27))", "--fmspec-memory-limit", "4")
     assert_contained(doc, "MemoryError")

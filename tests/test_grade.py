@@ -1,0 +1,138 @@
+"""``fmspec grade`` on a generated class: two submissions in folders of the same name, one that crashes at
+import, one that hangs, one with a bug, two correct; then a resumed run, and the same class in shards."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fmspec import grade
+
+POLICY = """
+[gate]
+name = "posenc only"
+
+[components.posenc]
+required = true
+points = 10
+"""
+
+CORRECT = "from . import posenc\n"
+POSENC = '''
+import torch
+
+
+def sinusoidal(num_positions, dim, base=10000.0):
+    if not isinstance(num_positions, int) or isinstance(num_positions, bool) or num_positions < 0:
+        raise ValueError("num_positions must be an int >= 0")
+    if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
+        raise ValueError("dim must be an int >= 1")
+    if not base > 1.0:
+        raise ValueError("base must be > 1")
+    pos = torch.arange(num_positions, dtype=torch.float64)[:, None]
+    angle = pos * base ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+    out = torch.empty(num_positions, dim, dtype=torch.float64)
+    out[:, 0::2] = torch.sin(angle)
+    out[:, 1::2] = torch.cos(angle[:, : dim // 2])
+    return out
+'''
+CLASS = {
+    "alice/mine/__init__.py": CORRECT, "alice/mine/posenc.py": POSENC,
+    "bob/mine/__init__.py": CORRECT, "bob/mine/posenc.py": POSENC.replace("base=10000.0", "base=1000.0"),
+    "carol/mine/__init__.py": "raise RuntimeError('broken at import')\n",
+    "dave/mine/__init__.py": "import time\n\nwhile True:  # hangs at import: only the budget ends it\n    time.sleep(0.05)\n",
+    "erin.py": "from fmspec.reference import posenc\n",
+}
+
+
+def make_class(root: Path) -> Path:
+    for name, text in CLASS.items():
+        path = root / "subs" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    (root / "policy.toml").write_text(POLICY)
+    return root / "subs"
+
+
+def run_grade(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fmspec", "grade", "subs", "--policy", "policy.toml",
+                           "--components", "posenc", "--timeout", "1", "--budget", "12", "--seed", "7",
+                           "--no-progress", *args], cwd=root, capture_output=True, text=True, timeout=600)
+
+
+def roster(out: Path) -> dict[str, dict]:
+    with open(out / "class.csv") as fh:
+        return {row["name"]: row for row in csv.DictReader(fh)}
+
+
+def test_a_class_is_graded_apart_with_one_row_a_submission(tmp_path):
+    make_class(tmp_path)
+    proc = run_grade(tmp_path, "--out", "out")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = roster(tmp_path / "out")
+    assert sorted(rows) == ["alice", "bob", "carol", "dave", "erin"]
+    assert rows["alice"]["verdict"] == "passed" and rows["alice"]["failed"] == "0"
+    assert rows["erin"]["verdict"] == "passed"
+    assert rows["bob"]["verdict"] == "failed" and rows["bob"]["failed_components"] == "posenc"
+    assert rows["carol"]["status"] == "import error" and rows["carol"]["verdict"] == "failed"
+    assert rows["dave"]["status"].startswith("timed out") and rows["dave"]["verdict"] != "passed"
+    # one results file and one Gradescope file each, named after the submission, not after its folder "mine"
+    for name in rows:
+        doc = json.loads((tmp_path / "out" / "results" / f"{name}.json").read_text())
+        assert [c["name"] for c in doc["candidates"]] == [name]
+        assert doc["run"]["seed"] == "hidden"
+        assert (tmp_path / "out" / "gradescope" / f"{name}.json").exists()
+    report = (tmp_path / "out" / "report.html").read_text()
+    assert all(name in report for name in rows)
+    assert (tmp_path / "out" / "seed").read_text().strip() == "7"
+    assert "alice  passed" in proc.stdout
+
+
+def test_a_rerun_skips_unchanged_submissions_and_regrades_changed_ones(tmp_path):
+    make_class(tmp_path)
+    (tmp_path / "subs" / "dave").rename(tmp_path / "dave-out-of-class")  # keep this test fast
+    assert run_grade(tmp_path, "--out", "out").returncode == 0
+    (tmp_path / "subs" / "bob" / "mine" / "posenc.py").write_text(POSENC)  # bob fixes his bug
+    proc = run_grade(tmp_path, "--out", "out")
+    assert "4 submission(s), 1 to grade" in proc.stderr, proc.stderr
+    rows = roster(tmp_path / "out")
+    assert rows["bob"]["verdict"] == "passed" and rows["alice"]["status"] == "skipped (unchanged)"
+
+
+def test_shards_cover_the_class_once_and_merge(tmp_path):
+    make_class(tmp_path)
+    subs = grade.discover(tmp_path / "subs")
+    shares = [grade.shard(subs, f"{i}/3") for i in (1, 2, 3)]
+    names = sorted(s.name for share in shares for s in share)
+    assert names == sorted(s.name for s in subs), "every submission in exactly one shard"
+    (tmp_path / "subs" / "dave").rename(tmp_path / "dave-out-of-class")
+    for i in (1, 2, 3):
+        assert run_grade(tmp_path, "--out", f"shard{i}", "--shard", f"{i}/3").returncode == 0
+    merged = tmp_path / "merged" / "results"
+    merged.mkdir(parents=True)
+    for i in (1, 2, 3):
+        for f in (tmp_path / f"shard{i}" / "results").glob("*.json"):
+            f.rename(merged / f.name)
+    proc = run_grade(tmp_path, "--out", "merged")
+    assert "4 submission(s), 0 to grade" in proc.stderr, proc.stderr
+    assert sorted(roster(tmp_path / "merged")) == ["alice", "bob", "carol", "erin"]
+
+
+@pytest.mark.parametrize("spec, message", [("0/3", "between 1 and N"), ("x", "expected I/N")])
+def test_bad_shard_is_a_one_line_error(tmp_path, spec, message):
+    make_class(tmp_path)
+    proc = run_grade(tmp_path, "--out", "out", "--shard", spec)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_submissions_with_the_same_name_are_refused(tmp_path):
+    make_class(tmp_path)
+    (tmp_path / "list.txt").write_text("subs/alice/mine\nsubs/bob/mine\n")
+    proc = subprocess.run([sys.executable, "-m", "fmspec", "grade", "list.txt", "--components", "posenc"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "two submissions are named 'mine'" in proc.stderr, proc.stderr
