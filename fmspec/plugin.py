@@ -593,6 +593,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             # a skip report's (path, line, reason), pointed at the test rather than at this plugin
             report.longrepr = (str(item.path), item.location[1] or 0, str(call.excinfo.value.msg))
     info["kind"] = kind
+    if kind == "missing":
+        info["absent"] = _absent(item, info, str(call.excinfo.value))
     info["flags"] = _flags(item, info) if call.when == "setup" else []
     report.sections = trust.truncate_sections(report.sections)
     if excinfo is not None and report.failed:
@@ -605,6 +607,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         _tally(item, info, report)
     report.fmspec = info
     return report
+
+
+def _absent(item: pytest.Item, info: dict, message: str) -> list[str]:
+    """The features of a missing test that the candidate lacks or leaves unimplemented."""
+    cand = _params(item).get("candidate")
+    out = []
+    for feature in info["features"]:
+        try:
+            cand.resolve(feature)
+        except AttributeError:
+            out.append(feature)
+            continue
+        if feature in message:  # NotImplementedError("posenc.sinusoidal"), as the template raises it
+            out.append(feature)
+    return out or list(info["features"])
 
 
 def _benchmark_record(item: pytest.Item) -> dict | None:

@@ -83,6 +83,7 @@ class Recorder:
         self.candidates = candidates
         self.specs = specs  # candidate name -> the --candidate text that loads it
         self.pending: dict[str, dict] = {}
+        self.absent: dict[tuple[str, str], list[str]] = {}  # (candidate, nodeid) -> features a missing test lacks
 
     def start(self) -> None:
         """Open the results file: called once, when the run becomes an fmspec run."""
@@ -104,6 +105,8 @@ class Recorder:
             "metrics": None, "flags": [],
         })
         rec["flags"] += [f for f in info.get("flags", []) if f not in rec["flags"]]
+        if info.get("absent"):
+            self.absent[(info["candidate"], report.nodeid)] = info["absent"]
         rec["duration"] = round(rec["duration"] + report.duration, 6)
         outcome = _outcome(report, info)
         if outcome is not None and (rec["outcome"] in (None, "passed") or outcome == "error"):
@@ -170,13 +173,16 @@ class Recorder:
                 shown = ", ".join(f"{n} {o}" for o, n in counts.items())
                 terminalreporter.write_line(f"{cand:<16} {comp:<12} {shown}")
         tests = [t for t in self.writer.doc["tests"] if t["candidate"] not in broken]
-        missing = _missing_features(tests)
-        if missing:
-            terminalreporter.write_line("missing features (implement these to run their tests):")
-            for cand, comp, features in missing[: None if verbose else 12]:
-                terminalreporter.write_line(f"  {cand:<14} {comp:<12} {', '.join(features)}")
-            if not verbose and len(missing) > 12:
-                terminalreporter.write_line(f"  ... {len(missing) - 12} more components (-v for all)")
+        for cand in sorted({c for c, _ in self.absent} - set(broken)):
+            needs = [set(features) for (c, nodeid), features in self.absent.items() if c == cand
+                     and any(t["nodeid"] == nodeid and t["outcome"] == "missing" for t in tests)]
+            plan = next_features(needs)
+            if plan:
+                shown = plan[: None if verbose else 8]
+                terminalreporter.write_line(f"{cand}: implement next (missing tests each unlocks, in this order; "
+                                            f"{sum(n for _, n in plan)} in all):")
+                terminalreporter.write_line("  " + ", ".join(f"{f} ({n})" for f, n in shown)
+                                            + ("" if len(shown) == len(plan) else f", ... {len(plan) - len(shown)} more (-v)"))
         failed = [t for t in tests if t["outcome"] in ("failed", "error") and t.get("reproduce")]
         if failed:
             terminalreporter.write_line("reproduce a failure:")
@@ -211,17 +217,24 @@ def _message(report: pytest.TestReport) -> str | None:
     return (head + "\n\n" + tail).strip() if head and head not in tail else tail
 
 
-def _missing_features(tests: list[dict]) -> list[tuple[str, str, list[str]]]:
-    """(candidate, component, the features its missing tests need, most-needed first), per component."""
-    counts: dict[tuple[str, str], dict[str, int]] = {}
-    for t in tests:
-        if t["outcome"] != "missing":
-            continue
-        needed = counts.setdefault((t["candidate"], t["component"]), {})
-        message = t.get("message") or ""
-        # the feature the message names as absent ("has no X", "NotImplementedError: X"), else all it needs
-        absent = [f for f in t["features"] if f"has no {f}" in message or f"NotImplementedError: {f}" in message]
-        for feature in absent[:1] or t["features"] or [t["property"]]:
-            needed[feature] = needed.get(feature, 0) + 1
-    return [(cand, comp, sorted(features, key=lambda f: (-features[f], f)))
-            for (cand, comp), features in sorted(counts.items())]
+def next_features(needs: list[set[str]]) -> list[tuple[str, int]]:
+    """The features to implement, in order, each with the number of missing tests it unlocks: a greedy
+    cover (each step takes the feature that completes the most tests, ties to the one most tests need), so
+    the first few entries are the smallest set that unlocks the most tests.
+
+    >>> next_features([{"a"}, {"a"}, {"a", "b"}, {"c"}])
+    [('a', 2), ('b', 1), ('c', 1)]
+    """
+    left = [set(n) for n in needs if n]
+    done: set[str] = set()
+    plan = []
+    while left:
+        candidates = sorted({f for n in left for f in n})
+        def gain(f: str) -> tuple[int, int, str]:
+            return (sum(n <= done | {f} for n in left), sum(f in n for n in left), f)
+        best = max(candidates, key=lambda f: gain(f)[:2] + (tuple(-ord(c) for c in f),))
+        done.add(best)
+        unlocked = [n for n in left if n <= done]
+        left = [n for n in left if not n <= done]
+        plan.append((best, len(unlocked)))
+    return plan

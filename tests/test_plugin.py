@@ -327,9 +327,10 @@ def test_the_same_candidate_twice_is_a_usage_error(suite):
 
 def test_summary_lists_missing_features_and_reproduce_commands(suite):
     res = suite.runpytest("--candidate", "partial.py", "--candidate", "wrong.py", "--fmspec-results", "results.json")
-    res.stdout.fnmatch_lines(["missing features (implement these to run their tests):",
-                              "  partial * toy * toy.halve",
-                              "  wrong * toy * toy.halve",
+    res.stdout.fnmatch_lines(["partial: implement next (missing tests each unlocks, in this order; 1 in all):",
+                              "  toy.halve (1)",
+                              "wrong: implement next (missing tests each unlocks, in this order; 1 in all):",
+                              "  toy.halve (1)",
                               "reproduce a failure:",
                               "  pytest 'test_toy.py::test_doubles[[]wrong[]]' --fmspec-results *results-reproduce.json --candidate wrong.py"])
 
@@ -343,3 +344,12 @@ def test_reproduce_command_writes_beside_the_full_results(suite):
     assert results(suite) == full, "the reproduce command overwrote the full run's results"
     again = results(suite, "results-reproduce.json")
     assert [t["outcome"] for t in again["tests"]] == ["failed"]
+
+
+def test_next_features_is_the_smallest_set_that_unlocks_the_most_tests():
+    from fmspec.recorder import next_features
+
+    assert next_features([{"a"}, {"a"}, {"a", "b"}, {"c"}]) == [("a", 2), ("b", 1), ("c", 1)]
+    # a feature every test needs comes first even when no test is complete without another one
+    assert next_features([{"x", "y"}, {"x", "z"}, {"x", "y"}]) == [("x", 0), ("y", 2), ("z", 1)]
+    assert next_features([]) == []
