@@ -40,6 +40,7 @@ from fmspec.outcomes import ExampleTimeout, Missing, NotRun, Unsupported
 
 STATE = pytest.StashKey["State"]()
 INFO = pytest.StashKey[dict]()
+STARTED = pytest.StashKey[float]()
 
 DEFAULT_CANDIDATE = "reference"
 DEFAULT_RESULTS = "fmspec-results.json"
@@ -396,6 +397,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
         return (yield)
     import torch
 
+    item.stash[STARTED] = time.monotonic()  # where pytest-timeout starts its timer too
     saved = _torch_settings()
     if not item.config.getoption("fmspec_bench") and saved[0] != 1:
         torch.set_num_threads(1)  # tiny tensors: threads only oversubscribe the cores (xdist runs one process per core)
@@ -491,7 +493,8 @@ def pytest_runtest_call(item: pytest.Item):
     guard = _state(item.config).guard
     forbidden, before = guard.begin(cand, test_info(item)["component"])
     timeout = _timeout_of(item)
-    _DEADLINE[0] = time.monotonic() + timeout if timeout else None
+    started = item.stash.get(STARTED, time.monotonic())
+    _DEADLINE[0] = started + 0.95 * timeout if timeout else None  # before pytest-timeout's own timer fires
     try:
         result = yield
     except BaseException as exc:
@@ -549,6 +552,10 @@ def _guard_examples(item: pytest.Item) -> None:
             return inner(*args, **kwargs)
         except NotImplementedError as exc:
             raise Missing(f"Missing: NotImplementedError: {exc}") from None
+        except pytest.fail.Exception as exc:
+            if "from pytest-timeout" in str(exc):  # its signal interrupted this example: end the test here
+                raise ExampleTimeout(str(exc)) from None
+            raise
 
     run_example._fmspec_guarded = True
     handle.inner_test = run_example

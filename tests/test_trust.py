@@ -114,7 +114,7 @@ def test_hanging_property_test_ends_within_its_timeout(pytester):
     doc = schema.load(pytester.path / "r.json")
     tests = by_test(doc)
     assert doc["status"] == "complete" and tests["test_after"]["outcome"] == "passed"
-    assert tests["test_hangs"]["outcome"] == "failed" and "past its timeout" in tests["test_hangs"]["message"]
+    assert tests["test_hangs"]["outcome"] == "failed" and "timeout" in tests["test_hangs"]["message"].lower()
     assert tests["test_hangs"]["duration"] < 10, tests["test_hangs"]["duration"]
 
 
