@@ -1,4 +1,4 @@
-"""CPU time of the reference BPE trainer against HF ``tokenizers`` on one thread, runs interleaved.
+"""CPU time of the reference's ``bpe.train`` (its fast trainer) against HF ``tokenizers`` on one thread, interleaved.
 
     python benchmarks/bpe_cpu_time.py [--vocab 500 2000] [--runs 15]
 
@@ -18,7 +18,7 @@ import time
 os.environ["TOKENIZERS_PARALLELISM"] = "false"  # read by tokenizers at each call
 
 from fmspec.reference.bpe.pretokenize import pretoken_counts  # noqa: E402
-from fmspec.reference.bpe.training import train  # noqa: E402
+from fmspec.reference.bpe.training_fast import train  # noqa: E402
 from fmspec.suites import _bpe_helpers as bh  # noqa: E402
 from fmspec.suites.bench_bpe import CORPUS, hf_train  # noqa: E402
 

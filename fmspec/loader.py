@@ -35,9 +35,9 @@ class CandidateError(Exception):
 class CandidateImportError(CandidateError):
     """The candidate was found but its own code raised while being imported."""
 
-    def __init__(self, message: str, name: str, source: str):
+    def __init__(self, message: str, name: str, source: str, version: str = "unknown"):
         super().__init__(message)
-        self.name, self.source = name, source
+        self.name, self.source, self.version = name, source, version
 
 
 @dataclass(frozen=True, repr=False)
@@ -185,7 +185,7 @@ def _load_path(spec: str, path: Path) -> Candidate:
         except BaseException as exc:
             del sys.modules[module_name]
             raise CandidateImportError(f"--candidate {spec!r}: importing it raised {_one_line(exc)}",
-                                       path.stem, f"path {path}") from None
+                                       path.stem, f"path {path}", f"sha256:{digest.hexdigest()[:12]}") from None
     name = getattr(obj, "CANDIDATE_NAME", None) or path.stem
     return Candidate(str(name), f"path {path}", f"sha256:{digest.hexdigest()[:12]}", obj)
 

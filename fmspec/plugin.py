@@ -260,7 +260,7 @@ class Guard:
         try:
             cand = loader.load(spec)
         except loader.CandidateImportError as exc:
-            cand = loader.Candidate(exc.name, exc.source, "unknown", None, error=str(exc))
+            cand = loader.Candidate(exc.name, exc.source, exc.version, None, error=str(exc))
         except loader.CandidateError as exc:
             raise pytest.UsageError(str(exc)) from None
         patched = self.snapshot.changes()
@@ -501,6 +501,8 @@ def pytest_runtest_call(item: pytest.Item):
         problems = guard.problems(forbidden, before)
         if problems:
             raise pytest.fail.Exception("; ".join(problems), pytrace=False) from exc
+        if isinstance(exc, NotImplementedError):  # missing, as a skip: pytest formats no traceback for it
+            raise Missing(f"Missing: NotImplementedError: {exc}") from None
         raise
     finally:
         _DEADLINE[0] = None

@@ -1,8 +1,12 @@
 """The results commands of ``fmspec`` (see :mod:`fmspec.cli`): report, gate, export.
 
     fmspec report RESULTS... -o report.html [--title TEXT]
-    fmspec gate RESULTS... --policy POLICY [--candidate NAME]
-    fmspec export {gradescope,junit,markdown} RESULTS... -o OUT [--policy POLICY] [--candidate NAME]
+    fmspec gate RESULTS... --policy POLICY [--candidate NAME | --all [-v]]
+    fmspec export {gradescope,junit,markdown} RESULTS... -o OUT [--policy POLICY] [--candidate NAME | --all]
+
+A class (one results file per submission): ``gate --all`` (also without ``--candidate`` where the results
+hold several candidates besides the reference) prints one verdict line per candidate and exits 1 if any
+fails; ``export gradescope --all -o DIR`` writes ``DIR/<candidate>.json`` for each.
 
 ``python -m fmspec.reports ...`` is the same command. ``--policy`` takes a file or the name of a policy
 shipped with fmspec (``course``, ``team``: ``reports/policies/``).
@@ -16,6 +20,7 @@ what is wrong. A results file cut short is still reported, marked partial, with 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -43,8 +48,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # argparse documents
     g.add_argument("results", nargs="+", metavar="RESULTS")
     g.add_argument("--policy", required=True, metavar="TOML",
                    help=f"policy file, or a shipped policy's name ({', '.join(shipped_policies())})")
-    g.add_argument("--candidate", help="the candidate to judge (default: the policy's, else the one that is not "
+    g.add_argument("--candidate", help="the candidate to judge (default: the policy's, else every one that is not "
                                        "the reference)")
+    g.add_argument("--all", action="store_true", help="judge every candidate that is not the reference: one verdict "
+                                                      "line each; exit 1 if any fails")
+    g.add_argument("-v", "--verbose", action="store_true", help="with several candidates: every rule of each verdict "
+                                                                "after the table")
     g.set_defaults(handler=_gate)
 
     e = sub.add_parser("export", help="Gradescope results.json, JUnit XML or a Markdown summary")
@@ -53,6 +62,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # argparse documents
     e.add_argument("-o", "--output", required=True, metavar="OUT", help="output file ('-' for stdout)")
     e.add_argument("--policy", metavar="TOML", help="points and rules (gradescope scores, markdown verdict)")
     e.add_argument("--candidate", help="gradescope: the candidate to grade (default as for gate)")
+    e.add_argument("--all", action="store_true", help="gradescope: one results.json per candidate that is not the "
+                                                      "reference, OUT/<candidate>.json (OUT a directory)")
     e.set_defaults(handler=_export)
 
 
@@ -94,7 +105,7 @@ def _load(paths: list[str]):
 
 def _write(path: str, text: str) -> None:
     if path == "-":
-        sys.stdout.write(text)
+        _print(text)
         return
     out = Path(path)
     try:
@@ -129,24 +140,59 @@ def _policy(path: str):
 def _gate(args) -> int:
     from fmspec.reports import gate
 
+    if args.all and args.candidate:
+        raise InputError("--all and --candidate exclude each other")
     policy = _policy(args.policy)
     results = _load(args.results)
     try:
-        verdict = gate.evaluate(results, policy, candidate=args.candidate)
+        # --all: every candidate but the reference (a policy's gate.candidate aside)
+        subjects = gate.judged(results) if args.all else gate.judged(results, policy, args.candidate)
+        if len(subjects) == 1 and not args.all:
+            verdict = gate.evaluate(results, policy, subjects[0])
+            _print(verdict.text())
+            return 0 if verdict.passed else 1
+        rows = gate.class_table(results, policy, [s.name for s in subjects])
     except gate.PolicyError as exc:
         raise InputError(str(exc)) from None
-    print(verdict.text())
-    return 0 if verdict.passed else 1
+    _print(gate.class_text(rows, policy))
+    if args.verbose:
+        for r in rows:
+            _print("\n" + r.verdict.text())
+    return 0 if all(r.passed for r in rows) else 1
+
+
+def _print(text: str) -> None:
+    """stdout, where a closed pipe (``| head``) ends the output quietly rather than in a traceback."""
+    try:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # stdout's reader is gone: point stdout at devnull so that the flush at exit does not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _export(args) -> int:
     from fmspec.reports import export, gate
 
+    if args.all and (args.format != "gradescope" or args.candidate):
+        raise InputError("--all is for gradescope, without --candidate (junit and markdown cover every candidate)")
     policy = _policy(args.policy) if args.policy else None
     results = _load(args.results)
     try:
-        text = export.render(args.format, results, policy=policy, candidate=args.candidate)
+        if args.all:
+            docs = export.gradescope_all(results, policy)
+        else:
+            text = export.render(args.format, results, policy=policy, candidate=args.candidate)
     except gate.PolicyError as exc:
         raise InputError(str(exc)) from None
-    _write(args.output, text)
+    if not args.all:
+        _write(args.output, text)
+        return 0
+    if args.output == "-":
+        raise InputError("--all writes one file per candidate: -o names a directory")
+    out = Path(args.output)
+    names = export.file_names(list(docs))
+    for name, doc in docs.items():
+        _write(str(out / names[name]), export.dumps(doc))
+    print(f"{PROG}: wrote {len(docs)} Gradescope file(s) to {out}", file=sys.stderr)
     return 0

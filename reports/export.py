@@ -3,8 +3,10 @@
 - ``gradescope``: the autograder's ``results.json`` for one candidate: ``score``, one test per component
   (``score``/``max_score``, ``status``, ``visibility``, ``output`` listing what failed and how to
   reproduce it), and ``leaderboard`` entries from the benchmarks (geometric-mean speedups). With a policy,
-  points and visibility come from it and the gate's verdict is the top-level ``output``; without one, a
-  component is worth one point per counted test.
+  points and visibility come from it and the gate's verdict is the top-level ``output``; an extra-credit
+  component is a test with ``max_score`` 0 whose ``score`` is the bonus earned. Without one, a component
+  is worth one point per counted test (passed, failed, errors, missing; unsupported and skipped tests
+  are not counted, and its name says so). :func:`gradescope_all`: one such document per candidate.
 - ``junit``: JUnit XML for CI test tabs: one ``<testsuite>`` per candidate and component, one
   ``<testcase>`` per test; failed -> ``<failure>``, error -> ``<error>``, missing / unsupported / skipped
   -> ``<skipped>`` whose message says which.
@@ -31,7 +33,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 def render(fmt: str, results: tb.Results, policy: gt.Policy | None = None, candidate: str | None = None) -> str:
     if fmt == "gradescope":
-        return json.dumps(gradescope(results, policy, candidate), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        return dumps(gradescope(results, policy, candidate))
     if fmt == "junit":
         return junit(results)
     if fmt == "markdown":
@@ -40,11 +42,30 @@ def render(fmt: str, results: tb.Results, policy: gt.Policy | None = None, candi
 
 
 # --------------------------------------------------------------------------------------------- gradescope
+def dumps(doc: dict) -> str:
+    """A Gradescope document as the file holds it (sorted keys: byte-stable)."""
+    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def file_names(names: list[str]) -> dict[str, str]:
+    """A file name per candidate, distinct: ``alice/mine`` -> ``alice-mine.json``."""
+    out, used = {}, set()
+    for name in names:
+        base = tb.slug(name.replace("/", "-"))
+        stem, k = base, 2
+        while stem.lower() in used:
+            stem, k = f"{base}-{k}", k + 1
+        used.add(stem.lower())
+        out[name] = stem + ".json"
+    return out
+
+
 def gradescope(results: tb.Results, policy: gt.Policy | None = None, candidate: str | None = None) -> dict:
     """The Gradescope autograder results for one candidate (see the autograder specification)."""
-    name = gt.choose_candidate(results, candidate or (policy.candidate if policy else None))
-    labels = {e.label for e in results.entries if e.candidate == name}
-    verdict = gt.evaluate(results, policy, name) if policy else None
+    subject = candidate if isinstance(candidate, gt.Subject) else \
+        gt.choose(results, candidate or (policy.candidate if policy else None))
+    name, labels = subject.name, subject.labels
+    verdict = gt.evaluate(results, policy, subject) if policy else None
     visibility = policy.visibility if policy else "visible"
     t = gt.latest(results.conformance, labels)
     comps = sorted(policy.components) if policy else sorted(set(t["component"]))
@@ -52,31 +73,35 @@ def gradescope(results: tb.Results, policy: gt.Policy | None = None, candidate: 
     for number, comp in enumerate(comps, 1):
         rows = t[t["component"] == comp]
         counts = tb.outcome_counts(rows)
+        extra = False
         if verdict is not None:
             cs = verdict.scores[comp]
-            score, max_score = cs.score, cs.max_score
+            score, max_score, extra = cs.score, cs.max_score, cs.extra_credit
+            title = f"{comp}: {_counts_text(counts) or 'no tests recorded'}"
+            title += f" (extra credit, up to {gt._pts(max_score)} points)" if extra else ""
         else:
-            counted = counts.get("passed", 0) + sum(counts.get(o, 0) for o in tb.FAILING) + counts.get("missing", 0)
-            score, max_score = float(counts.get("passed", 0)), float(counted)
+            score, max_score = float(counts.get("passed", 0)), float(_counted(counts))
+            title = f"{comp}: {_plain_counts(counts)}"
         tests.append({
-            "name": f"{comp}: {_counts_text(counts) or 'no tests recorded'}",
+            "name": title,
             "number": str(number),
             "score": round(score, 4),
-            "max_score": round(max_score, 4),
+            "max_score": 0.0 if extra else round(max_score, 4),
             "status": _status(rows, verdict, comp),
             "visibility": visibility,
             "output": _component_output(rows, verdict, comp),
-            "tags": [comp],
+            "tags": [comp, "extra credit"] if extra else [comp],
         })
     out = {
         "score": round(sum(x["score"] for x in tests), 4),
         "execution_time": int(round(float(t["duration"].sum()))),
-        "output": verdict.text() if verdict else _plain_summary(results, name),
+        "output": verdict.text() if verdict else _plain_summary(t),
         "visibility": visibility,
         "stdout_visibility": "hidden",
         "tests": tests,
         "leaderboard": _leaderboard(results, labels),
-        "extra_data": {"candidate": name, "partial": any(e.run.partial for e in results.entries if e.label in labels),
+        "extra_data": {"candidate": name, "source": subject.path,
+                       "partial": any(e.run.partial for e in results.entries if e.label in labels),
                        "devices": sorted({e.run.device for e in results.entries if e.label in labels}),
                        "commit": sorted({str(e.run.doc["environment"].get("commit")) for e in results.entries
                                          if e.label in labels})},
@@ -84,10 +109,31 @@ def gradescope(results: tb.Results, policy: gt.Policy | None = None, candidate: 
     return out
 
 
+def gradescope_all(results: tb.Results, policy: gt.Policy | None = None) -> dict[str, dict]:
+    """One Gradescope document per candidate judged (:func:`fmspec.reports.gate.judged`), by its name."""
+    return {s.name: gradescope(results, policy, s) for s in gt.judged(results, policy)}
+
+
+def _counted(counts: dict) -> int:
+    """Without a policy, a test counts when it passed, failed, errored or is missing."""
+    return counts.get("passed", 0) + sum(counts.get(o, 0) for o in tb.FAILING) + counts.get("missing", 0)
+
+
+def _plain_counts(counts: dict) -> str:
+    """``{"passed": 18, "missing": 10, "unsupported": 3, "skipped": 15}`` ->
+    ``18/28 passed (10 missing; not counted: 3 unsupported, 15 skipped)``: the score over its maximum."""
+    if not counts:
+        return "no tests recorded"
+    shown = [f"{counts[o]} {o}" for o in ("failed", "error", "xpassed", "missing") if counts.get(o)]
+    apart = [f"{n} {o}" for o, n in counts.items() if o not in ("passed", "failed", "error", "xpassed", "missing")]
+    notes = "; ".join(x for x in (", ".join(shown), ("not counted: " + ", ".join(apart)) if apart else "") if x)
+    return f"{counts.get('passed', 0)}/{_counted(counts)} passed" + (f" ({notes})" if notes else "")
+
+
 def _status(rows, verdict: gt.Verdict | None, comp: str) -> str:
     """passed: the policy's rules for the component hold (without a policy: nothing failed or missing)."""
     if verdict is not None:
-        ours = [c for c in verdict.checks if c.rule.split(" ")[0].split(".")[0] == comp]
+        ours = [c for c in verdict.checks if gt._rule_component(c.rule) == comp]
         if ours:
             return "passed" if all(c.ok for c in ours) else "failed"
         return "passed" if not verdict.scores[comp].failing and not verdict.scores[comp].bad_missing else "failed"
@@ -102,8 +148,9 @@ def _counts_text(counts: dict) -> str:
 def _component_output(rows, verdict: gt.Verdict | None, comp: str) -> str:
     lines = []
     if verdict is not None:
-        lines += [f"{'ok' if c.ok else 'FAIL'}: {c.rule}: {c.detail}" for c in verdict.checks
-                  if c.rule.split(" ")[0].split(".")[0] == comp]
+        lines += [f"{_mark(c)}: {c.rule}: {c.detail}" for c in verdict.checks if gt._rule_component(c.rule) == comp]
+        lines += [f"warn: {w}" for w in verdict.warnings
+                  if gt._rule_component(w.split(":")[0].removeprefix("components.")) == comp]
     for r in rows[rows["outcome"].isin(tb.FAILING)].itertuples():
         params = f" [{tb.shape_text(r.params)}]" if r.params else ""
         lines.append(f"{r.outcome}: {r.property}{params}: {tb.headline(r.message)}")
@@ -118,10 +165,16 @@ def _component_output(rows, verdict: gt.Verdict | None, comp: str) -> str:
     return text if len(text) <= MAX_OUTPUT else text[:MAX_OUTPUT] + "\n... (cut; the HTML report has everything)"
 
 
-def _plain_summary(results: tb.Results, name: str) -> str:
-    m = results.matrix()
-    m = m[m["entry"].isin([e.label for e in results.entries if e.candidate == name]) & (m["total"] > 0)]
-    return "\n".join(f"{r.component}: {r.passed}/{r.total} passed ({r.state})" for r in m.itertuples()) + "\n"
+def _mark(c: gt.Check) -> str:
+    return ("earned" if c.ok else "not earned") if c.bonus else ("ok" if c.ok else "FAIL")
+
+
+def _plain_summary(t) -> str:
+    """Per component, the same numbers as its test's score and max_score."""
+    lines = []
+    for comp in sorted(set(t["component"])):
+        lines.append(f"{comp}: {_plain_counts(tb.outcome_counts(t[t['component'] == comp]))}")
+    return "\n".join(lines) + "\n"
 
 
 def _leaderboard(results: tb.Results, labels: set) -> list[dict]:
@@ -198,6 +251,10 @@ def junit(results: tb.Results) -> str:
 _ICON = {"pass": "✅", "gaps": "🟡", "missing": "⚪", "fail": "❌", "none": ""}
 
 
+def _md_mark(c: gt.Check) -> str:
+    return ("➕" if c.ok else "➖") if c.bonus else ("✅" if c.ok else "❌")
+
+
 def _md(text) -> str:
     """Table-cell safe: no pipes or newlines."""
     return str(text).replace("|", "\\|").replace("\n", " ")
@@ -205,12 +262,28 @@ def _md(text) -> str:
 
 def markdown(results: tb.Results, policy: gt.Policy | None = None, candidate: str | None = None) -> str:
     lines = ["# fmspec results", ""]
-    if policy is not None:
-        verdict = gt.evaluate(results, policy, candidate)
+    judged = gt.judged(results, policy, candidate) if policy is not None else []
+    if len(judged) == 1:
+        verdict = gt.evaluate(results, policy, judged[0])
         lines += [f"**Gate: {'PASSED ✅' if verdict.passed else 'FAILED ❌'}** — candidate `{verdict.candidate}`, "
-                  f"policy *{_md(policy.name)}*" + (f", score {gt._pts(verdict.score)} / {gt._pts(verdict.max_score)}"
-                                                   if verdict.max_score else ""), ""]
-        lines += [f"- {'✅' if c.ok else '❌'} **{_md(c.rule)}**: {_md(c.detail)}" for c in verdict.checks] + [""]
+                  f"policy *{_md(policy.name)}*" + (f", {verdict.score_text()}"
+                                                   if verdict.max_score or verdict.extra_max else ""), ""]
+        lines += [f"- {_md_mark(c)} **{_md(c.rule)}**: {_md(c.detail)}" for c in verdict.checks]
+        lines += [f"- ⚠️ {_md(w)}" for w in verdict.warnings] + [""]
+    elif judged:
+        table = gt.class_table(results, policy, [s.name for s in judged])
+        speed = list(table[0].speedups) if table else []
+        lines += [f"**Gate: {sum(r.passed for r in table)} of {len(table)} candidates passed** — policy "
+                  f"*{_md(policy.name)}*", "",
+                  "| " + " | ".join(["candidate", "verdict", "score", "failed", *map(_md, speed)]) + " |",
+                  "| --- | --- | ---: | --- |" + " ---: |" * len(speed)]
+        for r in table:
+            score = f"{gt._pts(r.score)}/{gt._pts(r.max_score)}"
+            score += f" (+{gt._pts(r.extra_score)})" if r.extra_score else ""
+            cells = [_md(r.name), "✅ passed" if r.passed else "❌ failed", score, _md(", ".join(r.failed)) or "–",
+                     *(tb.format_number(v, "speedup_vs_") for v in r.speedups.values())]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
     for run in results.runs:
         for note in run.doc.get("notes", []):
             lines.append(f"> ⚠️ `{run.path.name}` is partial: {note}")
@@ -229,7 +302,8 @@ def markdown(results: tb.Results, policy: gt.Policy | None = None, candidate: st
                 row.append("–")
                 continue
             extra = [f"{n} {o}" for o in ("failed", "error", "xpassed", "missing", "unsupported") if (n := getattr(c, o))]
-            row.append(f"{_ICON[c.state]} {c.passed}/{c.total}" + (f" ({', '.join(extra)})" if extra else ""))
+            row.append(f"{_ICON[c.state]} {c.passed}/{c.counted}" + (f" ({', '.join(extra)})" if extra else "")
+                       + (f" · {c.apart} skipped" if c.apart else ""))
         partial = " *(partial)*" if e.run.partial else ""
         lines.append(f"| {_md(e.label)}{partial} | " + " | ".join(row) + " |")
     lines.append("")

@@ -6,11 +6,12 @@ forbids every external load (``default-src 'none'``; the script is allowed by it
 only from the results files (the tables of :mod:`fmspec.reports.tables`), and is byte-stable: the same inputs
 give the same bytes (no build time in it, every table sorted, plot ids salted deterministically).
 
-Sections: the conformance matrix (entry × component, counts and colour; each cell links to its
-details), failures (property, message, hypothesis's minimal example, the command that reproduces it),
-speed (one block per device, never mixed: a geometric-mean summary, per-benchmark tables and plots;
-only conformant cells are timed), measurements that tests recorded, provenance of every entry, and
-the raw data.
+Sections: the conformance matrix (entry × component, counts and colour, skips counted apart; each cell
+links to its details), failures (property, message, hypothesis's minimal example, the command that
+reproduces it), speed (one block per device, never mixed: a geometric-mean summary, per-benchmark tables
+of what the benchmarks recorded (throughput, memory, ratios) and plots of throughput and memory, on log
+axes where values span decades; only conformant cells are timed), measurements that tests recorded,
+provenance of every entry, and the raw data.
 """
 
 from __future__ import annotations
@@ -114,11 +115,13 @@ def _context(res: tb.Results, title: str | None) -> dict:
             c = cells[(e.label, comp)]
             counts = {o: getattr(c, o) for o in tb.OUTCOMES if getattr(c, o)}
             row.append({"component": comp, "state": c.state, "counts": counts, "total": c.total,
+                        "counted": c.counted, "apart": c.apart,
                         "passed": c.passed, "anchor": f"m-{e.anchor}-{tb.slug(comp)}",
-                        "sort": f"{(c.passed / c.total) if c.total else -1:.6f}"})
+                        "sort": f"{(c.passed / c.counted) if c.counted else -1:.6f}"})
         tot = {o: int(matrix[matrix["entry"] == e.label][o].sum()) for o in tb.OUTCOMES}
         entries.append({"e": e, "cells": row, "totals": {o: n for o, n in tot.items() if n},
-                        "total": sum(tot.values()), "passed": tot["passed"]})
+                        "total": sum(tot.values()), "counted": tb.counted(tot), "apart": tb.set_apart(tot),
+                        "passed": tot["passed"]})
     return {
         "title": title or _title(res),
         "script": SCRIPT,
@@ -226,9 +229,9 @@ def _speed(res: tb.Results) -> list[dict]:
                                  if rec.get(k) is not None and rec.get(k) == rec.get(k))
                 rows.append({"e": labels[r.entry], "benchmark": r.benchmark, "shape": r.shape, "more": more,
                              "median_ms": r.median_ms, "values": [rec.get(c) for c in cols]})
+            plots, notes = _plots(g, labels, f"{d_i}-{comp}")
             comps.append({"component": comp, "anchor": f"s{d_i}-{tb.slug(comp)}", "columns": cols,
-                          "headings": [tb.metric_label(c) for c in cols], "rows": rows,
-                          "plots": _plots(g, labels, f"{d_i}-{comp}")})
+                          "headings": [tb.metric_label(c) for c in cols], "rows": rows, "plots": plots, "notes": notes})
         sm = summary[summary["device"] == device]
         scols = [c for c in sm.columns if c.startswith("speedup_vs_") and sm[c].notna().any()]
         srows = [{"e": labels[r["entry"]], "component": r["component"], "benchmarks": r["benchmarks"],
@@ -257,15 +260,26 @@ def _x_param(g) -> str | None:
     return sorted(numeric, key=lambda k: (-len(numeric[k]), k))[0]
 
 
-def _plots(g, labels: dict, salt: str) -> list[dict]:
-    """Throughput (TFLOP/s, else GB/s, else time) and memory against the x parameter, one line per entry."""
-    plots = []
+def plot_keys(columns) -> list[str]:
+    """What a benchmark's plots show, from the fields it recorded: its throughput (the first of
+    :data:`tables.THROUGHPUT` it has, else any ``*_per_s``, else a time per unit such as ``us_per_step``,
+    else the median time) and its memory (the first memory field):
+    ``["median_ms", "gflop_per_s", "largest_mb_float32", "seconds"]`` -> ``["gflop_per_s", "largest_mb_float32"]``."""
+    ordered = tb.order_metrics(columns)
+    speed = ([k for k in ordered if tb.metric_kind(k) == "throughput"][:1]
+             or [k for k in ordered if tb.metric_kind(k) == "unit time"][:1] or ["median_ms"])
+    return speed + [k for k in ordered if tb.metric_kind(k) == "memory"][:1]
+
+
+def _plots(g, labels: dict, salt: str) -> tuple[list[dict], list[str]]:
+    """Throughput and memory (:func:`plot_keys`) against the x parameter, one line per entry; and notes
+    for what is left to the table (no card is ever drawn empty)."""
+    plots, notes = [], []
     for bench, b in g.groupby("benchmark", sort=True):
         x = _x_param(b)
         if x is None:
             continue
-        ys = [k for k in ("tflops", "gbps") if k in b and b[k].notna().any()] or ["median_ms"]
-        mem = [k for k in tb.MEMORY_KEYS if k in b and b[k].notna().any()][:1]
+        ys = plot_keys([c for c in b.columns if c == "median_ms" or (c in b and b[c].notna().any())])
         slices: dict[str, list] = {}
         for r in b.itertuples():
             rest = {k: v for k, v in r.params.items() if k != x}
@@ -273,31 +287,42 @@ def _plots(g, labels: dict, salt: str) -> list[dict]:
         for s_i, (rest, rows) in enumerate(sorted(slices.items())):
             if s_i >= MAX_PLOTS_PER_BENCHMARK:
                 break
-            for y in ys[:1] + mem:
+            for y in ys:
                 series = []
                 for label in dict.fromkeys(r.entry for r in rows):
-                    pts = sorted((float(r.params[x]), getattr(r, y)) for r in rows
-                                 if r.entry == label and getattr(r, y) is not None and not math.isnan(getattr(r, y)))
+                    pts = sorted((float(r.params[x]), float(getattr(r, y))) for r in rows
+                                 if r.entry == label and _finite(getattr(r, y, None)))
                     if pts:
                         series.append((label, labels[label].colour, pts))
-                if not series:
-                    continue
+                if len({px for _, _, pts in series for px, _ in pts}) < 2:
+                    continue  # one shape: nothing to draw a line through (the table has it)
                 ylabel = {"median_ms": "median time (ms)"}.get(y, tb.metric_label(y))
-                if y in tb.MEMORY_KEYS:
-                    series = [(lab, c, [(px, py / 2**20) for px, py in pts]) for lab, c, pts in series]
-                    ylabel = "memory (MiB)"
+                if tb.metric_kind(y) == "memory":
+                    series = [(lab, c, [(px, tb.memory_bytes(y, py) / 2**20) for px, py in pts])
+                              for lab, c, pts in series]
+                    ylabel = f"{tb.metric_label(y)}, MiB"
                 caption = f"{bench}: {ylabel} vs {x}" + (f" ({rest})" if rest != "-" else "")
                 plots.append({"caption": caption,
                               "svg": _svg(series, x, ylabel, f"fmspec-{salt}-{bench}-{s_i}-{y}")})
         if len(slices) > MAX_PLOTS_PER_BENCHMARK:
-            plots.append({"caption": f"{bench}: {len(slices) - MAX_PLOTS_PER_BENCHMARK} more shapes in the table",
-                          "svg": ""})
-    return plots
+            notes.append(f"{bench}: {len(slices) - MAX_PLOTS_PER_BENCHMARK} more shape(s) in the table, not plotted")
+    return plots, notes
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def log_scale(values) -> bool:
+    """An axis spanning two decades or more is drawn in log scale (sizes 256..8192, MB/s 0.5..400)."""
+    vals = [v for v in values if v > 0]
+    return len(vals) >= 2 and max(vals) / min(vals) >= 100
 
 
 def _svg(series: list[tuple[str, str, list]], xlabel: str, ylabel: str, salt: str) -> str:
     """A small line plot as inline SVG markup, deterministic for the same data (salted ids, no date)."""
     import matplotlib
+    import matplotlib.ticker
     from matplotlib.figure import Figure
 
     with matplotlib.rc_context({"svg.hashsalt": salt, "svg.fonttype": "none", "font.size": 9,
@@ -310,10 +335,13 @@ def _svg(series: list[tuple[str, str, list]], xlabel: str, ylabel: str, salt: st
             label = " " + label if label.startswith("_") else label  # matplotlib hides "_names" from legends
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3.5, lw=1.6, color=colour, label=label)
         xs = sorted({p[0] for _, _, pts in series for p in pts})
-        if len(xs) > 2 and xs[0] > 0 and xs[-1] / xs[0] >= 8:
+        if len(xs) >= 2 and xs[0] > 0 and xs[-1] / xs[0] >= 8:  # sizes doubling: log2, ticks at the sizes
             ax.set_xscale("log", base=2)
             ax.set_xticks(xs, [f"{v:g}" for v in xs])
             ax.minorticks_off()
+        if log_scale([p[1] for _, _, pts in series for p in pts]):  # decades, labelled 0.1, 1, 10, not 10^k
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.grid(True, lw=0.4, alpha=0.5)

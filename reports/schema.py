@@ -15,6 +15,10 @@ Layout (``schema: "fmspec-results"``, ``version: 1``), every field the writer em
       "summary": {"<candidate>": {"<component>": {"<outcome>": count}}}
     }
 
+A missing, unsupported or skipped test's ``message`` is its reason; :func:`load` reads it in one form
+(:func:`reason`: the exception names older harnesses put in front of it removed), so that files of any
+version list a function once.
+
 ``params`` values are strings (``str(value)`` without a ``torch.`` prefix: ``float32``, ``cuda``); a
 candidate's ``error`` is set when it could not be imported, and ``flags`` (on candidates and tests) name
 suspicious behaviour (docs/trust.md). ``benchmarks`` are pytest-benchmark's statistics of each benchmark
@@ -40,6 +44,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import re
 import tempfile
 import time
 from collections import Counter, defaultdict
@@ -176,7 +181,9 @@ def load(path: str | os.PathLike) -> dict:
     tests = []
     for rec in doc["tests"]:
         if isinstance(rec, dict) and all(k in rec for k in TEST_KEYS):
-            tests.append({**TEST_DEFAULTS, **rec})
+            rec = {**TEST_DEFAULTS, **rec}
+            rec["message"] = reason(rec["outcome"], rec["message"])
+            tests.append(rec)
     if len(tests) < len(doc["tests"]):
         notes.append(f"{len(doc['tests']) - len(tests)} incomplete test record(s) left out")
     doc["tests"] = tests
@@ -188,6 +195,22 @@ def load(path: str | os.PathLike) -> dict:
         notes.append(f"run status {doc.get('status')!r}: the run did not finish")
     doc["notes"] = notes
     return doc
+
+
+# the exception names the harness has put in front of a missing/unsupported reason, in every version
+# that wrote results: "Missing: ", "fmspec.outcomes.Missing: ", "suites.outcomes.Missing: Missing: ", ...
+_OUTCOME_PREFIX = re.compile(r"^(?:(?:[A-Za-z_][\w]*\.)*(?:Missing|Unsupported|Skipped):[ \t]*)+")
+
+
+def reason(outcome: str, message: str | None) -> str | None:
+    """A missing or unsupported test's reason in one form, whatever wrote it: the exception names in
+    front of it removed. ``suites.outcomes.Missing: Missing: NotImplementedError: posenc.sinusoidal`` and
+    ``Missing: NotImplementedError: posenc.sinusoidal`` -> ``NotImplementedError: posenc.sinusoidal``;
+    ``fmspec.outcomes.Missing: candidate 'x' has no bpe.train`` -> ``candidate 'x' has no bpe.train``.
+    Other outcomes' messages are kept as written."""
+    if outcome not in ("missing", "unsupported", "skipped") or not isinstance(message, str):
+        return message
+    return _OUTCOME_PREFIX.sub("", message, count=1) or message
 
 
 def journal_path(path: Path) -> Path:

@@ -2,13 +2,18 @@
 
 One *entry* is a candidate in one results file (a run). Several files of different candidates, or of
 one candidate over time, give one entry each; an entry's label is the candidate's name, made unique
-with the run's start time (then a number) where the same name comes from several files.
+with the run's start time (then a number) where the same name comes from several files. Candidates of
+the same name loaded from different paths (two submissions both called ``mine``) are different
+candidates, labelled by the shortest ends of their paths that differ (``alice/mine``, ``bob/mine``).
 
 Tables (all sorted, so that everything rendered from them is byte-stable):
 
 - ``tests``: one row per test record, with the entry it belongs to; benchmark tests (``bench_*.py``)
-  are flagged ``bench`` and left out of conformance counts;
-- ``matrix()``: outcome counts per entry and component, and the cell's status;
+  are flagged ``bench`` and left out of conformance counts. A test recorded *unsupported* that needs a
+  feature the entry lacks altogether (no test of it ran, one at least is missing) is *missing*: "3
+  unsupported" says nothing of a candidate that has no flash at all (``recorded`` keeps the file's outcome);
+- ``matrix()``: outcome counts per entry and component, and the cell's status; plain skips (no CUDA,
+  a library not installed) are counted apart, never in a cell's denominator;
 - ``benchmarks``: one row per benchmark record: median time, throughput, fraction of the device ceiling,
   speedups (against the reference measured in the same run, and the benchmark's own ``speedup_vs_*``),
   any other numeric extra_info or metrics; only entries whose component is conformant are *shown*
@@ -20,6 +25,7 @@ from __future__ import annotations
 import colorsys
 import hashlib
 import math
+import numbers
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,13 +39,34 @@ FAILING = ("failed", "error", "xpassed")
 # a cell's states, worst first: something failed; nothing passed, features missing or unsupported; some
 # passed and some missing; all passed; no tests
 STATES = ("fail", "missing", "gaps", "pass", "none")
-# extra_info keys the report knows, in the order it shows them, with their headings
-KNOWN_METRICS = {
+# outcomes that are neither a result nor a gap of the candidate's (the test could not run here: no CUDA
+# device, an optional library not installed): shown beside a cell, never in its denominator
+SET_APART = ("skipped",)
+# what benchmarks record (extra_info, or the test's metrics), by kind; shown in this order. Throughput:
+# these keys, then any other ``*_per_s``; the first one a benchmark has is its plot's y axis.
+THROUGHPUT = {
     "tflops": "TFLOP/s",
+    "gflop_per_s": "GFLOP/s",
     "gbps": "GB/s",
-    "ceiling_fraction": "% of ceiling",
+    "mb_per_s": "MB/s",
+    "tokens_per_s": "tokens/s",
 }
+# fractions of a measured device ceiling, shown as percent
+CEILINGS = {
+    "ceiling_fraction": "% of ceiling",
+    "fraction_of_matmul_ceiling": "% of matmul ceiling",
+    "fraction_of_copy_ceiling": "% of copy ceiling",
+}
+KNOWN_METRICS = {**THROUGHPUT, **CEILINGS}
+# time per unit of work (``us_per_step``: lower is better), and ratios of two times the benchmark measured
+# (``ratio_to_f``: grad's time over f's); shown after throughput
+_UNIT_TIME = re.compile(r"^(ns|us|ms|s)_per_([a-z0-9_]+)$")
+_UNITS = {"ns": "ns", "us": "µs", "ms": "ms", "s": "s"}
+# memory a benchmark measured or modelled, in bytes (``*_bytes``, ``peak_memory``) or in MB (``*_mb``,
+# ``*_mb_<dtype>``: 10^6 bytes); shown in binary units, plotted in MiB
 MEMORY_KEYS = ("peak_memory_bytes", "peak_bytes", "memory_bytes", "saved_bytes", "peak_memory")
+_MEMORY = re.compile(r"(?:^|_)(?:peak|memory|saved|largest|allocated|activation)s?(?:_|$)")
+_MEGABYTES = re.compile(r"_mb(?:_[a-z0-9]+)?$")
 REFERENCE = "reference"
 # a qualitative palette readable by colour-blind viewers (Okabe-Ito, its yellow darkened for white paper, then tab10)
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#999933", "#000000",
@@ -86,6 +113,24 @@ def load_runs(paths: list[str | Path]) -> list[Run]:
     return runs
 
 
+def source_path(identity: dict) -> str | None:
+    """Where a candidate was loaded from, when it was a path (``"path /x/mine"`` -> ``"/x/mine"``), else None."""
+    source = str(identity.get("source") or "")
+    return source[len("path "):] if source.startswith("path ") else None
+
+
+def short_path(path: str, paths: list[str]) -> str:
+    """The fewest trailing parts of ``path`` that no other of ``paths`` ends with:
+    ``/subs/alice/mine`` among ``/subs/bob/mine`` -> ``alice/mine``."""
+    parts = path.replace("\\", "/").rstrip("/").split("/")
+    others = [p.replace("\\", "/").rstrip("/").split("/") for p in paths if p != path]
+    for n in range(1, len(parts) + 1):
+        tail = parts[-n:]
+        if not any(o[-n:] == tail for o in others):
+            return "/".join(tail)
+    return path
+
+
 def colour(i: int) -> str:
     """The i-th entry's colour: the palette, then hues spread by the golden angle (many submissions)."""
     if i < len(PALETTE):
@@ -104,9 +149,63 @@ def is_bench(nodeid: str) -> bool:
     return str(nodeid).split("::")[0].rpartition("/")[2].startswith("bench_")
 
 
+def _absent_is_missing(df: pd.DataFrame) -> None:
+    """Unsupported tests of a feature the entry lacks altogether become missing, with the reason of the
+    feature's missing tests (one line per function in the report, one count in the matrix)."""
+    if df.empty:
+        return
+    lacked: dict[tuple[str, str], str] = {}  # (entry, feature) -> the reason its missing tests give
+    ran: set[tuple[str, str]] = set()
+    for r in df.itertuples():
+        if r.outcome == "missing":
+            f = lacked_feature(r.message, r.features)
+            if f is not None:
+                lacked.setdefault((r.entry, f), r.message)
+        elif r.outcome in ("passed",) + FAILING:
+            ran.update((r.entry, f) for f in r.features)
+    absent = {k: v for k, v in lacked.items() if k not in ran}
+    if not absent:
+        return
+    for i, r in zip(df.index, df.itertuples()):
+        if r.outcome != "unsupported":
+            continue
+        why = next((absent[(r.entry, f)] for f in r.features if (r.entry, f) in absent), None)
+        if why is not None:
+            df.at[i, "outcome"] = "missing"
+            df.at[i, "message"] = why
+
+
 def outcome_counts(rows: pd.DataFrame) -> dict:
     counts = rows["outcome"].value_counts()
     return {o: int(counts.get(o, 0)) for o in OUTCOMES if counts.get(o, 0)}
+
+
+def counted(counts: dict) -> int:
+    """A cell's denominator: every test but plain skips (:data:`SET_APART`)."""
+    return sum(n for o, n in counts.items() if o not in SET_APART)
+
+
+def set_apart(counts: dict) -> int:
+    return sum(counts.get(o, 0) for o in SET_APART)
+
+
+_HAS_NO = re.compile(r"has no ([A-Za-z_][\w.]*)")
+_NOT_IMPLEMENTED = re.compile(r"^NotImplementedError: ([A-Za-z_][\w.]*)")
+
+
+def lacked_feature(message: str | None, features) -> str | None:
+    """The feature a missing test lacked, read from its reason (normalised by :func:`schema.reason`):
+    ``candidate 'x' has no posenc.sinusoidal`` -> ``posenc.sinusoidal``; ``NotImplementedError:
+    posenc.sinusoidal`` -> ``posenc.sinusoidal`` when the test needs it (a candidate's own message,
+    ``NotImplementedError: TODO``, names nothing) -> None."""
+    text = str(message or "")
+    m = _HAS_NO.search(text)
+    if m:
+        return m.group(1)
+    m = _NOT_IMPLEMENTED.match(text)
+    if m and m.group(1).rstrip(".") in set(features or ()):
+        return m.group(1).rstrip(".")
+    return None
 
 
 def cell_state(counts: dict) -> str:
@@ -180,20 +279,29 @@ class Results:
             idents = {c.get("name"): c for c in run.doc["candidates"] if isinstance(c, dict)}
             for name in names:
                 found.append((run, str(name), idents.get(name, {"name": name})))
-        runs_of: dict[str, list[Run]] = {}
-        for run, name, _ in found:
-            runs_of.setdefault(name, []).append(run)
+        # one candidate is a name and, where it was loaded from a path, that path: two submissions both
+        # called "mine" are two candidates, labelled by the ends of their paths that differ
+        runs_of: dict[tuple[str, str | None], list[Run]] = {}
+        paths_of: dict[str, set] = {}
+        for run, name, ident in found:
+            runs_of.setdefault((name, source_path(ident)), []).append(run)
+            paths_of.setdefault(name, set()).add(source_path(ident))
 
         def stamp(run: Run) -> str:
             return str(run.doc.get("started") or "")[:16].replace("T", " ")
 
         entries, used = [], set()
         for run, name, ident in found:
+            path = source_path(ident)
             label = name
-            if len(runs_of[name]) > 1:  # one candidate in several files: tell them apart by start time, else file
-                stamps = [stamp(r) for r in runs_of[name]]
+            if len(paths_of[name]) > 1 and path is not None:
+                label = short_path(path, [p for p in paths_of[name] if p is not None])
+            runs = runs_of[(name, path)]
+            if len(runs) > 1 or (path is None and len(paths_of[name]) > 1):
+                # one candidate in several files: tell them apart by start time, else file
+                stamps = [stamp(r) for r in runs]
                 unique = all(stamps) and len(set(stamps)) == len(stamps)
-                label = f"{name} @ {stamp(run) if unique else run.path.stem}"
+                label = f"{label} @ {stamp(run) if unique else run.path.stem}"
             base, k = label, 2
             while label in used:
                 label, k = f"{base} #{k}", k + 1
@@ -232,6 +340,8 @@ class Results:
             df[c] = df[c].astype(object).where(df[c].notna(), None)
         df["bench"] = df["bench"].astype(bool)  # also when empty: a mask, never a list of column names
         df["duration"] = df["duration"].astype(float)
+        df["recorded"] = df["outcome"]
+        _absent_is_missing(df)
         order = {e.label: i for i, e in enumerate(self.entries)}
         df["_order"] = df["entry"].map(order)
         return df.sort_values(["_order", "component", "nodeid"], kind="stable").drop(columns="_order").reset_index(drop=True)
@@ -255,8 +365,9 @@ class Results:
             for comp in self.components:
                 counts = self.counts(e, comp)
                 rows.append({"entry": e.label, "component": comp, **{o: counts.get(o, 0) for o in OUTCOMES},
-                             "total": sum(counts.values()), "state": cell_state(counts)})
-        return pd.DataFrame(rows, columns=["entry", "component", *OUTCOMES, "total", "state"])
+                             "total": sum(counts.values()), "counted": counted(counts),
+                             "apart": set_apart(counts), "state": cell_state(counts)})
+        return pd.DataFrame(rows, columns=["entry", "component", *OUTCOMES, "total", "counted", "apart", "state"])
 
     def conformant(self, entry: Entry, component: str) -> bool:
         """Speed counts only here: tests of the component ran, and none failed."""
@@ -312,24 +423,14 @@ class Results:
         return next(e for e in self.entries if e.label == label)
 
     def metric_columns(self) -> list[str]:
-        """Numeric benchmark columns to show, known ones first: throughput, ceiling, speedups, the rest."""
-        df = self.benchmarks
-        fixed = set(["entry", "candidate", "run", "device", "component", "benchmark", "shape", "params", "nodeid",
-                     "median_ms", "rounds", "conformant"])
-        extra = [c for c in df.columns if c not in fixed]
-        known = [k for k in KNOWN_METRICS if k in extra]
-        speed = sorted(c for c in extra if c.startswith("speedup_vs_"))
-        speed = (["speedup_vs_reference"] if "speedup_vs_reference" in speed else []) + \
-            [c for c in speed if c != "speedup_vs_reference"]
-        memory = [k for k in MEMORY_KEYS if k in extra]
-        return known + speed + memory
+        """Numeric benchmark columns to show: throughput, fraction of the ceiling, speedups, memory."""
+        extra = [c for c in self.benchmarks.columns if c not in _FIXED]
+        return order_metrics(extra)
 
     def detail_columns(self) -> list[str]:
         """The other numeric benchmark fields (flops, bytes, ...): shown on hover, kept in the raw data."""
         shown = set(self.metric_columns())
-        fixed = {"entry", "candidate", "run", "device", "component", "benchmark", "shape", "params", "nodeid",
-                 "median_ms", "rounds", "conformant"}
-        return sorted(c for c in self.benchmarks.columns if c not in fixed and c not in shown)
+        return sorted(c for c in self.benchmarks.columns if c not in _FIXED and c not in shown)
 
     def speedups(self, component: str | None = None, conformant_only: bool = True) -> pd.DataFrame:
         """Geometric mean of every ``speedup_vs_*`` per (device, component, entry)."""
@@ -348,6 +449,63 @@ class Results:
         return pd.DataFrame(rows, columns=["device", "component", "entry", "benchmarks", *cols])
 
 
+_FIXED = {"entry", "candidate", "run", "device", "component", "benchmark", "shape", "params", "nodeid", "median_ms",
+          "rounds", "conformant"}
+
+
+def metric_kind(key: str) -> str | None:
+    """``throughput``, ``unit time``, ``ceiling``, ``speedup``, ``ratio``, ``memory``, or None (a detail:
+    flops, bytes, seconds, ...)."""
+    if _UNIT_TIME.match(key):
+        return "unit time"
+    if key in THROUGHPUT or key.endswith("_per_s"):
+        return "throughput"
+    if key.startswith("ratio_to_"):
+        return "ratio"
+    if key in CEILINGS or (key.startswith("fraction_of_") and key.endswith("_ceiling")):
+        return "ceiling"
+    if key.startswith("speedup_vs_"):
+        return "speedup"
+    if key in MEMORY_KEYS or (_MEMORY.search(key) and (key.endswith("_bytes") or _MEGABYTES.search(key))):
+        return "memory"
+    return None
+
+
+def order_metrics(keys) -> list[str]:
+    """The keys worth a column, in the order shown: ``["speedup_vs_x", "mb_per_s", "flops", "tflops"]`` ->
+    ``["tflops", "mb_per_s", "speedup_vs_x"]`` (known throughput first, the reference first of speedups)."""
+    keys = list(dict.fromkeys(keys))
+    by_kind: dict[str, list[str]] = {}
+    for k in keys:
+        kind = metric_kind(k)
+        if kind:
+            by_kind.setdefault(kind, []).append(k)
+
+    def known_first(found: list[str], known) -> list[str]:
+        return [k for k in known if k in found] + sorted(k for k in found if k not in known)
+
+    return (known_first(by_kind.get("throughput", []), THROUGHPUT)
+            + sorted(by_kind.get("unit time", []))
+            + known_first(by_kind.get("ceiling", []), CEILINGS)
+            + known_first(by_kind.get("speedup", []), ("speedup_vs_reference",))
+            + sorted(by_kind.get("ratio", []))
+            + known_first(by_kind.get("memory", []), MEMORY_KEYS))
+
+
+def memory_bytes(key: str, value: float) -> float:
+    """A memory field in bytes: ``*_mb`` fields are megabytes (10^6 bytes), the others bytes."""
+    return value * 1e6 if _MEGABYTES.search(key) else value
+
+
+def format_bytes(n: float) -> str:
+    """``1536`` -> ``1.5 KiB``, ``3 * 2**30`` -> ``3 GiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} B" if unit == "B" else f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} TiB"
+
+
 def _bench_name(b: dict) -> str:
     name = str(b.get("name") or b.get("nodeid") or "?")
     return name.split("[")[0]
@@ -358,23 +516,42 @@ def _bench_key(b: dict) -> tuple:
 
 
 def metric_label(key: str) -> str:
+    """A column heading: ``tflops`` -> ``TFLOP/s``, ``speedup_vs_sdpa_flash`` -> ``× sdpa flash``,
+    ``tokens_per_s`` -> ``tokens/s``, ``peak_bytes`` -> ``peak memory``."""
     if key in KNOWN_METRICS:
         return KNOWN_METRICS[key]
     if key.startswith("speedup_vs_"):
         return "× " + key.removeprefix("speedup_vs_").replace("_", " ")
+    m = _UNIT_TIME.match(key)
+    if m:
+        return f"{_UNITS[m.group(1)]}/{m.group(2).replace('_', ' ')}"
+    if key.endswith("_per_s"):
+        return key.removesuffix("_per_s").replace("_", " ") + "/s"
+    if key.startswith("ratio_to_"):
+        return "time ÷ " + key.removeprefix("ratio_to_").replace("_", " ")
+    if metric_kind(key) == "memory":  # peak_memory_bytes -> peak memory, largest_mb_float32 -> largest memory (float32)
+        m = re.match(r"(.*?)_(?:bytes|mb)(?:_([a-z0-9]+))?$", key)
+        base, dtype = (m.group(1), m.group(2)) if m else (key, None)
+        label = base.replace("_", " ")
+        return (label if "memory" in label else label + " memory") + (f" ({dtype})" if dtype else "")
     return key.replace("_", " ")
 
 
 def format_number(value, key: str = "") -> str:
-    """Numbers as the tables show them: 3 significant digits, fractions of the ceiling as percent."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+    """Numbers as the tables show them: 3 significant digits (thousands separated from 10^4), fractions of a
+    ceiling as percent, speedups as ×, memory in binary units (``peak_bytes``, 3 * 2**20 -> ``3 MiB``)."""
+    if isinstance(value, (str, bool)):
+        return str(value)
+    if not isinstance(value, numbers.Real) or not math.isfinite(value):
         return "–"
-    if key == "ceiling_fraction":
+    value = float(value)
+    kind = metric_kind(key) if key else None
+    if kind == "ceiling":
         return f"{100 * value:.1f}%"
-    if key.startswith("speedup_vs_"):
+    if kind in ("speedup", "ratio"):
         return f"{value:.2f}×"
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+    if kind == "memory":
+        return format_bytes(memory_bytes(key, value))
+    if value.is_integer() and abs(value) < 1e15:
         return f"{int(value):,}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return f"{value:.3g}"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"

@@ -112,36 +112,41 @@ def merge_words(words: dict[tuple, int], pair: tuple) -> dict[tuple, int]:
     return out
 
 
-def naive_train(text: str, vocab_size: int, specials=()) -> list[tuple[bytes, bytes]]:
-    """The spec's byte-level trainer, recounting everything at every step; ties to the greater pair."""
-    words = byte_words(text, specials)
+def recount_merges(words: dict[tuple, int], num_merges: int, pick) -> list[tuple]:
+    """Up to ``num_merges`` merges: count every pair from scratch, merge ``pick(counts)``, repeat."""
     merges = []
-    for _ in range(vocab_size - 256 - len(specials)):
+    for _ in range(num_merges):
         counts = pair_counts(words)
         if not counts:
             break
-        best = max(counts, key=lambda p: (counts[p], p))
+        best = pick(counts)
         merges.append(best)
         words = merge_words(words, best)
     return merges
 
 
+def greatest_of_most_frequent(counts: dict[tuple, int]) -> tuple:
+    return max(counts, key=lambda p: (counts[p], p))
+
+
+def first_of_most_frequent(counts: dict[tuple, int]) -> tuple:
+    top = max(counts.values())
+    return next(p for p, c in counts.items() if c == top)  # dict order = first occurrence
+
+
+def naive_train(text: str, vocab_size: int, specials=()) -> list[tuple[bytes, bytes]]:
+    """The spec's byte-level trainer, recounting everything at every step; ties to the greater pair."""
+    return recount_merges(byte_words(text, specials), vocab_size - 256 - len(specials), greatest_of_most_frequent)
+
+
 def naive_train_words(word_counts: dict[str, int], num_merges: int) -> list[tuple[str, str]]:
     """The lecture's trainer: characters + </w>, ties to the first occurrence."""
-    words = [(tuple(w) + (END,), n) for w, n in word_counts.items()]
-    merges = []
-    for _ in range(num_merges):
-        counts: dict[tuple, int] = {}
-        for symbols, n in words:
-            for pair in zip(symbols, symbols[1:]):
-                counts[pair] = counts.get(pair, 0) + n
-        if not counts:
-            break
-        top = max(counts.values())
-        best = next(p for p, c in counts.items() if c == top)  # first occurrence among the most frequent
-        merges.append(best)
-        words = [(apply_merge(symbols, best), n) for symbols, n in words]
-    return merges
+    return recount_merges(end_of_word_words(word_counts), num_merges, first_of_most_frequent)
+
+
+def end_of_word_words(word_counts: dict[str, int]) -> dict[tuple, int]:
+    """{"low": 5} -> {("l", "o", "w", "</w>"): 5}."""
+    return {tuple(w) + (END,): n for w, n in word_counts.items()}
 
 
 def naive_segment(symbols: tuple, merges) -> tuple:

@@ -5,7 +5,9 @@ the encoding of each pre-token) plus, for training, work per merge proportional 
 merged pair. Throughput is reported as MB of UTF-8 corpus per second (1 MB = 1e6 bytes); the corpus is
 ``suites/data/corpus.en.txt`` (133 KB of English), shipped with the suite.
 
-- training: ``train(corpus, vocab_size)`` at vocab 500 and 2000 (no special tokens); HF's ``BpeTrainer``
+- training: ``train(corpus, vocab_size)`` at vocab 500 and 2000 (no special tokens; for the reference,
+  ``bpe.train`` is the fast trainer of ``reference/bpe/training_fast.py``, not the readable recount of
+  ``training.py``, which learns the same merges); HF's ``BpeTrainer``
   with a byte-level alphabet on the same corpus and vocab size, single-threaded
   (``TOKENIZERS_PARALLELISM=false``) and on all cores. The candidate's record also holds its time divided
   by HF's single-threaded time, measured in the same run (the reference's target: at most 2);

@@ -33,8 +33,9 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Mod
         return None
     if not any(fnmatch.fnmatch(file_path.name, pattern) for pattern in SUITE_FILES):
         return None
-    if any(fnmatch.fnmatch(file_path.name, pattern) for pattern in parent.config.getini("python_files")):
-        return None  # pytest's own python plugin collects it
+    if parent.session.isinitpath(file_path) or any(
+            fnmatch.fnmatch(file_path.name, pattern) for pattern in parent.config.getini("python_files")):
+        return None  # pytest's own python plugin collects it (a file named on the command line, or matching)
     return pytest.Module.from_parent(parent, path=file_path)
 
 

@@ -43,7 +43,7 @@ def sinusoidal(num_positions, dim, base=10000.0):
 '''
 CLASS = {
     "alice/mine/__init__.py": CORRECT, "alice/mine/posenc.py": POSENC,
-    "bob/mine/__init__.py": CORRECT, "bob/mine/posenc.py": POSENC.replace("base=10000.0", "base=1000.0"),
+    "bob/mine/__init__.py": CORRECT, "bob/mine/posenc.py": POSENC.replace("torch.sin(angle)", "torch.sin(angle + 1e-3)"),
     "carol/mine/__init__.py": "raise RuntimeError('broken at import')\n",
     "dave/mine/__init__.py": "import time\n\nwhile True:  # hangs at import: only the budget ends it\n    time.sleep(0.05)\n",
     "erin.py": "from fmspec.reference import posenc\n",
@@ -61,8 +61,9 @@ def make_class(root: Path) -> Path:
 
 def run_grade(root: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "fmspec", "grade", "subs", "--policy", "policy.toml",
-                           "--components", "posenc", "--timeout", "1", "--budget", "12", "--seed", "7",
-                           "--no-progress", *args], cwd=root, capture_output=True, text=True, timeout=600)
+                           "--components", "posenc", "--timeout", "1", "--seed", "7", "--no-progress",
+                           *(args if "--budget" in args else (*args, "--budget", "300"))],
+                          cwd=root, capture_output=True, text=True, timeout=900)
 
 
 def roster(out: Path) -> dict[str, dict]:
@@ -72,7 +73,7 @@ def roster(out: Path) -> dict[str, dict]:
 
 def test_a_class_is_graded_apart_with_one_row_a_submission(tmp_path):
     make_class(tmp_path)
-    proc = run_grade(tmp_path, "--out", "out")
+    proc = run_grade(tmp_path, "--out", "out", "--budget", "60")  # dave hangs at import: the budget ends him
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = roster(tmp_path / "out")
     assert sorted(rows) == ["alice", "bob", "carol", "dave", "erin"]
@@ -82,13 +83,15 @@ def test_a_class_is_graded_apart_with_one_row_a_submission(tmp_path):
     assert rows["carol"]["status"] == "import error" and rows["carol"]["verdict"] == "failed"
     assert rows["dave"]["status"].startswith("timed out") and rows["dave"]["verdict"] != "passed"
     # one results file and one Gradescope file each, named after the submission, not after its folder "mine"
-    for name in rows:
+    # (dave hung while being imported: killed before pytest wrote anything)
+    assert not (tmp_path / "out" / "results" / "dave.json").exists() and rows["dave"]["verdict"] == "no results"
+    for name in ("alice", "bob", "carol", "erin"):
         doc = json.loads((tmp_path / "out" / "results" / f"{name}.json").read_text())
         assert [c["name"] for c in doc["candidates"]] == [name]
         assert doc["run"]["seed"] == "hidden"
         assert (tmp_path / "out" / "gradescope" / f"{name}.json").exists()
     report = (tmp_path / "out" / "report.html").read_text()
-    assert all(name in report for name in rows)
+    assert all(name in report for name in ("alice", "bob", "carol", "erin"))
     assert (tmp_path / "out" / "seed").read_text().strip() == "7"
     assert "alice  passed" in proc.stdout
 

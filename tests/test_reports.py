@@ -160,6 +160,65 @@ def test_bench_tests_do_not_count_as_conformance(results):
     assert cell.total == 6 and cell.state == "pass"
 
 
+def test_missing_reasons_are_read_in_one_form():
+    """Whatever exception names the harness put in front of a reason, the reader removes them."""
+    forms = ["Missing: NotImplementedError: posenc.sinusoidal",
+             "suites.outcomes.Missing: Missing: NotImplementedError: posenc.sinusoidal",
+             "fmspec.outcomes.Missing: NotImplementedError: posenc.sinusoidal"]
+    assert {schema.reason("missing", f) for f in forms} == {"NotImplementedError: posenc.sinusoidal"}
+    assert schema.reason("missing", "suites.outcomes.Missing: candidate 'x' has no bpe.train") == \
+        "candidate 'x' has no bpe.train"
+    assert schema.reason("unsupported", "fmspec.outcomes.Unsupported: flash on cpu") == "flash on cpu"
+    assert schema.reason("failed", "Missing: x") == "Missing: x"  # a failure's message is kept as written
+
+
+def test_a_function_missing_in_two_forms_is_listed_once(tmp_path):
+    """A file where half the template's missing posenc tests say ``Missing: NotImplementedError: ...`` and
+    half ``suites.outcomes.Missing: Missing: NotImplementedError: ...`` (as runs of different versions
+    wrote them): the report lists posenc.sinusoidal once."""
+    doc = json.loads((DATA / "missing_cpu.json").read_text())
+    template = [t for t in doc["tests"] if t["candidate"] == "template" and t["component"] == "posenc"]
+    for i, t in enumerate(template):
+        assert t["message"].endswith("NotImplementedError: posenc.sinusoidal")
+        t["message"] = ("suites.outcomes.Missing: Missing: " if i % 2 else "Missing: ") + \
+            "NotImplementedError: posenc.sinusoidal"
+    p = tmp_path / "two-forms.json"
+    p.write_text(json.dumps(doc))
+    results = tb.Results(tb.load_runs([p]))
+    t = results.tests
+    assert set(t[(t["candidate"] == "template") & (t["outcome"] == "missing")]["message"]) == \
+        {"NotImplementedError: flash.flash_attention", "NotImplementedError: posenc.sinusoidal"}
+    text = html.render(results)
+    detail = text[text.index('id="m-c-template-posenc"'):]
+    detail = detail[:detail.index("</div>")]
+    assert detail.count("posenc.sinusoidal") == 1 and "Missing:" not in detail
+
+
+def test_skipped_tests_are_counted_apart_from_the_denominator():
+    """No CUDA: flash's GPU tests are skipped; 31 passed of 31 counted, the 15 skipped beside it."""
+    results = tb.Results(tb.load_runs([DATA / "course_cpu.json"]))
+    m = results.matrix()
+    cell = m[m["component"] == "flash"].iloc[0]
+    assert (cell.passed, cell.counted, cell.apart, cell.state) == (31, 31, 15, "pass")
+    row = Elements(html.render(results)).find("tr", inside="matrix-table")[1]["text"]
+    assert "31/31 · 15 skipped" in " ".join(row.split())
+
+
+def test_a_feature_missing_altogether_is_missing_not_unsupported():
+    """The template has no flash: its tests unsupported in float16/bfloat16 are missing like the rest (the
+    file's outcome kept in ``recorded``); torch_native has flash in part, its unsupported tests stay so."""
+    results = tb.Results(tb.load_runs([DATA / "missing_cpu.json"]))
+    m = results.matrix().set_index(["entry", "component"])
+    assert (m.loc[("template", "flash"), "unsupported"], m.loc[("template", "flash"), "missing"]) == (0, 31)
+    assert m.loc[("torch_native", "flash"), "unsupported"] == 3
+    t = results.tests
+    moved = t[(t["candidate"] == "template") & (t["recorded"] == "unsupported")]
+    assert len(moved) == 3 and set(moved["outcome"]) == {"missing"}
+    assert set(moved["message"]) == {"NotImplementedError: flash.flash_attention"}
+    row = Elements(html.render(results)).find("tr", inside="matrix-table")[1]["text"]
+    assert "U" not in row.replace("template", "") and "0/31" in row
+
+
 # ------------------------------------------------------------------------------------------------- report
 def test_report_is_byte_stable(results, report):
     """The same inputs give the same bytes: in this process and in the command line's own."""
@@ -344,3 +403,66 @@ def test_cli_bad_results_exit_2_with_one_line(tmp_path, capsys, case):
 def test_cli_usage_error_exits_2(capsys):
     code, _, err = run_cli(["build"], capsys)
     assert code == 2 and "RESULTS" in err
+
+
+# ---------------------------------------------------------------------------------------------- speed pages
+@pytest.fixture(scope="module")
+def cpu_report() -> str:
+    return html.build([DATA / "bench_cpu.json"])
+
+
+def section(report: str, heading_id: str) -> str:
+    start = report.index(f'id="{heading_id}"')
+    end = report.find("<h3 id=", start + 1)
+    return report[start:end if end > 0 else len(report)]
+
+
+def test_speed_tables_show_what_the_benchmarks_recorded(cpu_report):
+    """Throughput, time per unit, ratios and memory, in their units; not only the median time."""
+    attention = section(cpu_report, "d0-attention")
+    assert "<th>GFLOP/s</th>" in attention and "<th>largest memory (float32)</th>" in attention
+    assert ">512 MiB<" in attention and ">512 KiB<" in attention  # 2·T² float32 at T = 8192 and 256
+    bpe = section(cpu_report, "d0-bpe")
+    assert "<th>MB/s</th>" in bpe and "<th>time ÷ hf 1thread</th>" in bpe
+    autodiff = section(cpu_report, "d0-autodiff")
+    assert "<th>µs/step</th>" in autodiff and "<th>time ÷ f</th>" in autodiff
+
+
+def test_plots_show_throughput_and_memory_not_only_time():
+    assert html.plot_keys(["median_ms", "seconds", "gflop_per_s", "largest_mb_float32", "model_flops"]) == \
+        ["gflop_per_s", "largest_mb_float32"]
+    assert html.plot_keys(["median_ms", "tflops", "gbps", "peak_bytes", "speedup_vs_reference"]) == \
+        ["tflops", "peak_bytes"]
+    assert html.plot_keys(["median_ms", "us_per_step", "ratio_to_f"]) == ["us_per_step"]
+    assert html.plot_keys(["median_ms", "seconds"]) == ["median_ms"]
+
+
+def test_axes_spanning_decades_are_logarithmic(cpu_report):
+    assert html.log_scale([0.5, 512.0]) and not html.log_scale([2.0, 8.3]) and not html.log_scale([5.0])
+    captions = re.findall(r"<figcaption>([^<]*)</figcaption>", cpu_report)
+    assert captions == ["test_dense_time_and_memory: GFLOP/s vs t",
+                        "test_dense_time_and_memory: largest memory (float32), MiB vs t",
+                        "test_gradient_cost_ratio: µs/step vs size (mode=grad)",
+                        "test_train_throughput: MB/s vs vocab_size"]
+    ticks = [re.findall(r"<text[^>]*>([^<]*)</text>", f) for f in re.findall(r"<figure>(.*?)</figure>", cpu_report, re.S)]
+    assert ticks[0][:6] == ["256", "512", "1024", "2048", "4096", "8192"]  # sizes doubling: log2, ticks at the sizes
+    assert ["1", "10", "100"] == [x for x in ticks[1] if x in ("1", "10", "100")], ticks[1]  # 0.5 to 512 MiB: decades
+    assert "10" not in ticks[0][7:]  # 2 to 8.3 GFLOP/s: linear
+
+
+def test_no_card_is_empty(tmp_path):
+    """Six shapes of one benchmark: four plots, and a note for the rest; never a figure with nothing in it."""
+    doc = json.loads((DATA / "bench_cpu.json").read_text())
+    extra = []
+    for b in doc["benchmarks"]:
+        if b["name"].startswith("test_dense_time_and_memory"):
+            for h in range(1, 7):
+                extra.append({**b, "nodeid": b["nodeid"] + f"-h{h}", "name": b["name"] + f"-h{h}",
+                              "params": {**b["params"], "h": str(h)}})
+    doc["benchmarks"] = extra
+    p = tmp_path / "many.json"
+    p.write_text(json.dumps(doc))
+    text = html.build([p])
+    figures = re.findall(r"<figure>(.*?)</figure>", text, re.S)
+    assert len(figures) == 8 and all("<svg" in f for f in figures)
+    assert "test_dense_time_and_memory: 2 more shape(s) in the table, not plotted" in text

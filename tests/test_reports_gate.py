@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,7 @@ from fmspec.reports import tables as tb
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "reports" / "policies"
+DATA = ROOT / "tests" / "data" / "results"
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -225,10 +229,28 @@ def test_speed_of_a_non_conformant_component_does_not_count(tmp_path):
     assert not c.ok and "did not pass conformance" in c.detail
 
 
-def test_min_speedup_fails_without_benchmarks(tmp_path):
-    v = verdict(tmp_path, FLASH_OK, "[components.flash]\nmin_speedup = { reference = 0.5 }\n")
-    assert not check(v, "flash speed vs reference").ok
-    assert "no benchmark of flash measured against reference" in check(v, "flash speed vs reference").detail
+def test_min_speedup_without_benchmarks_is_a_warning_not_a_failure(tmp_path):
+    """Nothing measured (a CPU run): the rule is not applied, a warn line says so, its points are not earned."""
+    v = verdict(tmp_path, FLASH_OK, "[components.flash]\npoints = 1\nmin_speedup = { reference = 0.5 }\n"
+                                    "speed_points = 2\n")
+    assert v.passed and [c.rule for c in v.checks] == ["complete"]
+    assert len(v.warnings) == 1 and v.warnings[0].startswith("flash speed vs reference: not measured: no benchmark of "
+                                                             "flash measured against reference")
+    assert "its 2 speed points not earned" in v.warnings[0]
+    assert "  warn  flash speed vs reference: not measured" in v.text() and "FAIL" not in v.text()
+    assert (v.score, v.max_score) == (1.0, 3.0)
+
+
+@pytest.mark.parametrize("where", ["component", "gate"])
+def test_unmeasured_fail_makes_a_missing_measurement_fail_the_gate(tmp_path, where):
+    policy = ("[components.flash]\nmin_speedup = { reference = 0.5 }\nunmeasured = 'fail'\n" if where == "component"
+              else "[gate]\nunmeasured = 'fail'\n[components.flash]\nmin_speedup = { reference = 0.5 }\n")
+    v = verdict(tmp_path, FLASH_OK, policy)
+    c = check(v, "flash speed vs reference")
+    assert not c.ok and not v.passed and v.warnings == []
+    assert c.detail.startswith("not measured: no benchmark of flash") and '(unmeasured = "fail")' in c.detail
+    measured = verdict(tmp_path, FLASH_OK, policy, speed_benchmarks(1.0))
+    assert check(measured, "flash speed vs reference").ok and measured.passed
 
 
 def test_speed_points_are_earned_only_when_the_speed_rules_hold(tmp_path):
@@ -236,6 +258,72 @@ def test_speed_points_are_earned_only_when_the_speed_rules_hold(tmp_path):
     fast = verdict(tmp_path, FLASH_OK, policy, speed_benchmarks(1.0))
     slow = verdict(tmp_path, FLASH_OK, policy, speed_benchmarks(2.0))
     assert fast.scores["flash"].score == pytest.approx(15.0) and slow.scores["flash"].score == pytest.approx(10.0)
+
+
+def test_a_missing_feature_is_not_called_a_conformance_failure(tmp_path):
+    """Every flash test missing: no speed to measure (a warning), never "did not pass conformance"."""
+    tests = [test_record("mine", "flash", f"test_{i}", "missing", ["flash.flash_attention"],
+                         "NotImplementedError: flash.flash_attention") for i in range(3)]
+    v = verdict(tmp_path, tests, "[components.flash]\nmin_speedup = { reference = 0.5 }\n", speed_benchmarks(1.0))
+    assert v.passed and "did not pass conformance" not in v.text()
+    assert v.warnings == ["flash speed vs reference: not measured: no test of flash passed (3 missing): nothing to "
+                          "time; not applied"]
+
+
+EXTRA = "[components.posenc]\npoints = 10\n[components.flash]\nextra_credit = true\npoints = 5\n" \
+        "min_speedup = { reference = 0.8 }\nspeed_points = 5\n"
+
+
+def test_extra_credit_adds_points_beyond_the_maximum(tmp_path):
+    fast = verdict(tmp_path, PASSING + FLASH_OK, EXTRA, speed_benchmarks(1.0))
+    assert fast.passed and (fast.score, fast.max_score, fast.extra_score, fast.extra_max) == (20.0, 10.0, 10.0, 10.0)
+    assert check(fast, "flash speed vs reference (extra credit)").ok
+    assert fast.text().splitlines()[1] == "score 20 / 10 (10 of 10 extra-credit points)"
+    assert "  +     flash (extra credit): 1/1 passed: 10 of 10 points" in fast.text()
+
+
+def test_extra_credit_never_fails_the_gate(tmp_path):
+    """Slow, wrong, missing or unmeasured: the bonus is not earned, and the gate still passes."""
+    slow = verdict(tmp_path, PASSING + FLASH_OK, EXTRA, speed_benchmarks(2.0))
+    c = check(slow, "flash speed vs reference (extra credit)")
+    assert not c.ok and c.bonus and c.detail.endswith(": not earned") and slow.passed
+    assert "  -     flash speed vs reference (extra credit): geometric mean 0.50× < 0.8×" in slow.text()
+    assert (slow.score, slow.max_score) == (15.0, 10.0)
+    wrong = verdict(tmp_path, PASSING + FLASH_OK + [test_record("mine", "flash", "test_overflow", "failed")], EXTRA,
+                    speed_benchmarks(1.0))
+    assert wrong.passed and wrong.extra_score == pytest.approx(2.5)
+    assert "did not pass conformance (1 failed)" in check(wrong, "flash speed vs reference (extra credit)").detail
+    unmeasured = verdict(tmp_path, PASSING + FLASH_OK, EXTRA)
+    assert unmeasured.passed and unmeasured.extra_score == 5.0
+    assert unmeasured.warnings == ["flash speed vs reference (extra credit): not measured: no benchmark of flash "
+                                   "measured against reference in these results (benchmarks: --fmspec-bench, on a "
+                                   "device flash supports); extra credit not earned"]
+    gated = verdict(tmp_path, PASSING, "[gate]\nmin_score = 1.0\n" + EXTRA)  # no flash at all: 10/10 still passes
+    assert gated.passed and check(gated, "score").ok
+
+
+def test_shipped_course_policy_passes_the_reference_on_a_cpu_only_run():
+    """course_cpu.json: the reference on every course component, on a CPU (no CUDA: flash's GPU tests
+    skipped, no benchmark). Full marks of the 90, the flash bonus for its tests, a warn line for its speed."""
+    results = tb.Results(tb.load_runs([DATA / "course_cpu.json"]))
+    assert set(results.tests["component"]) == set(gate.load_policy(POLICIES / "course.toml").components)
+    v = gate.evaluate(results, gate.load_policy(POLICIES / "course.toml"))
+    assert v.candidate == "reference" and v.passed, v.text()
+    assert (v.score, v.max_score, v.extra_score, v.extra_max) == (95.0, 90.0, 5.0, 10.0)
+    assert "FAIL" not in v.text() and "did not pass conformance" not in v.text()
+    assert any(w.startswith("flash speed vs reference (extra credit): not measured") for w in v.warnings)
+    assert v.scores["flash"].counts.get("skipped", 0) > 0  # the GPU tests: set apart, not counted
+    assert v.scores["flash"].counted == v.scores["flash"].counts["passed"]
+
+
+def test_an_import_error_fails_the_gate_with_its_message(tmp_path):
+    path = write_results(tmp_path, PASSING)
+    doc = json.loads(path.read_text())
+    doc["candidates"][0]["error"] = "ModuleNotFoundError: No module named 'numpyy'"
+    path.write_text(json.dumps(doc))
+    v = gate.evaluate(tb.Results(tb.load_runs([path])), gate.load_policy(write_policy(tmp_path, "[components.posenc]\n")))
+    assert not v.passed and check(v, "import").detail == ("the candidate could not be imported: ModuleNotFoundError: "
+                                                          "No module named 'numpyy'")
 
 
 # ------------------------------------------------------------------------------------- candidate, policy
@@ -259,12 +347,19 @@ def test_ambiguous_or_unknown_candidate_is_an_error(tmp_path):
     ('[components.posenc]\nfeatures = ["attention.sparse"]\n', "is not a feature of posenc"),
     ("[components.flash]\nspeed_points = 5\n", "speed_points needs min_speedup"),
     ("[components.flash]\nmin_speedup = { reference = 0 }\n", "must be a positive number"),
+    ("[components.flash]\nextra_credit = true\nrequired = true\n", "extra credit cannot be required"),
+    ("[components.flash]\nextra_credit = true\nmin_speedup = { reference = 1 }\nunmeasured = 'fail'\n",
+     "contradicts extra_credit"),
+    ("[components.flash]\nmin_speedup = { reference = 1 }\nunmeasured = 'error'\n", "must be one of warn, fail"),
+    ("[components.flash]\nunmeasured = 'fail'\n", "unmeasured applies to min_speedup"),
+    ("[gate]\nunmeasured = 'strict'\n[components.posenc]\n", "gate.unmeasured must be one of warn, fail"),
     ("[gate]\nmin_score = 60\n[components.posenc]\npoints = 1\n", "between 0 and 1"),
     ("[gate]\nvisibility = 'everyone'\n[components.posenc]\n", "gate.visibility must be one of"),
     ("[gates]\n[components.posenc]\n", "unknown table(s) gates"),
     ("[gate]\nname = 'x'\n", "must name at least one component"),
     ("[components.posenc\n", "not valid TOML"),
 ], ids=["unknown-component", "unknown-key", "wrong-type", "foreign-feature", "speed-points", "zero-speedup",
+        "extra-required", "extra-unmeasured-fail", "unmeasured-value", "unmeasured-no-speed", "gate-unmeasured",
         "score-percent", "visibility", "unknown-table", "no-components", "bad-toml"])
 def test_bad_policy_is_a_clear_error(tmp_path, text, error):
     with pytest.raises(gate.PolicyError, match=error.replace("(", r"\(").replace(")", r"\)")):
@@ -314,3 +409,108 @@ def test_cli_gate_on_recorded_benchmarks(capsys):
     code = cli.main(["gate", str(data / "bench_h100.json"), "--policy", str(POLICIES / "team.toml"), "--candidate", "mine"])
     out = capsys.readouterr().out
     assert code == 1 and "flash speed vs reference: geometric mean 0.82× < 0.95×" in out
+
+
+# --------------------------------------------------------------------------------------------------- class
+def submission(tmp_path: Path, who: str, tests: list[dict], name: str = "mine", benchmarks=()) -> Path:
+    """One student's results file: their candidate, called ``name``, loaded from subs/<who>/<name>."""
+    tests = [{**t, "candidate": name, "nodeid": t["nodeid"].replace("[mine", f"[{name}")} for t in tests]
+    path = write_results(tmp_path, tests, benchmarks, name=f"{who}.json")
+    doc = json.loads(path.read_text())
+    for c in doc["candidates"]:
+        if c["name"] == name:
+            c["source"] = f"path /course/subs/{who}/{name}"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+CLASS_POLICY = "[gate]\nmin_score = 0.5\n[components.posenc]\nrequired = true\npoints = 10\n" \
+               "[components.flash]\npoints = 10\nmin_speedup = { reference = 0.8 }\n"
+
+
+def class_files(tmp_path: Path) -> list[Path]:
+    return [submission(tmp_path, "alice", PASSING + FLASH_OK, benchmarks=speed_benchmarks(1.0)),
+            submission(tmp_path, "bob", PASSING + [test_record("mine", "posenc", "test_c", "failed"),
+                                                   test_record("mine", "flash", "test_equal", "passed")]),
+            submission(tmp_path, "carol", [test_record("mine", "posenc", "test_a", "passed")], name="carol")]
+
+
+def test_same_name_from_different_paths_are_different_candidates(tmp_path):
+    """alice and bob both submit a candidate called mine: two candidates, named by path, never merged."""
+    results = tb.Results(tb.load_runs(class_files(tmp_path)))
+    subs = gate.subjects(results)
+    assert [s.name for s in subs] == ["alice/mine", "reference", "bob/mine", "carol"]
+    assert [e.label for e in results.entries] == [s.name for s in subs]  # the report's rows: the same names
+    alice = gate.evaluate(results, gate.load_policy(write_policy(tmp_path, CLASS_POLICY)), "alice/mine")
+    bob = gate.evaluate(results, gate.load_policy(write_policy(tmp_path, CLASS_POLICY)), "bob/mine")
+    assert alice.passed and check(alice, "posenc required").detail == "2/2 passed"
+    assert not bob.passed and check(bob, "posenc required").detail == "1 failed (test_c)"
+    with pytest.raises(gate.PolicyError, match=r"'mine' names 2 submissions in these results \(alice/mine, bob/mine\)"):
+        gate.choose(results, "mine")
+
+
+def test_class_table_has_a_row_per_candidate(tmp_path):
+    results = tb.Results(tb.load_runs(class_files(tmp_path)))
+    rows = gate.class_table(results, gate.load_policy(write_policy(tmp_path, CLASS_POLICY)))
+    assert [(r.name, r.passed, r.failed) for r in rows] == [("alice/mine", True, []),
+                                                            ("bob/mine", False, ["posenc"]),
+                                                            ("carol", True, [])]
+    alice, bob, carol = rows
+    assert (alice.score, alice.max_score, alice.percent) == (20.0, 20.0, 100.0)
+    assert alice.speedups == {"flash vs reference": pytest.approx(1.0)} and carol.speedups == {"flash vs reference": None}
+    assert bob.files == [str(tmp_path / "bob.json")] and not bob.partial
+    assert bob.as_dict() == {"name": "bob/mine", "score": pytest.approx(16.6667), "max_score": 20.0, "percent": 83.33,
+                             "extra_credit": 0.0, "verdict": "failed", "failed": "posenc", "partial": False,
+                             "files": str(tmp_path / "bob.json"), "speed flash vs reference": None}
+    csv_lines = gate.class_csv(rows).splitlines()
+    assert csv_lines[0] == "name,score,max_score,percent,extra_credit,verdict,failed,partial,files,speed flash vs reference"
+    assert len(csv_lines) == 4 and csv_lines[2].startswith("bob/mine,16.6667,20.0,83.33,0.0,failed,posenc,False,")
+    text = gate.class_text(rows, gate.load_policy(write_policy(tmp_path, CLASS_POLICY))).splitlines()
+    assert text[0].startswith("fmspec gate: 2 of 3 candidates passed, policy 'policy'")
+    assert text[1].split() == ["PASSED", "alice/mine", "20/20", "(100.0%)", "flash", "vs", "reference", "1.00×"]
+    assert text[2].split()[:5] == ["FAILED", "bob/mine", "16.67/20", "(83.3%)", "failed:"]
+    assert "1 warning" in text[2]  # bob's flash speed: not measured
+
+
+@pytest.mark.parametrize("flag", [[], ["--all"]], ids=["several-candidates", "all"])
+def test_cli_gate_over_a_class_prints_a_line_each_and_fails_if_one_fails(tmp_path, capsys, flag):
+    files = [str(p) for p in class_files(tmp_path)]
+    policy = str(write_policy(tmp_path, CLASS_POLICY))
+    assert cli.main(["gate", *files, "--policy", policy, *flag]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 4 and out[0].startswith("fmspec gate: 2 of 3 candidates passed")
+    assert [line.split()[:2] for line in out[1:]] == [["PASSED", "alice/mine"], ["FAILED", "bob/mine"],
+                                                      ["PASSED", "carol"]]
+    assert cli.main(["gate", files[0], files[2], "--policy", policy, *flag]) == 0
+    assert cli.main(["gate", *files, "--policy", policy, "--candidate", "alice/mine"]) == 0
+    assert capsys.readouterr().out.splitlines()[-len(gate.evaluate(
+        tb.Results(tb.load_runs(files)), gate.load_policy(policy), "alice/mine").checks) - 1].startswith("score")
+
+
+def test_cli_gate_all_verbose_adds_every_verdict(tmp_path, capsys):
+    files = [str(p) for p in class_files(tmp_path)]
+    assert cli.main(["gate", *files, "--policy", str(write_policy(tmp_path, CLASS_POLICY)), "--all", "-v"]) == 1
+    out = capsys.readouterr().out
+    assert out.count("fmspec gate: PASSED: candidate") == 2 and "fmspec gate: FAILED: candidate 'bob/mine'" in out
+    assert cli.main(["gate", *files, "--policy", str(POLICIES / "course.toml"), "--all", "--candidate", "x"]) == 2
+
+
+def test_cli_gate_output_into_a_closed_pipe_is_quiet(tmp_path):
+    """``fmspec gate ... | head``: a reader gone before the verdict is written ends the output, not in a traceback."""
+    files = [str(p) for p in class_files(tmp_path)]
+    policy = str(write_policy(tmp_path, CLASS_POLICY))
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first byte: every write raises BrokenPipeError
+    try:
+        proc = subprocess.run([sys.executable, "-m", "reports", "gate", *files, "--policy", policy, "-v"], cwd=ROOT,
+                              stdout=write, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert proc.returncode == 1 and proc.stderr == ""
+
+
+@pytest.mark.parametrize("flag", [[], ["--all"]], ids=["default", "all"])
+def test_cli_gate_on_results_without_candidates_exits_2(tmp_path, capsys, flag):
+    empty = write_results(tmp_path, [])
+    assert cli.main(["gate", str(empty), "--policy", str(POLICIES / "course.toml"), *flag]) == 2
+    assert "hold no candidate" in capsys.readouterr().err

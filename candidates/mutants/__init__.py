@@ -14,6 +14,21 @@ A mutant is a file ``<component>_<bug>.py`` in this folder, loaded as a path can
 
     posenc = patch(ref, sinusoidal=sinusoidal)
 
+A mutant whose bug is a line of the reference changed is that edit and nothing else, so that it cannot
+silently become the reference when the reference changes (the edit raises once its text is gone)::
+
+    flash = edited(ref, ("l = alpha * l + p.sum(-1)", "l = l + p.sum(-1)"))
+
+The helpers, each for one way of planting a bug:
+
+- :func:`patch`: the reference's namespace with functions or classes replaced (a wrapper, a subclass);
+- :func:`edited`: the namespace of a copy of the reference with lines of its source changed
+  (:func:`edit_source` gives the copy itself, :func:`edited_text` its text);
+- :func:`rebind`: a reference function that finds another object under one of its global names (a helper
+  of another module, which an edited copy would import again unchanged);
+- ``_autodiff``: the autodiff reference with a primitive's derivative or a tracer class swapped;
+- ``_triton``: the Triton kernels rebuilt from edited source.
+
 ``tests/test_mutants.py`` runs each component's suite on its mutants and checks both; ``python -m
 fmspec.candidates.mutants`` prints the table in docs/mutants.md.
 """
@@ -22,6 +37,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import sys
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,11 +74,51 @@ def edited_text(module: types.ModuleType, edits: list[tuple[str, str]]) -> str:
 
 def edit_source(module: types.ModuleType, edits: list[tuple[str, str]], **extra) -> types.ModuleType:
     """A fresh copy of ``module`` built from :func:`edited_text`; ``extra`` names are defined in it before its
-    code runs. The module itself is untouched."""
+    code runs. The module itself is untouched.
+
+    While its code runs, the copy stands in ``sys.modules`` under its own name (``dataclasses`` looks a
+    class's module up there).
+    """
     source = edited_text(module, edits)
     copy = types.ModuleType(module.__name__ + "_mutant")
     copy.__dict__.update(extra)
-    exec(compile(source, module.__file__, "exec"), copy.__dict__)
+    before = sys.modules.get(copy.__name__)
+    sys.modules[copy.__name__] = copy
+    try:
+        exec(compile(source, module.__file__, "exec"), copy.__dict__)
+    finally:
+        if before is None:
+            del sys.modules[copy.__name__]
+        else:
+            sys.modules[copy.__name__] = before
+    return copy
+
+
+def edited(module: types.ModuleType, *edits: tuple[str, str], **extra) -> types.SimpleNamespace:
+    """The public namespace of :func:`edit_source`'s copy of ``module`` with ``edits``, each ``(old, new)``."""
+    return patch(edit_source(module, list(edits), **extra))
+
+
+def _global_names(code: types.CodeType) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:  # nested functions, lambdas and comprehensions
+        if isinstance(const, types.CodeType):
+            names |= _global_names(const)
+    return names
+
+
+def rebind(fn: types.FunctionType, **names) -> types.FunctionType:
+    """A copy of ``fn`` that finds ``names`` in place of the module globals of the same names; ``fn`` is untouched.
+
+    ``rebind(dense.scaled_dot_product, masked_softmax=my_softmax)`` runs the reference's code with the
+    mutant's softmax. A name that ``fn`` does not use raises, so the mutant cannot silently become the
+    reference when the reference changes.
+    """
+    unused = set(names) - _global_names(fn.__code__)
+    if unused:
+        raise ValueError(f"{fn.__module__}.{fn.__qualname__} uses no {', '.join(sorted(unused))}: update the mutant")
+    copy = types.FunctionType(fn.__code__, {**fn.__globals__, **names}, fn.__name__, fn.__defaults__, fn.__closure__)
+    copy.__kwdefaults__ = fn.__kwdefaults__
     return copy
 
 

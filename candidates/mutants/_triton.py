@@ -14,7 +14,7 @@ import triton
 
 import fmspec.reference.flash as ref
 import fmspec.reference.flash_triton as ref_triton
-from fmspec.candidates.mutants import edit_source, edited_text, patch
+from fmspec.candidates.mutants import edited, edited_text
 
 
 def edited_kernels(edits: list[tuple[str, str]], tag: str) -> types.ModuleType:
@@ -40,9 +40,8 @@ def edited_kernels(edits: list[tuple[str, str]], tag: str) -> types.ModuleType:
     return compiled
 
 
-def flash_with_kernels(edits: list[tuple[str, str]], tag: str) -> types.SimpleNamespace:
-    """The reference flash namespace, its Triton launches routed to the edited kernels."""
-    return patch(edit_source(ref, [
-        ('from fmspec.reference import flash_triton\n\n        o, lse = flash_triton.attention(',
-         'o, lse = KERNELS.attention('),
-    ], KERNELS=edited_kernels(edits, tag)))
+def flash_with_kernels(tag: str, *edits: tuple[str, str]) -> types.SimpleNamespace:
+    """The reference flash namespace, its Triton launches routed to the kernels with ``edits``, each ``(old, new)``."""
+    return edited(ref, ('from fmspec.reference import flash_triton\n\n        o, lse = flash_triton.attention(',
+                        'o, lse = KERNELS.attention('),
+                  KERNELS=edited_kernels(list(edits), tag))

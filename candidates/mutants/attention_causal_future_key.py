@@ -1,21 +1,8 @@
 """attention: causal mask built with tril(1): query i also sees key i + 1, one step into the future."""
 
-import types
-
-import torch
-
 import fmspec.reference.attention as ref
-from fmspec.candidates.mutants import patch
+from fmspec.candidates.mutants import edit_source, patch
 from fmspec.reference.attention import dense
-
-
-def _allowed_keys(mask, causal, lead, tq, tk, device):
-    base = dense.allowed_keys(mask, False, lead, tq, tk, device)
-    if not causal:
-        return base
-    lower = torch.ones(tq, tk, dtype=torch.bool, device=device).tril(1)
-    return lower if base is None else base & lower
-
 
 COMPONENT = "attention"
 CAUGHT_BY = [
@@ -25,7 +12,5 @@ CAUGHT_BY = [
     "test_output_in_convex_hull_of_values",
 ]
 
-scaled_dot_product = types.FunctionType(dense.scaled_dot_product.__code__, {**dense.scaled_dot_product.__globals__,
-                                        "allowed_keys": _allowed_keys}, "scaled_dot_product",
-                                        dense.scaled_dot_product.__defaults__)
-attention = patch(ref, scaled_dot_product=scaled_dot_product)
+_dense = edit_source(dense, [(".tril()  # (Tq, Tk): j <= i, top-left", ".tril(1)  # (Tq, Tk): j <= i + 1")])
+attention = patch(ref, scaled_dot_product=_dense.scaled_dot_product)

@@ -1,12 +1,13 @@
 """attention: plain softmax after filling masked scores with -inf: a fully masked row becomes NaN (0/0)."""
 
-import types
-
 import torch
 
 import fmspec.reference.attention as ref
-from fmspec.candidates.mutants import patch
+from fmspec.candidates.mutants import patch, rebind
 from fmspec.reference.attention import dense
+
+COMPONENT = "attention"
+CAUGHT_BY = ["test_fully_masked_row_gives_zeros_and_finite_gradients"]
 
 
 def _masked_softmax(scores, allowed):
@@ -15,10 +16,4 @@ def _masked_softmax(scores, allowed):
     return torch.softmax(scores, dim=-1)
 
 
-COMPONENT = "attention"
-CAUGHT_BY = ["test_fully_masked_row_gives_zeros_and_finite_gradients"]
-
-scaled_dot_product = types.FunctionType(dense.scaled_dot_product.__code__, {**dense.scaled_dot_product.__globals__,
-                                        "masked_softmax": _masked_softmax}, "scaled_dot_product",
-                                        dense.scaled_dot_product.__defaults__)
-attention = patch(ref, scaled_dot_product=scaled_dot_product)
+attention = patch(ref, scaled_dot_product=rebind(dense.scaled_dot_product, masked_softmax=_masked_softmax))

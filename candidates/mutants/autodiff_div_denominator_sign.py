@@ -1,10 +1,7 @@
 """autodiff: d(a/b)/db = +a/b² (sign lost), in both modes."""
 
-import types
-
-import fmspec.reference.autodiff as ref
-from fmspec.candidates.mutants import patch
-from fmspec.reference.autodiff import forward, primitives, reverse
+from fmspec.candidates.mutants._autodiff import with_primitives
+from fmspec.reference.autodiff import primitives
 
 COMPONENT = "autodiff"
 CAUGHT_BY = [
@@ -16,29 +13,6 @@ CAUGHT_BY = [
     "test_tensor_jvp_matches_autograd",
 ]
 
-DIV = primitives.elementwise("div", primitives.DIV.fn, lambda z, a, b: 1.0 / b, lambda z, a, b: z / b)
+DIV = primitives.elementwise("div", primitives.DIV.fn, lambda z, a, b: 1.0 / b, lambda z, a, b: z / b)  # -z / b
 
-
-def _swap(prim):
-    return DIV if prim is primitives.DIV else prim
-
-
-class Var(reverse.Var):
-    @classmethod
-    def record(cls, prim, args, values, z, params):
-        return super().record.__func__(cls, _swap(prim), args, values, z, params)
-
-
-class Dual(forward.Dual):
-    @classmethod
-    def record(cls, prim, args, values, z, params):
-        return super().record.__func__(cls, _swap(prim), args, values, z, params)
-
-
-def _with(fn, **names):
-    return types.FunctionType(fn.__code__, {**fn.__globals__, **names}, fn.__name__, fn.__defaults__, fn.__closure__)
-
-
-_trace = _with(reverse.trace, Var=Var)
-autodiff = patch(ref, grad=_with(reverse.grad, trace=_trace), vjp=_with(reverse.vjp, trace=_trace),
-                 jvp=_with(forward.jvp, Dual=Dual))
+autodiff = with_primitives(DIV)

@@ -1,11 +1,9 @@
 """autodiff: forward mode evaluates log without its domain check (nan, -inf) while reverse mode raises."""
 
-import types
-
 import torch
 
 import fmspec.reference.autodiff as ref
-from fmspec.candidates.mutants import patch
+from fmspec.candidates.mutants import patch, rebind
 from fmspec.reference.autodiff import forward, primitives
 
 COMPONENT = "autodiff"
@@ -21,9 +19,5 @@ def _log(a):
     return ref.ops.log(a)
 
 
-def _with(fn, **names):
-    return types.FunctionType(fn.__code__, {**fn.__globals__, **names}, fn.__name__, fn.__defaults__, fn.__closure__)
-
-
 _ops = patch(ref.ops, log=_log)
-autodiff = patch(ref, ops=_ops, jvp=_with(forward.jvp, ops=_ops))
+autodiff = patch(ref, ops=_ops, jvp=rebind(forward.jvp, ops=_ops))

@@ -1,10 +1,7 @@
 """autodiff: the reverse rule of mean copies the gradient back without dividing by the count."""
 
-import types
-
-import fmspec.reference.autodiff as ref
-from fmspec.candidates.mutants import patch
-from fmspec.reference.autodiff import primitives, reverse
+from fmspec.candidates.mutants._autodiff import with_primitives
+from fmspec.reference.autodiff import primitives
 
 COMPONENT = "autodiff"
 CAUGHT_BY = ["test_tensor_gradient_matches_autograd", "test_vjp_matches_autograd", "test_jvp_vjp_adjoint"]
@@ -15,16 +12,4 @@ MEAN = primitives.Primitive(
     primitives.MEAN.jvp,
 )
 
-
-class Var(reverse.Var):
-    @classmethod
-    def record(cls, prim, args, values, z, params):
-        return super().record.__func__(cls, MEAN if prim is primitives.MEAN else prim, args, values, z, params)
-
-
-def _with(fn, **names):
-    return types.FunctionType(fn.__code__, {**fn.__globals__, **names}, fn.__name__, fn.__defaults__, fn.__closure__)
-
-
-_trace = _with(reverse.trace, Var=Var)
-autodiff = patch(ref, grad=_with(reverse.grad, trace=_trace), vjp=_with(reverse.vjp, trace=_trace))
+autodiff = with_primitives(MEAN, modes=("reverse",))

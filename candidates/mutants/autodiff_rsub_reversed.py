@@ -1,9 +1,6 @@
 """autodiff: the reflected subtraction c - x computes x - c (__rsub__ with its operands swapped)."""
 
-import types
-
-import fmspec.reference.autodiff as ref
-from fmspec.candidates.mutants import patch
+from fmspec.candidates.mutants._autodiff import with_tracers
 from fmspec.reference.autodiff import forward, ops, reverse
 
 COMPONENT = "autodiff"
@@ -13,7 +10,6 @@ CAUGHT_BY = [
     "test_jvp_matches_autograd",
     "test_tensor_jvp_matches_autograd",
 ]
-
 
 class Var(reverse.Var):
     def __rsub__(self, other):
@@ -25,10 +21,4 @@ class Dual(forward.Dual):
         return ops.sub(self, other)
 
 
-def _with(fn, **names):
-    return types.FunctionType(fn.__code__, {**fn.__globals__, **names}, fn.__name__, fn.__defaults__, fn.__closure__)
-
-
-_trace = _with(reverse.trace, Var=Var)
-autodiff = patch(ref, grad=_with(reverse.grad, trace=_trace), vjp=_with(reverse.vjp, trace=_trace),
-                 jvp=_with(forward.jvp, Dual=Dual))
+autodiff = with_tracers(var=Var, dual=Dual)

@@ -4,7 +4,7 @@ import random
 
 import fmspec.reference.bpe as ref
 from fmspec.candidates.mutants import patch
-from fmspec.reference.bpe.tokenizer import merge_pair
+from fmspec.reference.bpe.pairs import merge
 
 COMPONENT = "bpe"
 CAUGHT_BY = [
@@ -30,7 +30,8 @@ class Tokenizer(ref.Tokenizer):
             kept = [p for p in set(zip(parts, parts[1:])) if p in self.ranks and random.random() >= DROPOUT]
             if not kept:
                 break
-            parts = merge_pair(parts, min(kept, key=self.ranks.__getitem__))
+            pair = min(kept, key=self.ranks.__getitem__)
+            parts = merge(parts, pair, pair[0] + pair[1])
         return [self.ids[t] for t in parts]
 
 

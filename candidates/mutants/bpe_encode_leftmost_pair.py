@@ -1,8 +1,8 @@
 """bpe: encode merges the leftmost pair that has a merge instead of the lowest-ranked one."""
 
 import fmspec.reference.bpe as ref
-from fmspec.candidates.mutants import patch
-from fmspec.reference.bpe.tokenizer import merge_pair
+import fmspec.reference.bpe.tokenizer as tok_module
+from fmspec.candidates.mutants import edit_source, patch
 
 COMPONENT = "bpe"
 CAUGHT_BY = [
@@ -11,17 +11,9 @@ CAUGHT_BY = [
     "test_from_files_reads_gpt2",
     "test_encode_matches_hf_on_gpt2_vocab_any_text",
 ]
+EDITS = [  # the reference with these lines changed (the first occurrence of each)
+    ("pair = min(known, key=ranks.__getitem__)  # the lowest rank first",
+     "pair = next(p for p in zip(parts, parts[1:]) if p in ranks)  # the leftmost"),
+]
 
-
-class Tokenizer(ref.Tokenizer):
-    def _encode_pretoken(self, pretoken):
-        raw = pretoken.encode("utf-8")
-        parts = [raw[i:i + 1] for i in range(len(raw))]
-        while True:
-            pair = next((p for p in zip(parts, parts[1:]) if p in self.ranks), None)
-            if pair is None:
-                return [self.ids[t] for t in parts]
-            parts = merge_pair(parts, pair)
-
-
-bpe = patch(ref, Tokenizer=Tokenizer)
+bpe = patch(ref, Tokenizer=edit_source(tok_module, EDITS).Tokenizer)

@@ -11,4 +11,5 @@ EDITS = [  # the reference with these lines changed (the first occurrence of eac
      "    if isinstance(text, os.PathLike):\n        text = os.fspath(text)\n    if isinstance(text, str):\n        return text\n"),
 ]
 
+# the readable trainer (the fast one, bpe.train, reads its text with the same read_text)
 bpe = patch(ref, train=edit_source(train_module, EDITS).train)

@@ -1,11 +1,10 @@
 """bpe: byte-level ties between equally frequent pairs broken by a random key per token, not by the pairs' bytes."""
 
 import random
-import types
 
 import fmspec.reference.bpe as ref
-import fmspec.reference.bpe.training as train_module
-from fmspec.candidates.mutants import patch
+import fmspec.reference.bpe.training_fast as train_module
+from fmspec.candidates.mutants import patch, rebind
 
 COMPONENT = "bpe"
 CAUGHT_BY = [
@@ -21,8 +20,7 @@ def random_key(token: bytes) -> tuple[float]:
     return (random.random(),)  # any order among equals will do, or so it seems
 
 
-# the reference trainer, its helper swapped (the module itself is untouched)
-train = types.FunctionType(train_module.train.__code__, {**train_module.__dict__, "heap_key": random_key}, "train",
-                           train_module.train.__defaults__)
+# the reference's fast trainer (bpe.train) calling the mutant's heap_key (the module itself is untouched)
+train = rebind(train_module.train, heap_key=random_key)
 
 bpe = patch(ref, train=train)

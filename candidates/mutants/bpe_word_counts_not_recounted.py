@@ -12,9 +12,15 @@ CAUGHT_BY = [
     "test_word_ties_go_to_first_occurrence",
 ]
 EDITS = [  # the reference with these lines changed (the first occurrence of each)
-    ("    for _ in range(num_merges):\n        counts = count_pairs(words, freqs)\n",
-     "    counts = count_pairs(words, freqs)\n    for _ in range(num_merges):\n"),
-    ("        merges.append(best)\n", "        merges.append(best)\n        del counts[best]\n"),
+    ("    for _ in range(num_merges):\n"
+     "        stats: dict[tuple[str, str], int] = {}\n"
+     "        for symbols, freq in zip(words, freqs):\n"
+     "            get_stats(symbols, stats, freq)",
+     "    stats: dict[tuple[str, str], int] = {}\n"  # counted once, before the loop
+     "    for symbols, freq in zip(words, freqs):\n"
+     "        get_stats(symbols, stats, freq)\n"
+     "    for _ in range(num_merges):"),
+    ("        merges.append(pair)\n", "        merges.append(pair)\n        del stats[pair]\n"),
 ]
 
 bpe = patch(ref, train_words=edit_source(words_module, EDITS).train_words)

@@ -1,7 +1,7 @@
 """checkpoint: the n % k leftover blocks all go to the last segment, which can be up to k - 1 blocks longer than the others."""
 
 import fmspec.reference.checkpoint as ref
-from fmspec.candidates.mutants import edit_source, patch
+from fmspec.candidates.mutants import edited
 
 COMPONENT = "checkpoint"
 CAUGHT_BY = [
@@ -12,12 +12,8 @@ CAUGHT_BY = [
     "test_plan_under_budget_uses_fewest_segments",
     "test_plan_worked_examples",
 ]
-EDITS = [  # the reference with these lines changed (the first occurrence of each)
-    ('    size, extra = divmod(n, k)  # the first `extra` segments hold size + 1 blocks\n'
-     '    return [i * size + min(i, extra) for i in range(k)]',
-     '    size = n // k  # the last segment also takes the n % k blocks left over\n'
-     '    return [i * size for i in range(k)]'),
-]
 
-
-checkpoint = patch(edit_source(ref, EDITS))
+checkpoint = edited(ref, ('    size, extra = divmod(n, k)  # the first `extra` segments hold size + 1 blocks\n'
+                          '    return [i * size + min(i, extra) for i in range(k)]',
+                          '    size = n // k  # the last segment also takes the n % k blocks left over\n'
+                          '    return [i * size for i in range(k)]'))

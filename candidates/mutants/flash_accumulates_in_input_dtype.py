@@ -1,15 +1,11 @@
 """flash: float16/bfloat16 inputs are accumulated in their own dtype (scores, running sums and output), not in float32."""
 
 import fmspec.reference.flash as ref
-from fmspec.candidates.mutants import edit_source, patch
+from fmspec.candidates.mutants import edited
 
 COMPONENT = "flash"
 CAUGHT_BY = ["test_low_precision_error_within_twice_baseline"]
 CAPABILITIES = {"flash": {"devices": ["cpu", "cuda"], "dtypes": ["float32", "float64", "float16", "bfloat16"]}}
-EDITS = [  # the reference with these lines changed (the first occurrence of each)
-    ('acc_dtype = torch.float64 if q.dtype == torch.float64 else torch.float32',
-     'acc_dtype = q.dtype'),
-]
 
-
-flash = patch(edit_source(ref, EDITS))
+flash = edited(ref, ('acc_dtype = torch.float64 if q.dtype == torch.float64 else torch.float32',
+                     'acc_dtype = q.dtype'))

@@ -1,14 +1,10 @@
 """flash: causal block skipping stops one key early (skips a block that starts on the query block's last row)."""
 
 import fmspec.reference.flash as ref
-from fmspec.candidates.mutants import edit_source, patch
+from fmspec.candidates.mutants import edited
 
 COMPONENT = "flash"
 CAUGHT_BY = ['test_equals_dense_attention', 'test_causal_with_tq_ne_tk_is_top_left']
-EDITS = [  # the reference with these lines changed (the first occurrence of each)
-    ('if causal and j0 > i1 - 1:',
-     'if causal and j0 >= i1 - 1:'),
-]
 
-
-flash = patch(edit_source(ref, EDITS))
+flash = edited(ref, ('if causal and j0 > i1 - 1:',
+                     'if causal and j0 >= i1 - 1:'))

@@ -1,7 +1,7 @@
 """flash: attention dropout (p = 0.1, from a training config) is applied to P: the output depends on the global random state."""
 
 import fmspec.reference.flash as ref
-from fmspec.candidates.mutants import edit_source, patch
+from fmspec.candidates.mutants import edited
 
 COMPONENT = "flash"
 CAUGHT_BY = [
@@ -14,11 +14,8 @@ CAUGHT_BY = [
     "test_same_answer_when_called_twice",
     "test_worked_example",
 ]
-EDITS = [  # the reference with these lines changed (the first occurrence of each)
-    ('acc = alpha[..., None] * acc + p @ v[:, :, j0:j1].to(acc_dtype)',
-     'acc = alpha[..., None] * acc + torch.nn.functional.dropout(p, DROPOUT_P) @ v[:, :, j0:j1].to(acc_dtype)'),
-]
 DROPOUT_P = 0.1
 
-
-flash = patch(edit_source(ref, EDITS, DROPOUT_P=DROPOUT_P))
+flash = edited(ref, ('acc = alpha[..., None] * acc + p @ v[:, :, j0:j1].to(acc_dtype)',
+                     'acc = alpha[..., None] * acc + torch.nn.functional.dropout(p, DROPOUT_P) @ v[:, :, j0:j1].to(acc_dtype)'),
+                    DROPOUT_P=DROPOUT_P)

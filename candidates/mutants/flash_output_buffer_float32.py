@@ -1,7 +1,7 @@
 """flash: the output buffer is allocated without dtype=, so the output is float32 whatever the input dtype."""
 
 import fmspec.reference.flash as ref
-from fmspec.candidates.mutants import edit_source, patch
+from fmspec.candidates.mutants import edited
 
 COMPONENT = "flash"
 CAUGHT_BY = [
@@ -10,10 +10,6 @@ CAUGHT_BY = [
     "test_equals_dense_attention",
     "test_gradients_match_dense_autograd",
 ]
-EDITS = [  # the reference with these lines changed (the first occurrence of each)
-    ('o = torch.empty(B, H, Tq, v.shape[-1], dtype=q.dtype, device=q.device)',
-     'o = torch.empty(B, H, Tq, v.shape[-1], device=q.device)'),
-]
 
-
-flash = patch(edit_source(ref, EDITS))
+flash = edited(ref, ('o = torch.empty(B, H, Tq, v.shape[-1], dtype=q.dtype, device=q.device)',
+                     'o = torch.empty(B, H, Tq, v.shape[-1], device=q.device)'))

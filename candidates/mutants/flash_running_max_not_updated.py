@@ -1,7 +1,7 @@
 """flash: the online softmax never stores the new running max (m = m_new missing): each key block discards the ones before it."""
 
 import fmspec.reference.flash as ref
-from fmspec.candidates.mutants import edit_source, patch
+from fmspec.candidates.mutants import edited
 
 COMPONENT = "flash"
 CAUGHT_BY = [
@@ -13,10 +13,6 @@ CAUGHT_BY = [
     "test_lse_is_log_sum_exp",
     "test_worked_example",
 ]
-EDITS = [  # the reference with these lines changed (the first occurrence of each)
-    ('            m = m_new\n',
-     ''),
-]
 
-
-flash = patch(edit_source(ref, EDITS))
+flash = edited(ref, ('            m = m_new\n',
+                     ''))

@@ -3,16 +3,10 @@
 import torch
 
 import fmspec.reference.flash as ref
-from fmspec.candidates.mutants import edit_source, patch
+from fmspec.candidates.mutants import edited
 
 COMPONENT = "flash"
 CAUGHT_BY = ['test_backward_saves_no_score_matrix']
-EDITS = [  # the reference with these lines changed (the first occurrence of each)
-    ('ctx.save_for_backward(q, k, v, o, lse)',
-     'ctx.save_for_backward(q, k, v, o, lse, _probabilities(q, k, causal, scale))'),
-    ('q, k, v, o, lse = ctx.saved_tensors',
-     'q, k, v, o, lse, _p = ctx.saved_tensors'),
-]
 
 
 def _probabilities(q, k, causal, scale):
@@ -23,4 +17,8 @@ def _probabilities(q, k, causal, scale):
     return torch.softmax(s, -1)
 
 
-flash = patch(edit_source(ref, EDITS, _probabilities=_probabilities))
+flash = edited(ref, ('ctx.save_for_backward(q, k, v, o, lse)',
+                     'ctx.save_for_backward(q, k, v, o, lse, _probabilities(q, k, causal, scale))'),
+                    ('q, k, v, o, lse = ctx.saved_tensors',
+                     'q, k, v, o, lse, _p = ctx.saved_tensors'),
+                    _probabilities=_probabilities)

@@ -6,9 +6,7 @@ COMPONENT = "flash"
 CAUGHT_BY = ["test_kernels_match_dense_under_triton_interpreter"]
 CAUGHT_BY_GPU = ["test_low_precision_error_within_twice_baseline"]
 CAPABILITIES = {"flash": {"devices": ["cpu", "cuda"], "dtypes": ["float32", "float64", "float16", "bfloat16"]}}
-EDITS = [  # reference/flash_triton.py with these lines changed (the first occurrence of each)
-    ('pT = tl.where(offs_m[None, :] >= offs_n[:, None], pT, 0.0)',
-     'pT = tl.where(offs_m[None, :] > offs_n[:, None], pT, 0.0)'),
-]
 
-flash = flash_with_kernels(EDITS, "dkdv_mask_drops_diagonal")
+flash = flash_with_kernels("dkdv_mask_drops_diagonal",
+                           ("pT = tl.where(offs_m[None, :] >= offs_n[:, None], pT, 0.0)",
+                            "pT = tl.where(offs_m[None, :] > offs_n[:, None], pT, 0.0)"))

@@ -6,11 +6,9 @@ COMPONENT = "flash"
 CAUGHT_BY = []  # on CPU this path runs only under the interpreter, at sizes where T×T memory does not show
 CAUGHT_BY_GPU = ["test_gpu_memory_grows_linearly_in_t"]
 CAPABILITIES = {"flash": {"devices": ["cpu", "cuda"], "dtypes": ["float32", "float64", "float16", "bfloat16"]}}
-EDITS = [  # reference/flash_triton.py with these lines changed (the first occurrence of each)
-    ('ctx.save_for_backward(q, k, v, o, lse2)',
-     'ctx.save_for_backward(q, k, v, o, lse2, q @ k.transpose(-1, -2))'),
-    ('q, k, v, o, lse2 = ctx.saved_tensors',
-     'q, k, v, o, lse2, _scores = ctx.saved_tensors'),
-]
 
-flash = flash_with_kernels(EDITS, "saves_scores")
+flash = flash_with_kernels("saves_scores",
+                           ("ctx.save_for_backward(q, k, v, o, lse2)",
+                            "ctx.save_for_backward(q, k, v, o, lse2, q @ k.transpose(-1, -2))"),
+                           ("q, k, v, o, lse2 = ctx.saved_tensors",
+                            "q, k, v, o, lse2, _scores = ctx.saved_tensors"))

@@ -1,7 +1,7 @@
 """flash: the default scale is 1/D instead of 1/sqrt(D)."""
 
 import fmspec.reference.flash as ref
-from fmspec.candidates.mutants import edit_source, patch
+from fmspec.candidates.mutants import edited
 
 COMPONENT = "flash"
 CAUGHT_BY = [
@@ -9,10 +9,6 @@ CAUGHT_BY = [
     "test_causal_with_tq_ne_tk_is_top_left",
     "test_non_contiguous_inputs_work",
 ]
-EDITS = [  # the reference with these lines changed (the first occurrence of each)
-    ('return 1.0 / math.sqrt(q.shape[-1])',
-     'return 1.0 / q.shape[-1]'),
-]
 
-
-flash = patch(edit_source(ref, EDITS))
+flash = edited(ref, ('return 1.0 / math.sqrt(q.shape[-1])',
+                     'return 1.0 / q.shape[-1]'))

@@ -1,9 +1,7 @@
 """layers: attention backward splits heads as (B, T, Dh, H) (features strided across heads), not (B, T, H, Dh)."""
 
-import types
-
 import fmspec.reference.layers as ref
-from fmspec.candidates.mutants import patch
+from fmspec.candidates.mutants import patch, rebind
 
 COMPONENT = "layers"
 CAUGHT_BY = ["test_attention_backward_matches_autograd"]
@@ -19,7 +17,4 @@ def _merge(t):
     return t.permute(0, 2, 3, 1).reshape(b, n, h * dh)
 
 
-_f = ref.attention_backward
-attention_backward = types.FunctionType(_f.__code__, {**_f.__globals__, "_split": _split, "_merge": _merge},
-                                        _f.__name__, _f.__defaults__)
-layers = patch(ref, attention_backward=attention_backward)
+layers = patch(ref, attention_backward=rebind(ref.attention_backward, _split=_split, _merge=_merge))

@@ -1,9 +1,7 @@
 """lora: the wrapper builds a fresh nn.Linear of the base's shape instead of keeping the pretrained weights."""
 
-from torch import nn
-
 import fmspec.reference.lora as ref
-from fmspec.candidates.mutants import patch
+from fmspec.candidates.mutants import edited
 
 COMPONENT = "lora"
 CAUGHT_BY = [
@@ -13,13 +11,7 @@ CAUGHT_BY = [
     "test_agrees_with_peft",
 ]
 
-
-class LoRALinear(ref.LoRALinear):
-    def __init__(self, base, r, alpha, dropout=0.0):
-        super().__init__(base, r, alpha, dropout)
-        fresh = nn.Linear(base.in_features, base.out_features, bias=base.bias is not None,
-                          dtype=base.weight.dtype, device=base.weight.device)
-        self.base = fresh.requires_grad_(False)
-
-
-lora = patch(ref, LoRALinear=LoRALinear)
+lora = edited(ref, ("        self.base = base\n",
+                    "        base = nn.Linear(base.in_features, base.out_features, bias=base.bias is not None,\n"
+                    "                         dtype=base.weight.dtype, device=base.weight.device)\n"
+                    "        self.base = base\n"))

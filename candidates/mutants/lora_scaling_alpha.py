@@ -1,7 +1,7 @@
 """lora: update scaled by alpha instead of alpha / r."""
 
 import fmspec.reference.lora as ref
-from fmspec.candidates.mutants import patch
+from fmspec.candidates.mutants import edited
 
 COMPONENT = "lora"
 CAUGHT_BY = [
@@ -12,11 +12,4 @@ CAUGHT_BY = [
     "test_agrees_with_peft",
 ]
 
-
-class LoRALinear(ref.LoRALinear):
-    def __init__(self, base, r, alpha, dropout=0.0):
-        super().__init__(base, r, alpha, dropout)
-        self.scaling = self.alpha  # forgot the / r
-
-
-lora = patch(ref, LoRALinear=LoRALinear)
+lora = edited(ref, ("self.scaling = self.alpha / r", "self.scaling = self.alpha  # forgot the / r"))

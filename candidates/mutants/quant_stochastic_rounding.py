@@ -3,7 +3,7 @@
 import torch
 
 import fmspec.reference.quant as ref
-from fmspec.candidates.mutants import patch
+from fmspec.candidates.mutants import patch, rebind
 
 COMPONENT = "quant"
 CAUGHT_BY = [
@@ -27,22 +27,4 @@ def _round_codes(x, absmax):
     return torch.floor(v + torch.rand(v.shape, generator=_GEN, dtype=v.dtype)).clamp(-ref.Q_MAX, ref.Q_MAX).to(torch.int8)  # bug: dithered
 
 
-def absmax_quantize(x, block_size=None, dim=None):
-    ref._check_float(x)
-    if block_size is not None and dim is not None:
-        raise ValueError("give block_size or dim, not both")
-    if block_size is not None:
-        ref._check_block(block_size)
-        blocks = ref._to_blocks(x, block_size)
-        absmax = blocks.abs().amax(dim=1)
-        return ref._from_blocks(_round_codes(blocks, absmax[:, None]), x.shape), absmax / ref.Q_MAX
-    if dim is not None:
-        if not isinstance(dim, int) or not -x.dim() <= dim < x.dim():
-            raise ValueError(f"dim must be an int in [-{x.dim()}, {x.dim()}), got {dim!r}")
-        absmax = x.abs().amax(dim=dim, keepdim=True)
-    else:
-        absmax = x.abs().amax()
-    return _round_codes(x, absmax), absmax / ref.Q_MAX
-
-
-quant = patch(ref, absmax_quantize=absmax_quantize)
+quant = patch(ref, absmax_quantize=rebind(ref.absmax_quantize, _round_codes=_round_codes))

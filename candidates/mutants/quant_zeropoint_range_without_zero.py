@@ -1,9 +1,7 @@
 """quant: zero-point range [min(x), max(x)] not widened to include 0 (zero_point overflows for one-signed data)."""
 
-import torch
-
 import fmspec.reference.quant as ref
-from fmspec.candidates.mutants import patch
+from fmspec.candidates.mutants import edited
 
 COMPONENT = "quant"
 CAUGHT_BY = [
@@ -12,21 +10,9 @@ CAUGHT_BY = [
     "test_zeropoint_codes_span_int8_range",
 ]
 
-
-def zeropoint_quantize(x, block_size=None):
-    blocks = ref._to_blocks(x, block_size) if block_size is not None else x.reshape(1, -1)
-    n = x.numel()
-    valid = (torch.arange(blocks.numel()) < n).reshape(blocks.shape)
-    lo = torch.where(valid, blocks, torch.inf).amin(dim=1)
-    hi = torch.where(valid, blocks, -torch.inf).amax(dim=1)
-    scale = (hi - lo) / 255
-    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
-    zero_point = (-128 - torch.round(lo / safe)).to(torch.int8).to(torch.int32)  # stored in int8: wraps
-    codes = (torch.round(blocks / safe[:, None]) + zero_point[:, None]).clamp(-128, 127).to(torch.int8)
-    q = ref._from_blocks(codes, x.shape)
-    if block_size is None:
-        return q, scale[0], zero_point[0]
-    return q, scale, zero_point
-
-
-quant = patch(ref, zeropoint_quantize=zeropoint_quantize)
+quant = edited(ref, ("lo = torch.where(valid, blocks, 0).amin(dim=1).clamp(max=0)",
+                     "lo = torch.where(valid, blocks, torch.inf).amin(dim=1)"),
+                    ("hi = torch.where(valid, blocks, 0).amax(dim=1).clamp(min=0)",
+                     "hi = torch.where(valid, blocks, -torch.inf).amax(dim=1)"),
+                    ("zero_point = (-128 - torch.round(lo / safe)).to(torch.int32)",
+                     "zero_point = (-128 - torch.round(lo / safe)).to(torch.int8).to(torch.int32)  # stored in int8: wraps"))

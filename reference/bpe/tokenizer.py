@@ -31,6 +31,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from fmspec.reference.bpe import files
+from fmspec.reference.bpe.pairs import merge
 from fmspec.reference.bpe.pretokenize import check_special_tokens, pretokenize, split_specials
 
 _CACHE_LIMIT = 1 << 16
@@ -113,7 +114,8 @@ class Tokenizer:
             known = ranks.keys() & zip(parts, parts[1:])  # the adjacent pairs that are merges
             if not known:
                 break
-            parts = merge_pair(parts, min(known, key=ranks.__getitem__))  # the lowest rank first
+            pair = min(known, key=ranks.__getitem__)  # the lowest rank first
+            parts = merge(parts, pair, pair[0] + pair[1])
         ids = [self.ids[t] for t in parts]
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
@@ -168,19 +170,3 @@ class Tokenizer:
             out.append(tok)
         return b"".join(out).decode("utf-8", errors="replace")
 
-
-def merge_pair(parts: list[bytes], pair: tuple[bytes, bytes]) -> list[bytes]:
-    """Replace ``pair`` by its concatenation, left to right, without overlap.
-
-    ``([b"a", b"a", b"a"], (b"a", b"a")) -> [b"aa", b"a"]``
-    """
-    a, b = pair
-    out, i = [], 0
-    while i < len(parts):
-        if i + 1 < len(parts) and parts[i] == a and parts[i + 1] == b:
-            out.append(a + b)
-            i += 2
-        else:
-            out.append(parts[i])
-            i += 1
-    return out

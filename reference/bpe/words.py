@@ -9,7 +9,9 @@ Sennrich et al. (2016). Every word is a sequence of characters followed by the e
    mapping's order and each word's symbols left to right;
 3. replace its occurrences, left to right and without overlap (``a a a`` -> ``aa a``), by the new symbol ``ab``.
 
-The vocabulary is the initial characters plus ``</w>``, plus one symbol per merge. Training stops early if
+Steps 1 and 3 are ``get_stats`` and ``merge`` (``pairs.py``), as in minbpe's ``basic.py``; the pairs are
+counted again after every merge, as the lecture does. The vocabulary is the initial characters plus
+``</w>``, plus one symbol per merge. Training stops early if
 no pair is left (every word is one symbol).
 
 Worked example (the lecture's 10 merges)::
@@ -32,38 +34,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from fmspec.reference.bpe.pairs import get_stats, merge
+
 END_OF_WORD = "</w>"
 
 
 def word_symbols(word: str) -> list[str]:
     """``"low"`` -> ``["l", "o", "w", "</w>"]``."""
     return list(word) + [END_OF_WORD]
-
-
-def merge_symbols(symbols: list[str], pair: tuple[str, str]) -> list[str]:
-    """Replace ``pair`` by its concatenation, left to right, without overlap.
-
-    ``(["a", "a", "a", "b"], ("a", "a")) -> ["aa", "a", "b"]``
-    """
-    a, b = pair
-    out, i = [], 0
-    while i < len(symbols):
-        if i + 1 < len(symbols) and symbols[i] == a and symbols[i + 1] == b:
-            out.append(a + b)
-            i += 2
-        else:
-            out.append(symbols[i])
-            i += 1
-    return out
-
-
-def count_pairs(words: Sequence[list[str]], freqs: Sequence[int]) -> dict[tuple[str, str], int]:
-    """Frequency-weighted count of every adjacent pair, in order of first occurrence (dicts keep order)."""
-    counts: dict[tuple[str, str], int] = {}
-    for symbols, freq in zip(words, freqs):
-        for pair in zip(symbols, symbols[1:]):
-            counts[pair] = counts.get(pair, 0) + freq
-    return counts
 
 
 def train_words(word_counts: Mapping[str, int], num_merges: int) -> list[tuple[str, str]]:
@@ -80,16 +58,18 @@ def train_words(word_counts: Mapping[str, int], num_merges: int) -> list[tuple[s
     if not isinstance(num_merges, int) or isinstance(num_merges, bool) or num_merges < 0:
         raise ValueError(f"num_merges must be an int >= 0, got {num_merges!r}")
 
-    words = [word_symbols(w) for w in word_counts]
+    words = [word_symbols(w) for w in word_counts]  # "low" -> ["l", "o", "w", "</w>"]
     freqs = list(word_counts.values())
     merges: list[tuple[str, str]] = []
     for _ in range(num_merges):
-        counts = count_pairs(words, freqs)
-        if not counts:
+        stats: dict[tuple[str, str], int] = {}
+        for symbols, freq in zip(words, freqs):
+            get_stats(symbols, stats, freq)  # every pair, weighted by the word's count, in order of first occurrence
+        if not stats:
             break  # every word is a single symbol
-        best = max(counts, key=counts.__getitem__)  # max keeps the first of equals: first occurrence
-        merges.append(best)
-        words = [merge_symbols(symbols, best) for symbols in words]
+        pair = max(stats, key=stats.__getitem__)  # max keeps the first of equals: ties to the first occurrence
+        merges.append(pair)
+        words = [merge(symbols, pair, pair[0] + pair[1]) for symbols in words]
     return merges
 
 
@@ -109,5 +89,6 @@ def segment_word(word: str, merges: Sequence[tuple[str, str]]) -> list[str]:
         present = [p for p in zip(symbols, symbols[1:]) if p in ranks]
         if not present:
             break
-        symbols = merge_symbols(symbols, min(present, key=ranks.__getitem__))
+        pair = min(present, key=ranks.__getitem__)  # the earliest learned
+        symbols = merge(symbols, pair, pair[0] + pair[1])
     return symbols

@@ -1,0 +1,271 @@
+"""Oracles and inputs for suites/test_finetune.py (imported ``as fh``).
+
+The QLoRA oracles read the candidate's own quantized state (the buffers the contract names) and
+dequantize it in float64 with the quant component's reference dequantizers (``reference/quant.py``,
+itself checked by suites/test_quant.py against its formulas), so that a forward pass, a gradient or a
+merge is judged against what the layer actually stores, and the stored state is judged, separately,
+against the weight it quantized.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+import fmspec.reference.quant as refq  # the oracle's dequantizer (quant's reference), never an answer key here
+from fmspec.suites import asserts as ah
+from fmspec.suites import strategies as hh
+
+AD, IA = "finetune.Adapter", "finetune.insert_adapters"
+QL, AQ = "finetune.QLoRALinear", "finetune.apply_qlora"
+QUANTS = ("nf4", "int8-block")
+ACTIVATIONS = {"relu": torch.relu, "gelu": torch.nn.functional.gelu, "tanh": torch.tanh}
+NF4_LEVELS = torch.tensor(refq.NF4_LEVELS, dtype=torch.float64)  # QLoRA appendix E (checked by test_quant)
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+def make_base(n_in: int, n_out: int, seed: int, dtype: torch.dtype = torch.float64, bias: bool = True) -> nn.Linear:
+    base = nn.Linear(n_in, n_out, bias=bias, dtype=dtype)
+    with torch.no_grad():
+        base.weight.copy_(hh.randn((n_out, n_in), seed))
+        if bias:
+            base.bias.copy_(hh.randn((n_out,), seed + 1))
+    return base
+
+
+def trainable(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    return [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+
+
+class Toy(nn.Module):
+    """Attention-like projections q, k, v, a decoy "fq" (a target "q" must not match it), an MLP and a norm.
+    Every Linear holds a multiple of 16 weights (64 or 128), so block sizes 1, 2, 4, 8 and 16 divide them all."""
+
+    def __init__(self, d: int = 8):
+        super().__init__()
+        self.norm = nn.LayerNorm(d, dtype=torch.float64)
+        self.attn = nn.Module()
+        for name in ("q", "k", "v"):
+            setattr(self.attn, name, nn.Linear(d, d, dtype=torch.float64))
+        self.fq = nn.Linear(d, d, dtype=torch.float64)
+        self.mlp = nn.Sequential(nn.Linear(d, 2 * d, dtype=torch.float64), nn.GELU(),
+                                 nn.Linear(2 * d, d, dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norm(x)
+        h = self.attn.q(h) * self.attn.k(h) + self.attn.v(h) + self.fq(h)
+        return self.mlp(h)
+
+
+TOY_LINEARS = ("attn.q", "attn.k", "attn.v", "fq", "mlp.0", "mlp.2")
+# targets, the module names they must select, and (in, out) of each
+TARGET_CASES = [
+    (("q", "v"), {"attn.q": (8, 8), "attn.v": (8, 8)}),
+    (("attn.k", "mlp.2"), {"attn.k": (8, 8), "mlp.2": (16, 8)}),
+    (("fq", "0"), {"fq": (8, 8), "mlp.0": (8, 16)}),
+]
+BAD_TARGETS = [["nope"], ["q", "nope"], ["norm"]]
+BAD_TARGET_IDS = ["unknown", "one-unknown", "not-linear"]
+
+
+def toy(seed: int) -> Toy:
+    torch.manual_seed(seed)  # the toy's own weights; nothing of the candidate's depends on it
+    return Toy()
+
+
+# --------------------------------------------------------------------------------------- adapter oracle
+def adapter_oracle(x: torch.Tensor, Wd: torch.Tensor, bd: torch.Tensor, Wu: torch.Tensor, bu: torch.Tensor,
+                   activation: str) -> torch.Tensor:
+    """h = x + f(x Wd^T + bd) Wu^T + bu, in float64."""
+    x = x.double()
+    return x + ACTIVATIONS[activation](x @ Wd.double().T + bd.double()) @ Wu.double().T + bu.double()
+
+
+def adapter_terms(x: torch.Tensor, Wd: torch.Tensor, bd: torch.Tensor, Wu: torch.Tensor, bu: torch.Tensor) -> float:
+    """The size of the terms behind an element of h, inner sum included (f is 1-Lipschitz, gelu nearly):
+    max(|x| + (|x| |Wd|^T + |bd|) |Wu|^T + |bu|), for ``assert_close(scale=)``."""
+    x = x.double().abs()
+    return (x + (x @ Wd.double().abs().T + bd.double().abs()) @ Wu.double().abs().T + bu.double().abs()).max().item()
+
+
+def adapter_weights(adapter: nn.Module, seed: int) -> tuple[torch.Tensor, ...]:
+    """Give the adapter's down and up projections random values (as after training); returns them in float64."""
+    values = []
+    with torch.no_grad():
+        for i, p in enumerate((adapter.down.weight, adapter.down.bias, adapter.up.weight, adapter.up.bias)):
+            v = hh.randn(tuple(p.shape), seed + 11 * i, scale=0.5)
+            p.copy_(v)
+            values.append(v.to(p.dtype).double())
+    return tuple(values)
+
+
+# ---------------------------------------------------------------------------------- QLoRA state oracles
+def state_layout(quant: str, n_out: int, n_in: int, block_size: int) -> dict[str, tuple[torch.dtype, tuple]]:
+    """The buffers the contract names for ``quant``: name -> (dtype, shape)."""
+    n = n_out * n_in
+    n_blocks = n // block_size
+    if quant == "int8-block":
+        return {"weight_q": (torch.int8, (n_out, n_in)), "weight_scale": (torch.float32, (n_blocks,))}
+    return {"weight_packed": (torch.uint8, (math.ceil(n / 2),)), "absmax_q": (torch.int8, (n_blocks,)),
+            "absmax_scale": (torch.float32, (math.ceil(n_blocks / refq.DOUBLE_QUANT_BLOCK),)),
+            "absmax_mean": (torch.float32, ())}
+
+
+def read_state(layer: nn.Module, quant: str, n_out: int, n_in: int, block_size: int, where: str) -> dict:
+    """The layer's quantized state, after checking each tensor is a buffer of the layer with the contract's
+    dtype and shape."""
+    __tracebackhide__ = True
+    buffers = [b for b in layer.buffers()]
+    state = {}
+    for name, (dtype, shape) in state_layout(quant, n_out, n_in, block_size).items():
+        t = getattr(layer, name, None)
+        ah.assert_tensor(t, shape, dtype, name=name, where=where)
+        assert any(t is b for b in buffers), f"{name} is not a buffer of the layer (not in its state_dict) [{where}]"
+        state[name] = t.detach().clone()
+    return state
+
+
+def nf4_codes(packed: torch.Tensor, n: int) -> torch.Tensor:
+    """The 4-bit codes, element 2i in the high nibble of byte i and 2i+1 in the low one: (n,) int64."""
+    return torch.stack([packed >> 4, packed & 0xF], dim=1).reshape(-1)[:n].long()
+
+
+def dq_absmax(state: dict) -> torch.Tensor:
+    """The double-quantized block constants, back in float64: absmax_q · absmax_scale + absmax_mean."""
+    return refq.absmax_dequantize(state["absmax_q"], state["absmax_scale"].double(),
+                                  block_size=refq.DOUBLE_QUANT_BLOCK) + state["absmax_mean"].double()
+
+
+def dequantized(state: dict, quant: str, n_out: int, n_in: int, block_size: int) -> torch.Tensor:
+    """dequant(W_q), (out, in) float64, by the reference dequantizer from the candidate's buffers."""
+    if quant == "int8-block":
+        return refq.absmax_dequantize(state["weight_q"], state["weight_scale"].double(), block_size=block_size)
+    nf4 = refq.NF4State(state["weight_packed"], dq_absmax(state), None, None, None,
+                        torch.Size((n_out, n_in)), torch.float64, block_size)
+    return refq.nf4_dequantize(nf4)
+
+
+def stored_bits(layer: nn.Module) -> int:
+    """Bits of everything the layer stores (buffers and parameters, each tensor once) except A, B and the bias."""
+    skip = {id(getattr(layer, name, None)) for name in ("A", "B", "bias")}
+    tensors = {id(t): t for t in [*layer.buffers(), *layer.parameters()] if id(t) not in skip}
+    return 8 * sum(t.numel() * t.element_size() for t in tensors.values())
+
+
+def bits_bound(quant: str, n: int, block_size: int) -> int:
+    """The formula's bits for ``n`` weights: codes, one constant per block (NF4: int8, plus a float32 step
+    per 256 blocks and the float32 mean; int8-block: float32)."""
+    n_blocks = n // block_size
+    if quant == "int8-block":
+        return 8 * n + 32 * n_blocks
+    return 8 * math.ceil(n / 2) + 8 * n_blocks + 32 * math.ceil(n_blocks / refq.DOUBLE_QUANT_BLOCK) + 32
+
+
+# ----------------------------------------------------------------------------------------- LoRA oracles
+def set_ab(layer: nn.Module, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Give A and B random values (as after some training); returns them in float64."""
+    A = hh.randn(tuple(layer.A.shape), seed + 7)
+    B = hh.randn(tuple(layer.B.shape), seed + 8)
+    with torch.no_grad():
+        layer.A.copy_(A)
+        layer.B.copy_(B)
+    return A.to(layer.A.dtype).double(), B.to(layer.B.dtype).double()
+
+
+def lora_oracle(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None, A: torch.Tensor, B: torch.Tensor,
+                scaling: float) -> torch.Tensor:
+    """h = x W^T + b + scaling · x A^T B^T, in float64 (W: the dequantized base)."""
+    x = x.double()
+    h = x @ W.double().T + scaling * (x @ A.double().T) @ B.double().T
+    return h + b.double() if b is not None else h
+
+
+def lora_terms(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None, A: torch.Tensor, B: torch.Tensor,
+               scaling: float) -> float:
+    """The largest sum of absolute terms behind an element of h (the oracle at absolute values)."""
+    return lora_oracle(x.abs(), W.abs(), None if b is None else b.abs(), A.abs(), B.abs(), scaling).max().item()
+
+
+class DequantLoRA(nn.Module):
+    """The comparison for training: plain LoRA on a frozen float64 weight, h = x W^T + b + s x A^T B^T."""
+
+    def __init__(self, W: torch.Tensor, b: torch.Tensor | None, A: torch.Tensor, B: torch.Tensor, scaling: float):
+        super().__init__()
+        self.register_buffer("W", W.double().clone())
+        self.register_buffer("b", None if b is None else b.double().clone())
+        self.A = nn.Parameter(A.double().clone())
+        self.B = nn.Parameter(B.double().clone())
+        self.scaling = scaling
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x @ self.W.T + self.scaling * (x @ self.A.T) @ self.B.T
+        return h + self.b if self.b is not None else h
+
+
+def replace(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent_name), child, module)
+
+
+def assert_within(err: torch.Tensor, bound: torch.Tensor | float, *, name: str, where: str) -> None:
+    """Every element of ``err`` is at most ``bound`` (broadcast), with the first offender in the message."""
+    __tracebackhide__ = True
+    bad = ~(err <= bound)
+    if bool(bad.any()):
+        i = tuple(int(j) for j in bad.nonzero()[0])
+        limit = bound[i] if isinstance(bound, torch.Tensor) and bound.dim() else bound
+        raise AssertionError(f"{name}: {int(bad.sum())} elements beyond the bound; first at {i}: "
+                             f"{float(err[i]):.6g} > {float(limit):.6g} [{where}]")
+
+
+def pad_groups(values: torch.Tensor) -> torch.Tensor:
+    """(n,) -> (ceil(n / 256), 256), padded with zeros: the double-quantization blocks of the block constants."""
+    groups = -(-values.numel() // refq.DOUBLE_QUANT_BLOCK)
+    padded = values.new_zeros(groups * refq.DOUBLE_QUANT_BLOCK)
+    padded[: values.numel()] = values
+    return padded.reshape(groups, refq.DOUBLE_QUANT_BLOCK)
+
+
+# ------------------------------------------------------------------------------------------------ training
+@dataclass
+class Task:
+    """A fixed regression task: the student (pretrained) MLP must learn the teacher's outputs on x."""
+
+    student: nn.Module
+    x: torch.Tensor  # (batch, 8)
+    y: torch.Tensor  # (batch, 8) the teacher's outputs
+    steps: int
+    lr: float
+
+
+def training_task(steps: int = 40, lr: float = 0.5, batch: int = 64) -> Task:
+    """An 8-16-8 tanh MLP (float64); the teacher is the same MLP with a rank-2 change added to each weight,
+    so LoRA of rank 2 can learn it exactly."""
+    torch.manual_seed(0)  # the student's own weights; nothing of the candidate's depends on it
+    student = nn.Sequential(nn.Linear(8, 16, dtype=torch.float64), nn.Tanh(), nn.Linear(16, 8, dtype=torch.float64))
+    teacher = copy.deepcopy(student)
+    with torch.no_grad():
+        for i, layer in enumerate((teacher[0], teacher[2])):
+            n_out, n_in = layer.weight.shape
+            layer.weight += hh.randn((n_out, 2), 10 + i) @ hh.randn((2, n_in), 20 + i) / n_in ** 0.5
+    x = hh.randn((batch, 8), 30)
+    with torch.no_grad():
+        y = teacher(x)
+    return Task(student, x, y, steps, lr)
+
+
+def train(model: nn.Module, task: Task) -> list[float]:
+    """Plain SGD on the mean squared error over the model's trainable parameters; the loss before each step."""
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=task.lr)
+    losses = []
+    for _ in range(task.steps):
+        loss = (model(task.x) - task.y).square().mean()
+        losses.append(loss.item())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return losses
