@@ -243,6 +243,7 @@ class Guard:
         self.config = config
         self.snapshot = trust.Snapshot()
         self.snapshot.add_modules(trust.GUARDED)
+        self.snapshot.add_modules(trust.suite_helper_modules())  # imported here, before any candidate
         for name in trust.GUARDED_CLASSES:
             self.snapshot.add(name, trust.resolve(name))
         self.forbid: dict[str, list[str]] = {}

@@ -156,6 +156,13 @@ def test_patching_at_import_fails_every_test_of_the_candidate(run):
     assert doc["candidates"][0]["flags"]
 
 
+def test_replacing_an_oracle_helper_at_import_fails_every_test_of_the_candidate(run):
+    """The suites' helper modules (oracles, strategies) are guarded from before the candidate is imported."""
+    res, doc = run("    return 2 * x", prelude="import fmspec.suites._bpe_helpers as h\nh.load_gpt2 = lambda: None")
+    assert {t["outcome"] for t in doc["tests"]} == {"failed"}
+    assert "replaced fmspec.suites._bpe_helpers.load_gpt2 while being imported" in by_test(doc)["test_act"]["message"]
+
+
 def test_patching_the_test_module_fails_the_test(run):
     body = "    import sys\n    sys.modules['test_toy'].ah = None\n    return 2 * x"
     res, doc = run(body)
