@@ -2,8 +2,8 @@
 
 - **Tampering.** Before any candidate is imported, the plugin records the identity of every public
   attribute of the modules a cheat would patch (torch and its functional API, ``torch.Tensor``'s methods,
-  ``math``, hypothesis, the suite's tolerances, assertions and strategies, and, after collection, the
-  test modules). After the candidate's import and after each of its tests it compares: anything replaced
+  ``math``, hypothesis, every suite helper module: tolerances, assertions, strategies, shared oracles,
+  memory instruments and each component's oracle; and, after collection, the test modules). After the candidate's import and after each of its tests it compares: anything replaced
   is put back and the test (or every test of that candidate, for an import-time patch) fails, naming it.
 - **Re-exported reference.** A candidate function that *is* a reference function (same object, or
   defined in ``fmspec.reference.*``) is flagged in the results; the example candidates in ``candidates/`` are

@@ -17,7 +17,7 @@ Parameters: W_Q, W_K, W_V (3d^2), W_1 and W_2 (4d^2 each), W_proj (d^2) per laye
 connections: the slides leave them out, and so does this model).
 
 sigma is the logistic sigmoid, whose backward needs only its output. What autograd then saves for the
-backward pass (floating-point elements, B = 1; what ``suites/_checkpoint_helpers.saved_tensors`` measures)::
+backward pass (floating-point elements, B = 1; what ``suites/memory.saved_tensors`` measures)::
 
     per layer: X (dT), Q, K, V (3dT), the attention matrices (N_heads T^2), the attention output (dT),
                sigma(X W_1) (4dT), sigma(X W_2) (dT)                       = 10 dT + N_heads T^2

@@ -18,7 +18,7 @@ from torch import nn
 
 import fmspec.reference.quant as refq  # the oracle's dequantizer (quant's reference), never an answer key here
 from fmspec.suites import asserts as ah
-from fmspec.suites import strategies as hh
+from fmspec.suites import strategies as ss
 
 AD, IA = "finetune.Adapter", "finetune.insert_adapters"
 QL, AQ = "finetune.QLoRALinear", "finetune.apply_qlora"
@@ -31,9 +31,9 @@ NF4_LEVELS = torch.tensor(refq.NF4_LEVELS, dtype=torch.float64)  # QLoRA appendi
 def make_base(n_in: int, n_out: int, seed: int, dtype: torch.dtype = torch.float64, bias: bool = True) -> nn.Linear:
     base = nn.Linear(n_in, n_out, bias=bias, dtype=dtype)
     with torch.no_grad():
-        base.weight.copy_(hh.randn((n_out, n_in), seed))
+        base.weight.copy_(ss.randn((n_out, n_in), seed))
         if bias:
-            base.bias.copy_(hh.randn((n_out,), seed + 1))
+            base.bias.copy_(ss.randn((n_out,), seed + 1))
     return base
 
 
@@ -97,7 +97,7 @@ def adapter_weights(adapter: nn.Module, seed: int) -> tuple[torch.Tensor, ...]:
     values = []
     with torch.no_grad():
         for i, p in enumerate((adapter.down.weight, adapter.down.bias, adapter.up.weight, adapter.up.bias)):
-            v = hh.randn(tuple(p.shape), seed + 11 * i, scale=0.5)
+            v = ss.randn(tuple(p.shape), seed + 11 * i, scale=0.5)
             p.copy_(v)
             values.append(v.to(p.dtype).double())
     return tuple(values)
@@ -168,8 +168,8 @@ def bits_bound(quant: str, n: int, block_size: int) -> int:
 # ----------------------------------------------------------------------------------------- LoRA oracles
 def set_ab(layer: nn.Module, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Give A and B random values (as after some training); returns them in float64."""
-    A = hh.randn(tuple(layer.A.shape), seed + 7)
-    B = hh.randn(tuple(layer.B.shape), seed + 8)
+    A = ss.randn(tuple(layer.A.shape), seed + 7)
+    B = ss.randn(tuple(layer.B.shape), seed + 8)
     with torch.no_grad():
         layer.A.copy_(A)
         layer.B.copy_(B)
@@ -251,8 +251,8 @@ def training_task(steps: int = 40, lr: float = 0.5, batch: int = 64) -> Task:
     with torch.no_grad():
         for i, layer in enumerate((teacher[0], teacher[2])):
             n_out, n_in = layer.weight.shape
-            layer.weight += hh.randn((n_out, 2), 10 + i) @ hh.randn((2, n_in), 20 + i) / n_in ** 0.5
-    x = hh.randn((batch, 8), 30)
+            layer.weight += ss.randn((n_out, 2), 10 + i) @ ss.randn((2, n_in), 20 + i) / n_in ** 0.5
+    x = ss.randn((batch, 8), 30)
     with torch.no_grad():
         y = teacher(x)
     return Task(student, x, y, steps, lr)

@@ -3,6 +3,19 @@
 Each helper hides its own frame from the traceback and says what differed, by how much, for which call:
 ``out: rel. error 3.1e-02 > allowed 3.8e-06 (float32, n=64) at (0, 2): got 0.5, expected 0.25
 [posenc.sinusoidal(5, 8)]``. The bracket is a snippet that reproduces the call.
+
+- :func:`call`: call a candidate function, and fail if it modified a tensor argument in place;
+- :func:`assert_tensor`: a tensor of the expected shape and dtype;
+- :func:`assert_close`: error against a float64 oracle within :func:`tolerances.allowed`, relative to the
+  oracle or (``scale=``) to the size of the terms a sum cancels; :func:`flat` makes one vector of the
+  floats, tensors and sequences a candidate may return, for it;
+- :func:`assert_equal`: exact equality for discrete outputs;
+- :func:`assert_within`: elementwise ``|error| <= bound`` where a test derives its own bound;
+- :func:`assert_rounded`: integer codes equal round-to-nearest of float64 values (either neighbour at a tie);
+- :func:`assert_nontrivial`: a guard on a test's own inputs.
+
+A suite's own check functions (``check_grads`` in the layers suite) only choose the oracle, ``n`` and
+``scale`` and call these; none computes an error or a tolerance of its own.
 """
 
 from __future__ import annotations
@@ -83,19 +96,28 @@ def assert_tensor(out: Any, shape: tuple[int, ...] | None = None, dtype: torch.d
 
 
 def assert_close(actual: Any, oracle: torch.Tensor, *, dtype: torch.dtype | None = None, n: int = 1,
-                 baseline: torch.Tensor | None = None, scale: float = 0.0, name: str = "out",
-                 where: str = "") -> None:
+                 baseline: torch.Tensor | None = None, scale: float = 0.0, condition: float = 1.0,
+                 name: str = "out", where: str = "") -> None:
     """``actual`` matches the float64 ``oracle`` within :func:`tolerances.allowed`.
 
     ``dtype`` is the precision the candidate computed in (default: ``actual``'s); ``n`` the reduction
-    length behind one element; ``baseline`` a plain same-dtype computation whose error sets the bar;
-    ``scale`` the size of the terms the result sums, where they cancel (see :func:`tolerances.rel_error`).
+    length behind one element; ``baseline`` a plain same-dtype computation whose error sets the bar
+    (measured the same way, ``scale`` included).
+
+    ``scale`` is the size of the terms the result sums, where they cancel: errors are then relative to
+    max(scale, max|oracle|) (see :func:`tolerances.rel_error`). x/(5x) has gradient 0, formed as
+    1/(5x) - 5x/(5x)²; a correct result may differ from the oracle by a few roundings of the terms, which
+    is huge relative to the result itself but not relative to the terms.
+
+    ``condition`` (>= 1) multiplies the allowed error where the computation's inputs carry known absolute
+    errors of their own (an autodiff program whose intermediate values reach 100 carries 100·eps into
+    every later step).
     """
     __tracebackhide__ = True
     assert_tensor(actual, tuple(oracle.shape), name=name, where=where)
     dtype = dtype or actual.dtype
     base_err = tol.rel_error(baseline, oracle, scale) if baseline is not None else None
-    limit = tol.allowed(dtype, n, base_err)
+    limit = tol.allowed(dtype, n, base_err) * max(condition, 1.0)
     err = tol.rel_error(actual, oracle, scale)
     if err <= limit:
         return
@@ -106,13 +128,43 @@ def assert_close(actual: Any, oracle: torch.Tensor, *, dtype: torch.dtype | None
     how = f"{str(dtype).removeprefix('torch.')}, n={n}"
     if scale > o.abs().max().item():
         how += f", relative to the terms' scale {scale:.3g}"
+    if condition > 1.0:
+        how += f", condition {condition:.3g}"
     if base_err is not None:
         how += f", baseline error {base_err:.2g}"
     suffix = f" [{where}]" if where else ""
+    got, expected = _distinct(a[idx].item(), o[idx].item())
     raise AssertionError(
         f"{name}: rel. error {err:.3g} > allowed {limit:.2g} ({how}); worst at {idx}: "
-        f"got {a[idx].item():.6g}, expected {o[idx].item():.6g}{suffix}"
+        f"got {got}, expected {expected}{suffix}"
     )
+
+
+def _distinct(got: float, expected: float) -> tuple[str, str]:
+    """The two numbers with 6 significant digits, or as many more as it takes to tell them apart."""
+    for digits in (6, 9, 12, 17):
+        a, b = f"{got:.{digits}g}", f"{expected:.{digits}g}"
+        if a != b:
+            break
+    return a, b
+
+
+def flat(values: Any, *, name: str = "out", where: str = "") -> torch.Tensor:
+    """A number, a tensor, or a list or tuple of them as one float64 vector; anything else fails the test.
+
+    ``flat([1.0, torch.tensor([[2.0, 3.0]])])`` -> ``tensor([1., 2., 3.], dtype=torch.float64)``. For
+    results whose form the contract leaves open (a float or a 0-d tensor; a tuple of gradients).
+    """
+    __tracebackhide__ = True
+    parts = values if isinstance(values, (list, tuple)) else [values]
+    out = []
+    for i, v in enumerate(parts):
+        if isinstance(v, bool) or not isinstance(v, (int, float, torch.Tensor)):
+            suffix = f" [{where}]" if where else ""
+            raise AssertionError(f"{name}[{i}] is {type(v).__name__}, expected a number or a tensor{suffix}")
+        v = v.detach() if isinstance(v, torch.Tensor) else torch.tensor(float(v), dtype=torch.float64)
+        out.append(v.to(torch.float64).reshape(-1))
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
 
 
 def assert_equal(actual: Any, expected: Any, *, name: str = "out", where: str = "") -> None:
@@ -135,6 +187,33 @@ def assert_equal(actual: Any, expected: Any, *, name: str = "out", where: str = 
                 raise AssertionError(f"{name}[{i}] = {a!r}, expected {e!r} (len {len(actual)} vs {len(expected)}){suffix}")
         raise AssertionError(f"{name}: length {len(actual)}, expected {len(expected)}{suffix}")
     raise AssertionError(f"{name} = {describe(actual)}, expected {describe(expected)}{suffix}")
+
+
+def assert_within(err: torch.Tensor, bound: torch.Tensor, *, name: str = "out", where: str = "") -> None:
+    """Elementwise ``err <= bound`` (NaN fails), for a test that derives a bound per element (a quantization
+    step, an interval); names how many elements exceed it and the first."""
+    __tracebackhide__ = True
+    bad = ~(err <= bound)
+    if bool(bad.any()):
+        i = tuple(int(j) for j in bad.nonzero()[0])
+        raise AssertionError(f"{name}: {int(bad.sum())} elements beyond the bound; first at {i}: "
+                             f"|error| = {float(err[i]):.6g} > {float(bound[i]):.6g} [{where}]")
+
+
+def assert_rounded(q: torch.Tensor, v: torch.Tensor, dtype: torch.dtype, *, lo: int = -127, hi: int = 127,
+                   name: str = "q", where: str = "") -> None:
+    """Integer codes ``q`` equal round(``v``) clamped to [lo, hi], ``v`` the float64 values before rounding;
+    within ``dtype``'s rounding of a .5 tie either neighbour is right (the candidate computed ``v`` in
+    ``dtype``, and its v may fall on the other side of the tie)."""
+    __tracebackhide__ = True
+    slack = tol.rounding_floor(dtype) * max(1.0, float(v.abs().max()))
+    near_tie = ((v - v.floor()) - 0.5).abs() <= slack
+    qd = q.to(torch.float64)
+    ok = (qd == torch.round(v).clamp(lo, hi)) | (near_tie & ((qd - v).abs() <= 0.5 + slack))
+    if not bool(ok.all()):
+        i = tuple(int(j) for j in (~ok).nonzero()[0])
+        raise AssertionError(f"{name}: {int((~ok).sum())} codes differ from round(value); first at {i}: "
+                             f"got {int(q[i])}, value {float(v[i]):.6g} [{where}]")
 
 
 def assert_nontrivial(oracle: torch.Tensor, *, name: str = "oracle") -> None:

@@ -1,8 +1,9 @@
 """attention benchmarks (CPU): dense attention against each efficient sparse form, over the sequence length.
 
 Grid: B = 1, H = 2, D = 32, float32, forward only (``torch.no_grad``), T in {256, 512, 1024, 2048, 4096,
-8192}; q, k, v drawn from N(0, 1). Dense is ``scaled_dot_product(q, k, v)`` with no mask (the full
-attention the sparse forms replace); each family is ``sparse(q, k, v, pattern, **args)`` with
+8192}; q, k, v drawn from N(0, 1) (``ss.qkv``, seeded with T). Dense is ``scaled_dot_product(q, k, v)``
+with no mask (the full attention the sparse forms replace); each family is ``sparse(q, k, v, pattern,
+**args)`` with
 
 =================  ===========================================  ===================================
 pattern            arguments                                    keys per query W
@@ -33,7 +34,7 @@ One thread (``torch.set_num_threads(1)`` for the module, restored after): the ma
 two threads each small op's parallel region waits on a descheduled thread, which made T = 256 calls 5 to
 80 times slower and the medians unstable; one thread times the arithmetic. Time: host clock (``time.perf_counter`` through pytest-benchmark, median of a few rounds, fewer for large
 T). Memory: the largest tensor storage a torch function returns during the call, in elements
-(``LargestAllocation`` in ``suites/_attention_helpers.py``, one extra call that doubles as the warm-up);
+(``LargestAllocation`` in ``suites/memory.py``, one extra call that doubles as the warm-up);
 bytes = 4 × elements for float32 tensors. ``test_scaling`` then fits, for each family, the log-log slope of
 time and of memory against T over T >= 1024 (the exponent: 1 for O(T), 2 for O(T²)), the ratios when T
 doubles, and the smallest T of the grid from which the family stays below dense (the crossing point).
@@ -51,8 +52,9 @@ import time
 import pytest
 import torch
 
-from fmspec.suites import _attention_helpers as ath
 from fmspec import benchutil as bu
+from fmspec.suites import memory as mem
+from fmspec.suites import strategies as ss
 
 pytestmark = [pytest.mark.component("attention"), pytest.mark.bench]
 
@@ -105,14 +107,13 @@ def rounds_for(t: int) -> int:
 
 
 def inputs(t: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(t)
-    return tuple(torch.randn(B, H, t, D, generator=g, dtype=DTYPE) for _ in range(3))
+    return ss.qkv(B, H, t, t, D, seed=t, dtype=DTYPE)
 
 
-def measure(benchmark, fn, t: int) -> tuple[float, ath.LargestAllocation]:
+def measure(benchmark, fn, t: int) -> tuple[float, mem.LargestAllocation]:
     """Largest allocation of one call (which is also the warm-up), then the median time of a few rounds."""
     with torch.no_grad():
-        with ath.LargestAllocation() as probe:
+        with mem.LargestAllocation() as probe:
             fn()
         benchmark.pedantic(fn, rounds=rounds_for(t), iterations=1, warmup_rounds=0)
     stats = getattr(benchmark, "stats", None)
@@ -124,7 +125,7 @@ def measure(benchmark, fn, t: int) -> tuple[float, ath.LargestAllocation]:
     return stats.stats.median, probe
 
 
-def common(t: int, seconds: float, probe: ath.LargestAllocation, flops: float, conformance: str) -> dict:
+def common(t: int, seconds: float, probe: mem.LargestAllocation, flops: float, conformance: str) -> dict:
     return {"B": B, "H": H, "T": t, "D": D, "dtype": "float32", "seconds": seconds,
             "gflop_per_s": flops / seconds / 1e9, "model_flops": flops,
             "largest_elements": probe.numel, "largest_mb_float32": probe.numel * 4 / 1e6,

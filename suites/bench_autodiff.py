@@ -20,9 +20,10 @@ Programs are random scalar straight-line programs of 100, 1,000 and 10,000 steps
 drawn from a seeded ``random.Random`` (the same program on every run): each step is one of the contract's
 operations (ops calls and Python operators, constants on either side, powers, sums of several variables)
 whose arguments are earlier variables, mostly recent ones (so long chains and shared sub-expressions),
-kept inside each operation's domain while drawing (as in ``suites/_autodiff_helpers.py``). The output
-adds up every sink, so no step is dead code. The program is compiled to one Python function (its source
-is ``Program.source()``), so evaluating it costs the operations and nothing else.
+kept inside each operation's domain while drawing (the guards of ``suites/_autodiff_helpers.py``, on
+floats). Steps and programs are the suite's (``suites/_autodiff_programs.py``). The output adds up every
+sink, so no step is dead code. The program is compiled to one Python function (its source is
+``Program.source()``), so evaluating it costs the operations and nothing else.
 
 Host clock (``time.perf_counter`` through pytest-benchmark; the median of the rounds), one process; ``f``
 is re-timed inside every record so each ratio is measured under the same load. Each record holds the ratio
@@ -43,7 +44,7 @@ import types
 import pytest
 import torch
 
-from fmspec.suites import _autodiff_helpers as ax
+from fmspec.suites import _autodiff_programs as adp
 from fmspec import benchutil as bu
 
 pytestmark = [pytest.mark.component("autodiff"), pytest.mark.bench]
@@ -54,7 +55,7 @@ MODES = [pytest.param("f", id="f"), pytest.param("grad", marks=pytest.mark.needs
 INPUTS = 16
 SEED = 3
 LECTURE_BOUND = 5.0
-OPS_NEEDS = tuple(f"autodiff.ops.{op}" for op in ax.SCALAR_OPS)
+OPS_NEEDS = tuple(f"autodiff.ops.{op}" for op in adp.SCALAR_OPS)
 
 
 def rounds(size: int) -> int:
@@ -66,7 +67,6 @@ MATH_OPS = types.SimpleNamespace(
     neg=lambda a: -a, pow=lambda a, c: a**c, sin=math.sin, cos=math.cos, exp=math.exp, log=math.log,
     tanh=math.tanh, sigmoid=lambda a: 1.0 / (1.0 + math.exp(-a)), relu=lambda a: a if a > 0 else 0.0,
 )
-_SYMBOL = {"+": "add", "-": "sub", "*": "mul", "/": "div"}
 
 
 # ------------------------------------------------------------------------------------------- programs
@@ -83,10 +83,10 @@ def _safe(op: str, a: float, b: float | None = None) -> float | None:
     if op == "pow" and ((b != int(b) and a < 0.1) or (b < 0 and abs(a) < 0.25)):
         return None
     v = getattr(MATH_OPS, op)(a) if b is None or op in ("neg",) else getattr(MATH_OPS, op)(a, b)
-    return v if math.isfinite(v) and abs(v) <= ax.LIMIT else None
+    return v if math.isfinite(v) and abs(v) <= adp.LIMIT else None
 
 
-def _step(rng: random.Random, vals: list[float]) -> tuple[ax.Step, float]:
+def _step(rng: random.Random, vals: list[float]) -> tuple[adp.Step, float]:
     n = len(vals)
 
     def arg() -> int:  # an earlier variable, usually a recent one
@@ -97,36 +97,36 @@ def _step(rng: random.Random, vals: list[float]) -> tuple[ax.Step, float]:
     kind = rng.choice(("call2", "binop", "lconst", "rconst", "pow", "neg", "fanin", "unary", "unary"))
     if kind in ("call2", "binop"):
         j = arg()
-        op = rng.choice(ax.BINARY)
-        step = ax.Step("call", op, (i, j)) if kind == "call2" else ax.Step("binop", ax.OPERATOR[op], (i, j))
+        op = rng.choice(adp.BINARY)
+        step = adp.Step("call", op, (i, j)) if kind == "call2" else adp.Step("binop", adp.OPERATOR[op], (i, j))
         value = _safe(op, a, vals[j])
     elif kind == "lconst":  # c (op) z
-        c, sym = rng.choice(ax.CONSTANTS), rng.choice(list(_SYMBOL))
-        step = ax.Step("lconst", sym, (i,), c)
-        value = _safe(_SYMBOL[sym], c, a) if sym != "/" or abs(a) >= 0.25 else None
+        c, sym = rng.choice(adp.CONSTANTS), rng.choice(list(adp.OP_OF))
+        step = adp.Step("lconst", sym, (i,), c)
+        value = _safe(adp.OP_OF[sym], c, a) if sym != "/" or abs(a) >= 0.25 else None
     elif kind == "rconst":  # z (op) c
-        c, sym = rng.choice(ax.CONSTANTS), rng.choice(list(_SYMBOL))
-        step, value = ax.Step("rconst", sym, (i,), c), _safe(_SYMBOL[sym], a, c)
+        c, sym = rng.choice(adp.CONSTANTS), rng.choice(list(adp.OP_OF))
+        step, value = adp.Step("rconst", sym, (i,), c), _safe(adp.OP_OF[sym], a, c)
     elif kind == "pow":
-        c = rng.choice(ax.EXPONENTS)
-        step = ax.Step("call", "pow", (i,), c) if rng.random() < 0.5 else ax.Step("rconst", "**", (i,), c)
+        c = rng.choice(adp.EXPONENTS)
+        step = adp.Step("call", "pow", (i,), c) if rng.random() < 0.5 else adp.Step("rconst", "**", (i,), c)
         value = _safe("pow", a, c)
     elif kind == "neg":
-        step, value = (ax.Step("neg", "-", (i,)) if rng.random() < 0.5 else ax.Step("call", "neg", (i,))), -a
+        step, value = (adp.Step("neg", "-", (i,)) if rng.random() < 0.5 else adp.Step("call", "neg", (i,))), -a
     elif kind == "fanin":
         args = (i,) + tuple(arg() for _ in range(rng.randint(2, 5)))
-        step, value = ax.Step("fanin", "+", args), math.fsum(vals[k] for k in args)
-        value = value if abs(value) <= ax.LIMIT else None
+        step, value = adp.Step("fanin", "+", args), math.fsum(vals[k] for k in args)
+        value = value if abs(value) <= adp.LIMIT else None
     else:
-        op = rng.choice(ax.UNARY[1:])
-        step, value = ax.Step("call", op, (i,)), _safe(op, a)
+        op = rng.choice(adp.UNARY[1:])
+        step, value = adp.Step("call", op, (i,)), _safe(op, a)
     if value is None:  # outside the domain or too large: tanh is always safe
-        step, value = ax.Step("call", "tanh", (i,)), math.tanh(a)
+        step, value = adp.Step("call", "tanh", (i,)), math.tanh(a)
     return step, value
 
 
 @functools.lru_cache(maxsize=None)
-def program(size: int) -> tuple[ax.Program, object]:
+def program(size: int) -> tuple[adp.Program, object]:
     """A random scalar program of ``size`` steps over INPUTS inputs, and its compiled ``f(ops, *xs)``."""
     rng = random.Random(SEED * 1_000_003 + size)
     xs = tuple(round(rng.uniform(-2.0, 2.0), 3) for _ in range(INPUTS))
@@ -136,7 +136,7 @@ def program(size: int) -> tuple[ax.Program, object]:
         step, value = _step(rng, vals)
         steps.append(step)
         vals.append(value)
-    prog = ax.Program(xs, tuple(steps), seed=SEED)
+    prog = adp.Program(xs, tuple(steps), seed=SEED)
     prog.__dict__["shapes"] = [()] * (len(xs) + len(steps))  # all scalars (skips running it through torch)
     scope: dict = {}
     exec(compile(prog.source(), f"<autodiff program, {size} steps>", "exec"), scope)  # noqa: S102  our own source

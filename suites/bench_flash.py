@@ -19,12 +19,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fmspec.suites import _flash_helpers as fh
 from fmspec import benchutil as bu
 from fmspec import gpu_bench as gb
+from fmspec.suites import strategies as ss
 
 pytestmark = [pytest.mark.component("flash"), pytest.mark.bench, pytest.mark.gpu]
-FEATURE = fh.FEATURE
+FEATURE = "flash.flash_attention"
 TOKENS = 16384
 HEAD_DIMS = [64, 128]
 SEQS = [1024, 2048, 4096, 8192, 16384]
@@ -95,7 +95,7 @@ def _baselines(D, T, causal, mode, q, k, v, do) -> dict[str, gb.Timing | None]:
 def test_flash_attention_speed(candidate, device, dtype, D, T, causal, mode, benchmark, fmspec_metrics, request):
     conformance = bu.require_conformance(request, "flash", candidate.name)
     B, H = TOKENS // T, 2048 // D
-    q, k, v = (torch.randn(B, H, T, D, device=device, dtype=dtype, requires_grad=True) for _ in range(3))
+    q, k, v = (t.requires_grad_() for t in ss.qkv(B, H, T, T, D, seed=T + D, dtype=dtype, device=device))
     do = torch.randn_like(q)
     baselines = _baselines(D, T, causal, mode, q, k, v, do)
     timing = _timing(lambda q, k, v: candidate.flash.flash_attention(q, k, v, causal=causal), q, k, v, do, mode)

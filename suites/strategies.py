@@ -1,7 +1,8 @@
-"""Hypothesis strategies shared by every suite (imported ``as hh``).
+"""Hypothesis strategies and seeded tensors shared by every suite (imported ``as ss``).
 
 Tensors are drawn as (shape, seed) and filled from a seeded ``torch.Generator``: hypothesis shrinks the
 shape and the seed, which keeps failing examples small and readable, and large tensors cheap to draw.
+Strategies that only one component uses live in that component's ``_<component>_helpers.py``.
 """
 
 from __future__ import annotations
@@ -32,3 +33,19 @@ def randn(shape: tuple[int, ...], seed: int, dtype: torch.dtype = torch.float64,
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(shape, generator=gen, dtype=torch.float64) * scale
     return x.to(dtype=dtype, device=device)
+
+
+def qkv(b: int, h: int, tq: int, tk: int, d: int, dv: int | None = None, *, seed: int,
+        dtype: torch.dtype = torch.float64, device: str = "cpu", scale: float = 1.0):
+    """Attention inputs q (B, H, Tq, D), k (B, H, Tk, D), v (B, H, Tk, Dv) (Dv = D unless given), from
+    seeds ``seed``, ``seed + 1``, ``seed + 2`` with :func:`randn`; ``scale`` multiplies q and k (sharper or
+    flatter softmax weights), never v. A shapes dict with exactly these keys passes as ``qkv(**s)``."""
+    dv = d if dv is None else dv
+    return (randn((b, h, tq, d), seed, dtype, device, scale), randn((b, h, tk, d), seed + 1, dtype, device, scale),
+            randn((b, h, tk, dv), seed + 2, dtype, device))
+
+
+def random_mask(shape: tuple[int, ...], seed: int, p: float = 0.7) -> torch.Tensor:
+    """A bool tensor, True with probability ``p``, from a seeded generator."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.rand(shape, generator=gen) < p

@@ -15,9 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fmspec.reference import tiny_gpt  # the lecture's program, measured; its counts are not an answer key
-from fmspec.suites import _checkpoint_helpers as mh
 from fmspec.suites import asserts as ah
-from fmspec.suites import strategies as hh
+from fmspec.suites import memory as mem
+from fmspec.suites import strategies as ss
 
 pytestmark = pytest.mark.component("accounting")
 
@@ -182,7 +182,7 @@ def models(draw):
     H, dh = draw(st.integers(1, 3)), draw(st.sampled_from([2, 4]))
     d = H * dh
     return dict(d=d, L=draw(st.integers(1, 3)), T=draw(st.sampled_from([3, 5, 7])), V=draw(st.integers(4 * d + 1, 4 * d + 9)),
-                H=H, B=draw(st.integers(1, 2)), seed=draw(hh.seeds()))
+                H=H, B=draw(st.integers(1, 2)), seed=draw(ss.seeds()))
 
 
 def build(m) -> tuple[tiny_gpt.TinyGPT, torch.Tensor, torch.Tensor]:
@@ -195,7 +195,7 @@ def build(m) -> tuple[tiny_gpt.TinyGPT, torch.Tensor, torch.Tensor]:
 
 def block_saved(model, x, T: int) -> tuple[int, int]:
     """(all, attention) elements one block saves for backward, its input included."""
-    with mh.saved_tensors(exclude=model.parameters()) as saved:
+    with mem.saved_tensors(exclude=model.parameters()) as saved:
         model.blocks[0](x)
     attention = sum(n for shape, n in saved.by_shape.items() if shape[-2:] == (T, T))
     return saved.elements, attention
@@ -223,7 +223,7 @@ def test_forward_memory_sums_largest_intermediates(candidate, m):
     4d-wide hidden (4dT), the attention matrices (N_heads T^2), the logits (VT), each times B."""
     model, _, onehot = build(m)
     d, T, V = m["d"], m["T"], m["V"]
-    with torch.no_grad(), mh.op_outputs() as outputs:
+    with torch.no_grad(), mem.op_outputs() as outputs:
         model(onehot)
 
     def largest(keep) -> int:
@@ -246,7 +246,7 @@ def test_graph_memory_against_saved_tensors(candidate, m):
     layer's 10 dT up to 12 dT: graph_memory - saved = B (2L - 1) dT, exactly."""
     model, ids, onehot = build(m)
     d, L, T, B = m["d"], m["L"], m["T"], m["B"]
-    with mh.saved_tensors(exclude=model.parameters()) as saved:
+    with mem.saved_tensors(exclude=model.parameters()) as saved:
         tiny_gpt.log_loss(model(onehot), ids)
     where = ah.snippet(GRAPH, *args_of(m), n_heads=m["H"], B=B)
     got = ah.call(candidate.accounting.graph_memory, GRAPH, *args_of(m), n_heads=m["H"], B=B)

@@ -2,7 +2,7 @@
 
 The oracle is the same chain run without checkpointing, with the same random state (the blocks use
 dropout), differentiated by torch autograd. Memory is what stays allocated after the forward pass
-(``_checkpoint_helpers.held_tensors``), which does not depend on how an implementation keeps it.
+(``mem.held_tensors``, ``suites/memory.py``), which does not depend on how an implementation keeps it.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from torch import nn
 
 from fmspec.reference import tiny_gpt  # the lecture's transformer block: a test input, never an oracle
-from fmspec.suites import _checkpoint_helpers as mh
 from fmspec.suites import asserts as ah
-from fmspec.suites import strategies as hh
+from fmspec.suites import memory as mem
+from fmspec.suites import strategies as ss
 
 pytestmark = pytest.mark.component("checkpoint")
 
@@ -37,8 +37,8 @@ class Block(nn.Module):
     def __init__(self, index: int, d: int, p: float, seed: int, dtype: torch.dtype, log: list):
         super().__init__()
         self.index, self.p, self.log = index, p, log
-        self.weight = nn.Parameter(hh.randn((d, d), seed + 2 * index, dtype, scale=1 / math.sqrt(d)))
-        self.bias = nn.Parameter(hh.randn((d,), seed + 2 * index + 1, dtype))
+        self.weight = nn.Parameter(ss.randn((d, d), seed + 2 * index, dtype, scale=1 / math.sqrt(d)))
+        self.bias = nn.Parameter(ss.randn((d,), seed + 2 * index + 1, dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.log.append(self.index)
@@ -86,7 +86,7 @@ def segments_of(bounds: list[int], n: int) -> list[list[int]]:
 def sequential_cases(draw):
     n = draw(st.integers(1, 7))
     return dict(n=n, k=draw(st.integers(1, n)), d=draw(st.integers(1, 6)), rows=draw(st.integers(1, 4)),
-                p=draw(DROPOUT), seed=draw(hh.seeds()))
+                p=draw(DROPOUT), seed=draw(ss.seeds()))
 
 
 # ------------------------------------------------------------------------------------ sequential
@@ -97,7 +97,7 @@ def test_outputs_match_no_checkpointing(candidate, case):
     """Oracle: the chain run plainly, from the same random state: same output."""
     n, k, d, rows, p, seed = (case[key] for key in ("n", "k", "d", "rows", "p", "seed"))
     blocks, _ = chain(n, d, p, seed)
-    x = hh.randn((rows, d), seed)
+    x = ss.randn((rows, d), seed)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         expected = plain(blocks, x)
@@ -113,12 +113,12 @@ def test_outputs_match_no_checkpointing(candidate, case):
 def test_gradients_match_no_checkpointing(candidate, dtype, case):
     """Oracle: input and parameter gradients of the plain chain; dropout masks must be replayed exactly."""
     n, k, d, rows, p, seed = (case[key] for key in ("n", "k", "d", "rows", "p", "seed"))
-    cot = hh.randn((rows, d), seed + 1, dtype)
+    cot = ss.randn((rows, d), seed + 1, dtype)
     ref_blocks, _ = chain(n, d, p, seed, dtype)
-    ref_x = hh.randn((rows, d), seed, dtype).requires_grad_()
+    ref_x = ss.randn((rows, d), seed, dtype).requires_grad_()
     run(lambda: plain(ref_blocks, ref_x), ref_x, cot, seed)
     blocks, _ = chain(n, d, p, seed, dtype)
-    x = hh.randn((rows, d), seed, dtype).requires_grad_()
+    x = ss.randn((rows, d), seed, dtype).requires_grad_()
     where = ah.snippet(SEQUENTIAL, f"{n} blocks (dropout {p})", x, k)
     run(lambda: ah.call(candidate.checkpoint.checkpoint_sequential, SEQUENTIAL, blocks, x, k), x, cot, seed)
     for (name, got), (_, expected) in zip(grads(x, blocks), grads(ref_x, ref_blocks)):
@@ -134,8 +134,8 @@ def test_parameter_gradients_without_input_grad(candidate, case):
     (The classic pitfall of checkpoint functions that only differentiate with respect to their inputs.)
     """
     n, k, d, rows, p, seed = (case[key] for key in ("n", "k", "d", "rows", "p", "seed"))
-    cot = hh.randn((rows, d), seed + 1)
-    x = hh.randn((rows, d), seed)
+    cot = ss.randn((rows, d), seed + 1)
+    x = ss.randn((rows, d), seed)
     ref_blocks, _ = chain(n, d, p, seed)
     run(lambda: plain(ref_blocks, x), x, cot, seed)
     blocks, _ = chain(n, d, p, seed)
@@ -155,8 +155,8 @@ def test_forward_keeps_only_segment_inputs(candidate, case):
     variables {z_tau : tau in C}")."""
     n, k, d, rows, p, seed = (case[key] for key in ("n", "k", "d", "rows", "p", "seed"))
     blocks, _ = chain(n, d, p, seed)
-    x = hh.randn((rows, d), seed).requires_grad_()
-    with torch.random.fork_rng(), mh.held_tensors() as held:
+    x = ss.randn((rows, d), seed).requires_grad_()
+    with torch.random.fork_rng(), mem.held_tensors() as held:
         y = ah.call(candidate.checkpoint.checkpoint_sequential, SEQUENTIAL, blocks, x, k)
     kept = held.elements(exclude=[y])
     expected = (k - 1) * x.numel()
@@ -171,10 +171,10 @@ def test_each_segment_rematerialized_once_last_first(candidate, case):
     (lecture 003: "for i = k, ..., 1: rematerialization ... backward pass in block i")."""
     n, k, d, rows, p, seed = (case[key] for key in ("n", "k", "d", "rows", "p", "seed"))
     blocks, log = chain(n, d, p, seed)
-    x = hh.randn((rows, d), seed).requires_grad_()
+    x = ss.randn((rows, d), seed).requires_grad_()
     where = ah.snippet(SEQUENTIAL, f"{n} blocks", x, k)
     y = run(lambda: ah.call(candidate.checkpoint.checkpoint_sequential, SEQUENTIAL, blocks, x, k), x,
-            hh.randn((rows, d), seed + 1), seed)
+            ss.randn((rows, d), seed + 1), seed)
     assert y is not None
     expected = [i for seg in reversed(segments_of(boundaries(n, k), n)) for i in seg]
     ah.assert_equal(log[:n], list(range(n)), name="blocks run in the forward pass", where=where)
@@ -182,15 +182,15 @@ def test_each_segment_rematerialized_once_last_first(candidate, case):
 
 
 @pytest.mark.needs(SEQUENTIAL)
-@given(n=st.integers(1, 9), data=st.data(), seed=hh.seeds())
+@given(n=st.integers(1, 9), data=st.data(), seed=ss.seeds())
 def test_segment_boundaries_as_given(candidate, n, data, seed):
     """``segments`` may be the boundaries list ``plan`` returns: those are the segments rematerialized."""
     rest = data.draw(st.lists(st.integers(1, n - 1), unique=True), label="boundaries") if n > 1 else []
     bounds = [0] + sorted(rest)
     blocks, log = chain(n, 3, 0.3, seed)
-    x = hh.randn((2, 3), seed).requires_grad_()
+    x = ss.randn((2, 3), seed).requires_grad_()
     run(lambda: ah.call(candidate.checkpoint.checkpoint_sequential, SEQUENTIAL, blocks, x, bounds), x,
-        hh.randn((2, 3), seed + 1), seed)
+        ss.randn((2, 3), seed + 1), seed)
     expected = [i for seg in reversed(segments_of(bounds, n)) for i in seg]
     ah.assert_equal(log[n:], expected, name="blocks rerun in the backward pass",
                     where=ah.snippet(SEQUENTIAL, f"{n} blocks", x, bounds))
@@ -208,25 +208,25 @@ def test_lecture_network_memory(candidate, L):
     class Layer(nn.Module):
         def __init__(self, seed: int):
             super().__init__()
-            self.W = nn.Parameter(hh.randn((d, d), seed))
+            self.W = nn.Parameter(ss.randn((d, d), seed))
 
         def forward(self, X):
             return torch.sigmoid(self.W @ X)  # (d, m)
 
     layers = [Layer(i) for i in range(L)]
-    X, w = hh.randn((d, m), L), hh.randn((d,), L + 1).requires_grad_()
+    X, w = ss.randn((d, m), L), ss.randn((d,), L + 1).requires_grad_()
 
     def loss(z):
         return (z.T @ w).sum()  # the read-out X^T w (its square left out: it would save m more elements)
 
-    with mh.held_tensors() as held:
+    with mem.held_tensors() as held:
         out = loss(plain(layers, X))
     reverse_mode = held.elements(exclude=[out])
     assert reverse_mode == L * d * m, f"instrument check: plain reverse mode holds {reverse_mode}, lecture L d m = {L * d * m}"
     bounds = ah.call(candidate.checkpoint.plan, PLAN, L)
     k = len(bounds)
     assert k == round(math.sqrt(L)), f"plan({L}) has {k} segments, expected round(sqrt({L})) = {round(math.sqrt(L))}"
-    with mh.held_tensors() as held:
+    with mem.held_tensors() as held:
         out = loss(ah.call(candidate.checkpoint.checkpoint_sequential, SEQUENTIAL, layers, X, bounds))
     kept = held.elements(exclude=[out])
     assert kept == k * d * m, (f"{kept} elements held after the forward pass, expected k d m = {k * d * m} "
@@ -239,15 +239,15 @@ def test_lecture_network_memory(candidate, L):
 def test_cuda_dropout_masks_replayed(candidate, k):
     """On CUDA the recomputation replays the device's random state: gradients equal the plain chain's."""
     n, d, rows, seed = 4, 16, 8, 3
-    cot = hh.randn((rows, d), seed + 1, torch.float32, "cuda")
+    cot = ss.randn((rows, d), seed + 1, torch.float32, "cuda")
 
     def chain_on_cuda():
         blocks, _ = chain(n, d, 0.5, seed, torch.float32)
         return [b.cuda() for b in blocks]
 
     ref_blocks, blocks = chain_on_cuda(), chain_on_cuda()
-    ref_x = hh.randn((rows, d), seed, torch.float32, "cuda").requires_grad_()
-    x = hh.randn((rows, d), seed, torch.float32, "cuda").requires_grad_()
+    ref_x = ss.randn((rows, d), seed, torch.float32, "cuda").requires_grad_()
+    x = ss.randn((rows, d), seed, torch.float32, "cuda").requires_grad_()
     with torch.random.fork_rng(devices=["cuda"]):
         torch.cuda.manual_seed(seed)
         plain(ref_blocks, ref_x).backward(cot)
@@ -263,9 +263,9 @@ def test_cuda_dropout_masks_replayed(candidate, k):
 def test_no_graph_kept_without_grad(candidate):
     """Under torch.no_grad there is no backward pass to prepare: the output alone, nothing held."""
     blocks, _ = chain(4, 3, 0.0, 0)
-    x = hh.randn((2, 3), 0)
+    x = ss.randn((2, 3), 0)
     expected = plain(blocks, x)
-    with torch.no_grad(), mh.held_tensors() as held:
+    with torch.no_grad(), mem.held_tensors() as held:
         y = ah.call(candidate.checkpoint.checkpoint_sequential, SEQUENTIAL, blocks, x, 2)
     ah.assert_close(y, expected, n=3, where=ah.snippet(SEQUENTIAL, "4 blocks", x, 2))
     assert held.elements(exclude=[y]) == 0, "tensors held after a forward pass under torch.no_grad"
@@ -276,7 +276,7 @@ def test_no_graph_kept_without_grad(candidate):
                          ids=["zero", "more-than-blocks", "negative", "not-from-0", "repeated", "decreasing", "past-end"])
 def test_bad_segments_raise_value_error(candidate, segments):
     blocks, _ = chain(4, 3, 0.0, 0)
-    x = hh.randn((2, 3), 0)
+    x = ss.randn((2, 3), 0)
     with pytest.raises((ValueError, TypeError), match="segments"):
         candidate.checkpoint.checkpoint_sequential(blocks, x, segments)
 
@@ -386,7 +386,7 @@ PREDICATES = {"nothing": lambda T: (lambda t: False), "attention": attention_onl
 def block_cases(draw):
     heads, dh = draw(st.integers(1, 3)), draw(st.sampled_from([2, 4]))
     return dict(B=draw(st.integers(1, 2)), T=draw(st.sampled_from([3, 5, 7])), heads=heads, d=heads * dh,
-                p=draw(DROPOUT), seed=draw(hh.seeds()))
+                p=draw(DROPOUT), seed=draw(ss.seeds()))
 
 
 def make_block(case) -> tiny_gpt.Block:
@@ -401,11 +401,11 @@ def test_selective_matches_no_checkpointing(candidate, case, which):
     """Oracle: the transformer block (with dropout) run plainly: same output, same input and parameter
     gradients, whichever saved tensors are recomputed."""
     B, T, d, seed = case["B"], case["T"], case["d"], case["seed"]
-    cot = hh.randn((B, T, d), seed + 1)
+    cot = ss.randn((B, T, d), seed + 1)
     ref_block, block = make_block(case), make_block(case)
-    ref_x = hh.randn((B, T, d), seed).requires_grad_()
+    ref_x = ss.randn((B, T, d), seed).requires_grad_()
     ref_y = run(lambda: ref_block(ref_x), ref_x, cot, seed)
-    x = hh.randn((B, T, d), seed).requires_grad_()
+    x = ss.randn((B, T, d), seed).requires_grad_()
     recompute = PREDICATES[which](T)
     where = ah.snippet(SELECTIVE, f"Block(d={d}, heads={case['heads']}, dropout={case['p']})", x, f"<recompute {which}>")
     y = run(lambda: ah.call(candidate.checkpoint.checkpoint_selective, SELECTIVE, block, x, recompute), x, cot, seed)
@@ -425,12 +425,12 @@ def test_option2_keeps_all_but_attention_matrices(candidate, case):
     matrices". After the forward pass the block holds what the plain block holds less its B H T^2
     attention elements."""
     B, T, d, seed = case["B"], case["T"], case["d"], case["seed"]
-    x = hh.randn((B, T, d), seed).requires_grad_()
+    x = ss.randn((B, T, d), seed).requires_grad_()
     ref_block, block = make_block(case), make_block(case)
-    with torch.random.fork_rng(), mh.held_tensors() as held:
+    with torch.random.fork_rng(), mem.held_tensors() as held:
         y = ref_block(x)
     full = held.elements(exclude=[y])
-    with torch.random.fork_rng(), mh.held_tensors() as held:
+    with torch.random.fork_rng(), mem.held_tensors() as held:
         y = ah.call(candidate.checkpoint.checkpoint_selective, SELECTIVE, block, x, attention_only(T))
     kept = held.elements(exclude=[y])
     expected = full - B * case["heads"] * T * T
@@ -444,9 +444,9 @@ def test_option2_keeps_all_but_attention_matrices(candidate, case):
 def test_selective_recompute_everything_keeps_nothing(candidate, case):
     """Recomputing every saved tensor is option 1 for one block: nothing but the input is kept."""
     B, T, d, seed = case["B"], case["T"], case["d"], case["seed"]
-    x = hh.randn((B, T, d), seed).requires_grad_()
+    x = ss.randn((B, T, d), seed).requires_grad_()
     block = make_block(case)
-    with torch.random.fork_rng(), mh.held_tensors() as held:
+    with torch.random.fork_rng(), mem.held_tensors() as held:
         y = ah.call(candidate.checkpoint.checkpoint_selective, SELECTIVE, block, x, lambda t: True)
     kept = held.elements(exclude=[y])
     assert kept == 0, f"{kept} elements held after the forward pass [{ah.snippet(SELECTIVE, 'Block', x, '<everything>')}]"
@@ -456,4 +456,4 @@ def test_selective_recompute_everything_keeps_nothing(candidate, case):
 def test_selective_bad_recompute_raises_type_error(candidate):
     block = make_block(dict(d=4, heads=2, p=0.0, seed=0))
     with pytest.raises((TypeError, ValueError), match="recompute"):
-        candidate.checkpoint.checkpoint_selective(block, hh.randn((1, 3, 4), 0), "attention")
+        candidate.checkpoint.checkpoint_selective(block, ss.randn((1, 3, 4), 0), "attention")

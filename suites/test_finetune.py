@@ -17,18 +17,18 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from torch import nn
 
-from fmspec.suites import _finetune_helpers as fh
+from fmspec.suites import _finetune_helpers as fth
 from fmspec.suites import asserts as ah
-from fmspec.suites import strategies as hh
+from fmspec.suites import strategies as ss
 from fmspec.suites import tolerances as tol
 
 pytestmark = pytest.mark.component("finetune")
-AD, IA, QL, AQ = fh.AD, fh.IA, fh.QL, fh.AQ
+AD, IA, QL, AQ = fth.AD, fth.IA, fth.QL, fth.AQ
 
 DTYPES = [pytest.param(torch.float32, id="float32"), pytest.param(torch.float64, id="float64")]
-QUANTS = [pytest.param(q, id=q) for q in fh.QUANTS]
-activations = st.sampled_from(sorted(fh.ACTIVATIONS))
-adapter_dims = st.tuples(hh.sizes(1, 12), hh.sizes(1, 6))  # d, bottleneck
+QUANTS = [pytest.param(q, id=q) for q in fth.QUANTS]
+activations = st.sampled_from(sorted(fth.ACTIVATIONS))
+adapter_dims = st.tuples(ss.sizes(1, 12), ss.sizes(1, 6))  # d, bottleneck
 batches = st.sampled_from([(), (2,), (2, 3)])
 alphas = st.sampled_from([1.0, 8.0, 16.0, 0.5])
 magnitudes = st.sampled_from([1e-3, 1.0, 300.0])
@@ -40,7 +40,7 @@ def _with_block(dims: tuple[int, int, int]) -> st.SearchStrategy[tuple[int, int,
     return st.sampled_from([b for b in range(1, n + 1) if n % b == 0]).map(lambda b: (n_in, n_out, r, b))
 
 
-qlora_dims = st.tuples(hh.sizes(1, 12), hh.sizes(1, 12), hh.sizes(1, 4)).flatmap(_with_block)  # in, out, r, block
+qlora_dims = st.tuples(ss.sizes(1, 12), ss.sizes(1, 12), ss.sizes(1, 4)).flatmap(_with_block)  # in, out, r, block
 SMALL = (8, 6, 2, 16)  # in, out, r, block_size: three blocks
 MANY_BLOCKS = (64, 33, 2, 8)  # 264 blocks: NF4's block constants span two double-quantization blocks
 
@@ -58,10 +58,10 @@ def qlora(candidate, base: nn.Linear, r: int, alpha: float, quant: str, block_si
 def qlora_case(candidate, dtype, dims, alpha, seed, quant, bias=True):
     """A wrapped layer, its bias and its dequantized weight (float64, from the candidate's buffers)."""
     n_in, n_out, r, block = dims
-    base = fh.make_base(n_in, n_out, seed, dtype, bias)
+    base = fth.make_base(n_in, n_out, seed, dtype, bias)
     b = None if base.bias is None else base.bias.detach().double().clone()
     layer, where = qlora(candidate, base, r, alpha, quant, block)
-    W = fh.dequantized(fh.read_state(layer, quant, n_out, n_in, block, where), quant, n_out, n_in, block)
+    W = fth.dequantized(fth.read_state(layer, quant, n_out, n_in, block, where), quant, n_out, n_in, block)
     return layer, W, b, where
 
 
@@ -81,14 +81,14 @@ def test_adapter_worked_example(candidate):
         adapter.up.bias.copy_(torch.tensor([0.0, 1.0]))
     out = adapter(torch.tensor([[3.0, 1.0], [1.0, 3.0]], dtype=torch.float64))
     ah.assert_close(out, torch.tensor([[8.0, -0.5], [1.0, 4.0]], dtype=torch.float64), name="h", where=where)
-    count = sum(p.numel() for _, p in fh.trainable(candidate.finetune.Adapter(768, 64)))
+    count = sum(p.numel() for _, p in fth.trainable(candidate.finetune.Adapter(768, 64)))
     ah.assert_equal(count, 99_136, name="trainable parameters", where=ah.snippet(AD, 768, 64))
 
 
 @pytest.mark.smoke
 @pytest.mark.needs(AD)
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(dims=adapter_dims, activation=activations, seed=hh.seeds(), batch=batches)
+@given(dims=adapter_dims, activation=activations, seed=ss.seeds(), batch=batches)
 @example(dims=(6, 3), activation="gelu", seed=0, batch=(2,))
 def test_adapter_identity_at_init(candidate, dtype, dims, activation, seed, batch):
     """W_up and b_up start at zero, W_down at random values: h = x exactly at initialisation."""
@@ -97,7 +97,7 @@ def test_adapter_identity_at_init(candidate, dtype, dims, activation, seed, batc
     adapter = candidate.finetune.Adapter(d, m, activation, dtype=dtype)
     ah.assert_tensor(adapter.down.weight, (m, d), dtype, name="down.weight", where=where)
     ah.assert_tensor(adapter.up.weight, (d, m), dtype, name="up.weight", where=where)
-    x = hh.randn((*batch, d), seed, dtype)
+    x = ss.randn((*batch, d), seed, dtype)
     ah.assert_close(adapter(x), x.double(), dtype=dtype, name="h at init", where=where)
     ah.assert_equal(adapter.up.weight.detach(), torch.zeros(d, m, dtype=dtype), name="up.weight at init", where=where)
     ah.assert_equal(adapter.up.bias.detach(), torch.zeros(d, dtype=dtype), name="up.bias at init", where=where)
@@ -106,17 +106,17 @@ def test_adapter_identity_at_init(candidate, dtype, dims, activation, seed, batc
 
 @pytest.mark.needs(AD)
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(dims=adapter_dims, activation=activations, seed=hh.seeds(), batch=batches)
+@given(dims=adapter_dims, activation=activations, seed=ss.seeds(), batch=batches)
 @example(dims=(6, 3), activation="relu", seed=0, batch=(2,))
 def test_adapter_matches_formula(candidate, dtype, dims, activation, seed, batch):
     """Oracle: h = x + f(x W_downᵀ + b_down) W_upᵀ + b_up in float64, for any leading batch dimensions."""
     d, m = dims
     where = ah.snippet(AD, d, m, activation, dtype=dtype)
     adapter = candidate.finetune.Adapter(d, m, activation, dtype=dtype)
-    weights = fh.adapter_weights(adapter, seed)
-    x = hh.randn((*batch, d), seed + 1, dtype)
-    ah.assert_close(adapter(x), fh.adapter_oracle(x, *weights, activation), dtype=dtype, n=d + m,
-                    scale=fh.adapter_terms(x, *weights), name="h", where=where)
+    weights = fth.adapter_weights(adapter, seed)
+    x = ss.randn((*batch, d), seed + 1, dtype)
+    ah.assert_close(adapter(x), fth.adapter_oracle(x, *weights, activation), dtype=dtype, n=d + m,
+                    scale=fth.adapter_terms(x, *weights), name="h", where=where)
 
 
 @pytest.mark.needs(AD)
@@ -127,7 +127,7 @@ def test_adapter_trainable_count(candidate, dims, activation):
     d, m = dims
     where = ah.snippet(AD, d, m, activation)
     adapter = candidate.finetune.Adapter(d, m, activation)
-    ah.assert_equal(sum(p.numel() for _, p in fh.trainable(adapter)), 2 * d * m + d + m,
+    ah.assert_equal(sum(p.numel() for _, p in fth.trainable(adapter)), 2 * d * m + d + m,
                     name="trainable parameters", where=where)
     frozen = [n for n, p in adapter.named_parameters() if not p.requires_grad]
     assert not frozen, f"adapter parameters are frozen: {frozen} [{where}]"
@@ -152,28 +152,28 @@ def test_adapter_bad_arguments_raise(candidate, change, argument):
 # ---------------------------------------------------------------------------------------- insert_adapters
 def adapted(candidate, targets, m, activation, seed: int = 0):
     """A toy model, its untouched float64 copy and the candidate's adapted model (the toy, changed)."""
-    model = fh.toy(seed)
+    model = fth.toy(seed)
     original = copy.deepcopy(model)
-    layers = {name: model.get_submodule(name) for name in fh.TOY_LINEARS}
+    layers = {name: model.get_submodule(name) for name in fth.TOY_LINEARS}
     out = candidate.finetune.insert_adapters(model, list(targets), m, activation)
     return original, layers, out, ah.snippet(IA, "Toy()", list(targets), m, activation)
 
 
 @pytest.mark.needs(IA)
-@given(case=st.sampled_from(fh.TARGET_CASES), m=hh.sizes(1, 4), activation=activations, seed=hh.seeds())
-@example(case=fh.TARGET_CASES[0], m=2, activation="gelu", seed=0)
+@given(case=st.sampled_from(fth.TARGET_CASES), m=ss.sizes(1, 4), activation=activations, seed=ss.seeds())
+@example(case=fth.TARGET_CASES[0], m=2, activation="gelu", seed=0)
 def test_insert_adapters_identity_at_init(candidate, case, m, activation, seed):
     """Right after insert_adapters the model computes what the pretrained one did."""
     original, _, model, where = adapted(candidate, case[0], m, activation, seed % 1000)
-    x = hh.randn((2, 3, 8), seed)
+    x = ss.randn((2, 3, 8), seed)
     with torch.no_grad():
         expected = original(x)
     ah.assert_close(model(x).detach(), expected, n=32, name="model output at init", where=where)
 
 
 @pytest.mark.needs(IA)
-@pytest.mark.parametrize("targets,wrapped", fh.TARGET_CASES, ids=["q-v", "k-mlp2", "fq-mlp0"])
-@given(m=hh.sizes(1, 4), activation=activations)
+@pytest.mark.parametrize("targets,wrapped", fth.TARGET_CASES, ids=["q-v", "k-mlp2", "fq-mlp0"])
+@given(m=ss.sizes(1, 4), activation=activations)
 @example(m=2, activation="relu")
 def test_insert_adapters_only_adapters_train(candidate, targets, wrapped, m, activation):
     """Each named Linear (full name or "." + suffix) becomes .base (the same layer object) followed by .adapter
@@ -188,38 +188,38 @@ def test_insert_adapters_only_adapters_train(candidate, targets, wrapped, m, act
         assert isinstance(adapter, candidate.finetune.Adapter), f"{name}.adapter is {ah.describe(adapter)} [{where}]"
         ah.assert_tensor(adapter.up.weight, (n_out, m), name=f"{name}.adapter.up.weight", where=where)
         adapter_ids |= {id(p) for p in adapter.parameters()}
-    for name in fh.TOY_LINEARS:
+    for name in fth.TOY_LINEARS:
         if name not in wrapped:
             assert model.get_submodule(name) is layers[name], f"{name} was changed but is no target [{where}]"
-    count = sum(p.numel() for _, p in fh.trainable(model))
+    count = sum(p.numel() for _, p in fth.trainable(model))
     ah.assert_equal(count, sum(2 * o * m + o + m for _, o in wrapped.values()), name="trainable parameters",
                     where=where)
-    others = [n for n, p in fh.trainable(model) if id(p) not in adapter_ids]
+    others = [n for n, p in fth.trainable(model) if id(p) not in adapter_ids]
     assert not others, f"parameters other than the adapters' train: {others} [{where}]"
-    model(hh.randn((2, 8), 1)).sum().backward()
+    model(ss.randn((2, 8), 1)).sum().backward()
     graded = [n for n, p in model.named_parameters() if id(p) not in adapter_ids and p.grad is not None]
     assert not graded, f"frozen parameters received gradients: {graded} [{where}]"
 
 
 @pytest.mark.needs(IA)
-@given(case=st.sampled_from(fh.TARGET_CASES), m=hh.sizes(1, 4), activation=activations, seed=hh.seeds())
-@example(case=fh.TARGET_CASES[1], m=3, activation="tanh", seed=0)
+@given(case=st.sampled_from(fth.TARGET_CASES), m=ss.sizes(1, 4), activation=activations, seed=ss.seeds())
+@example(case=fth.TARGET_CASES[1], m=3, activation="tanh", seed=0)
 def test_insert_adapters_matches_formula(candidate, case, m, activation, seed):
     """Oracle: the pretrained model (float64) with each target's output y replaced by the adapter formula
     y + f(y W_downᵀ + b_down) W_upᵀ + b_up, given the adapters' (trained) weights."""
     targets, wrapped = case
     original, _, model, where = adapted(candidate, targets, m, activation)
     for i, name in enumerate(wrapped):
-        weights = fh.adapter_weights(model.get_submodule(name).adapter, seed + 100 * i)
+        weights = fth.adapter_weights(model.get_submodule(name).adapter, seed + 100 * i)
         original.get_submodule(name).register_forward_hook(
-            lambda mod, args, out, w=weights: fh.adapter_oracle(out, *w, activation))
-    x = hh.randn((2, 3, 8), seed)
+            lambda mod, args, out, w=weights: fth.adapter_oracle(out, *w, activation))
+    x = ss.randn((2, 3, 8), seed)
     with torch.no_grad():
         expected = original(x)
     ah.assert_close(model(x).detach(), expected, n=64, name="model output", where=where)
 
 
-INSERT_BAD = [*[(t, 2, "after", i) for t, i in zip(fh.BAD_TARGETS, fh.BAD_TARGET_IDS)],
+INSERT_BAD = [*[(t, 2, "after", i) for t, i in zip(fth.BAD_TARGETS, fth.BAD_TARGET_IDS)],
               (["q"], 0, "bottleneck", "bottleneck-zero")]
 
 
@@ -228,11 +228,11 @@ INSERT_BAD = [*[(t, 2, "after", i) for t, i in zip(fh.BAD_TARGETS, fh.BAD_TARGET
 def test_insert_adapters_bad_targets_raise(candidate, after, m, argument):
     """A name matching no module (alone or among known ones), a non-Linear target, a bottleneck of 0: an error
     naming the argument, and the model left as it was (nothing frozen, nothing replaced)."""
-    model = fh.toy(0)
+    model = fth.toy(0)
     with pytest.raises((ValueError, TypeError), match=rf"\b{argument}\b"):
         candidate.finetune.insert_adapters(model, after, m, "relu")
     assert all(p.requires_grad for p in model.parameters()), "a failed insert_adapters froze parameters"
-    assert all(isinstance(model.get_submodule(n), nn.Linear) for n in fh.TOY_LINEARS), \
+    assert all(isinstance(model.get_submodule(n), nn.Linear) for n in fth.TOY_LINEARS), \
         "a failed insert_adapters replaced layers"
 
 
@@ -249,7 +249,7 @@ def test_qlora_worked_example(candidate):
     with torch.no_grad():
         base.weight.copy_(torch.tensor([[1.0, -2.5, 0.3, 4.0], [0.2, -0.6, 1.0, 0.05]]))
     layer, where = qlora(candidate, base, 1, 1.0, "int8-block", 4)
-    state = fh.read_state(layer, "int8-block", 2, 4, 4, where)
+    state = fth.read_state(layer, "int8-block", 2, 4, 4, where)
     codes = torch.tensor([[32, -79, 10, 127], [25, -76, 127, 6]], dtype=torch.int8)
     ah.assert_equal(state["weight_q"], codes, name="weight_q", where=where)
     steps = torch.tensor([4.0, 1.0], dtype=torch.float64) / 127
@@ -278,7 +278,7 @@ def test_qlora_nf4_worked_example(candidate):
     with torch.no_grad():
         base.weight.copy_(torch.tensor([[1.0, -0.5, 0.25, 0.0], [3.0, -3.0, 1.5, 0.3]]))
     layer, where = qlora(candidate, base, 1, 1.0, "nf4", 4)
-    state = fh.read_state(layer, "nf4", 2, 4, 4, where)
+    state = fth.read_state(layer, "nf4", 2, 4, 4, where)
     ah.assert_equal(state["weight_packed"], torch.tensor([242, 167, 240, 200], dtype=torch.uint8),
                     name="weight_packed", where=where)
     ah.assert_equal(state["absmax_q"], torch.tensor([-127, 127], dtype=torch.int8), name="absmax_q", where=where)
@@ -298,7 +298,7 @@ def test_qlora_nf4_worked_example(candidate):
 @pytest.mark.needs(QL)
 @pytest.mark.parametrize("quant", QUANTS)
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(dims=qlora_dims, alpha=alphas, seed=hh.seeds(), bias=st.booleans(), batch=batches)
+@given(dims=qlora_dims, alpha=alphas, seed=ss.seeds(), bias=st.booleans(), batch=batches)
 @example(dims=SMALL, alpha=16.0, seed=0, bias=True, batch=(2,))
 def test_qlora_equals_quantized_base_at_init(candidate, quant, dtype, dims, alpha, seed, bias, batch):
     """B = 0 and A random at init: the layer computes x dequant(W_q)ᵀ + b, the quantized pretrained layer."""
@@ -306,16 +306,16 @@ def test_qlora_equals_quantized_base_at_init(candidate, quant, dtype, dims, alph
     layer, W, b, where = qlora_case(candidate, dtype, dims, alpha, seed, quant, bias)
     ah.assert_equal(layer.B.detach(), torch.zeros(n_out, r, dtype=dtype), name="B at init", where=where)
     assert bool((layer.A != 0).any()), f"A is all zeros at init [{where}]"
-    x = hh.randn((*batch, n_in), seed + 2, dtype)
+    x = ss.randn((*batch, n_in), seed + 2, dtype)
     zeros_a, zeros_b = torch.zeros(r, n_in, dtype=torch.float64), torch.zeros(n_out, r, dtype=torch.float64)
-    ah.assert_close(layer(x), fh.lora_oracle(x, W, b, zeros_a, zeros_b, 0.0), dtype=dtype, n=n_in,
-                    scale=fh.lora_terms(x, W, b, zeros_a, zeros_b, 0.0), name="h at init", where=where)
+    ah.assert_close(layer(x), fth.lora_oracle(x, W, b, zeros_a, zeros_b, 0.0), dtype=dtype, n=n_in,
+                    scale=fth.lora_terms(x, W, b, zeros_a, zeros_b, 0.0), name="h at init", where=where)
 
 
 @pytest.mark.needs(QL)
 @pytest.mark.parametrize("quant", QUANTS)
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(dims=qlora_dims, alpha=alphas, seed=hh.seeds(), bias=st.booleans(), batch=batches)
+@given(dims=qlora_dims, alpha=alphas, seed=ss.seeds(), bias=st.booleans(), batch=batches)
 @example(dims=SMALL, alpha=16.0, seed=0, bias=True, batch=(2,))
 @example(dims=MANY_BLOCKS, alpha=8.0, seed=1, bias=True, batch=(3,))
 def test_qlora_forward_matches_dequantized_formula(candidate, quant, dtype, dims, alpha, seed, bias, batch):
@@ -323,15 +323,15 @@ def test_qlora_forward_matches_dequantized_formula(candidate, quant, dtype, dims
     buffers."""
     n_in, n_out, r, _ = dims
     layer, W, b, where = qlora_case(candidate, dtype, dims, alpha, seed, quant, bias)
-    A, B = fh.set_ab(layer, seed)
-    x = hh.randn((*batch, n_in), seed + 2, dtype)
-    ah.assert_close(layer(x), fh.lora_oracle(x, W, b, A, B, alpha / r), dtype=dtype, n=n_in + r,
-                    scale=fh.lora_terms(x, W, b, A, B, alpha / r), name="h", where=where)
+    A, B = fth.set_ab(layer, seed)
+    x = ss.randn((*batch, n_in), seed + 2, dtype)
+    ah.assert_close(layer(x), fth.lora_oracle(x, W, b, A, B, alpha / r), dtype=dtype, n=n_in + r,
+                    scale=fth.lora_terms(x, W, b, A, B, alpha / r), name="h", where=where)
 
 
 @pytest.mark.needs(QL)
 @pytest.mark.parametrize("quant", QUANTS)
-@given(dims=qlora_dims, seed=hh.seeds(), magnitude=magnitudes)
+@given(dims=qlora_dims, seed=ss.seeds(), magnitude=magnitudes)
 @example(dims=SMALL, seed=0, magnitude=1.0)
 @example(dims=MANY_BLOCKS, seed=1, magnitude=300.0)
 def test_qlora_state_quantizes_the_base(candidate, quant, dims, seed, magnitude):
@@ -340,12 +340,12 @@ def test_qlora_state_quantizes_the_base(candidate, quant, dims, seed, magnitude)
     nearest level of w / absmax, the mean is mean(absmax), each double-quantization step is the largest
     |absmax - mean| of its 256 blocks / 127, and the constants come back within half that step."""
     n_in, n_out, r, block = dims
-    base = fh.make_base(n_in, n_out, seed)
+    base = fth.make_base(n_in, n_out, seed)
     with torch.no_grad():
         base.weight.mul_(magnitude)
     W32 = base.weight.detach().float().double()
     layer, where = qlora(candidate, base, r, 4.0, quant, block)
-    state = fh.read_state(layer, quant, n_out, n_in, block, where)
+    state = fth.read_state(layer, quant, n_out, n_in, block, where)
     blocks = W32.reshape(-1, block)  # (n_blocks, block)
     absmax = blocks.abs().amax(dim=1)  # (n_blocks,)
     safe = torch.where(absmax > 0, absmax, 1.0)[:, None]
@@ -353,27 +353,27 @@ def test_qlora_state_quantizes_the_base(candidate, quant, dims, seed, magnitude)
     if quant == "int8-block":
         ah.assert_close(state["weight_scale"], absmax / 127, dtype=torch.float32, name="weight_scale", where=where)
         value = 127 * blocks / safe  # the unrounded code
-        fh.assert_within((state["weight_q"].reshape(-1, block).double() - value).abs(), 0.5 + 127 * slack,
+        fth.assert_within((state["weight_q"].reshape(-1, block).double() - value).abs(), 0.5 + 127 * slack,
                          name="|weight_q - 127 w / absmax|", where=where)
         return
-    codes = fh.nf4_codes(state["weight_packed"], n_in * n_out).reshape(-1, block)  # (n_blocks, block)
-    dist = (blocks[..., None] / safe[..., None] - fh.NF4_LEVELS).abs()  # (n_blocks, block, 16)
+    codes = fth.nf4_codes(state["weight_packed"], n_in * n_out).reshape(-1, block)  # (n_blocks, block)
+    dist = (blocks[..., None] / safe[..., None] - fth.NF4_LEVELS).abs()  # (n_blocks, block, 16)
     chosen = dist.gather(-1, codes[..., None])[..., 0]
-    fh.assert_within(chosen - dist.amin(-1), slack, name="distance to the chosen level beyond the nearest's",
+    fth.assert_within(chosen - dist.amin(-1), slack, name="distance to the chosen level beyond the nearest's",
                      where=where)
     mean = absmax.mean()
     ah.assert_close(state["absmax_mean"], mean, dtype=torch.float32, name="absmax_mean", where=where)
-    groups = fh.pad_groups((absmax - mean).abs())  # (n_groups, 256)
+    groups = fth.pad_groups((absmax - mean).abs())  # (n_groups, 256)
     steps = groups.amax(dim=1) / 127
     ah.assert_close(state["absmax_scale"], steps, dtype=torch.float32, n=256, name="absmax_scale", where=where)
     per_block = steps.repeat_interleave(256)[: absmax.numel()]
-    fh.assert_within((fh.dq_absmax(state) - absmax).abs(), per_block / 2 + slack * float(absmax.max()),
+    fth.assert_within((fth.dq_absmax(state) - absmax).abs(), per_block / 2 + slack * float(absmax.max()),
                      name="|dequantized absmax - absmax|", where=where)
 
 
 @pytest.mark.needs(QL)
 @pytest.mark.parametrize("quant", QUANTS)
-@given(dims=qlora_dims, seed=hh.seeds())
+@given(dims=qlora_dims, seed=ss.seeds())
 @example(dims=(256, 256, 8, 64), seed=0)
 @example(dims=MANY_BLOCKS, seed=1)
 def test_qlora_stored_bits_per_weight(candidate, quant, dims, seed):
@@ -381,37 +381,37 @@ def test_qlora_stored_bits_per_weight(candidate, quant, dims, seed):
     nf4: 4 bits a weight + an int8 constant per block + a float32 step per 256 blocks + the float32 mean
     (4.127 bits a weight at block 64 for 256 x 256); int8-block: 8 bits + a float32 step per block (8.5 at 64)."""
     n_in, n_out, r, block = dims
-    layer, where = qlora(candidate, fh.make_base(n_in, n_out, seed), r, 4.0, quant, block)
-    fh.read_state(layer, quant, n_out, n_in, block, where)
+    layer, where = qlora(candidate, fth.make_base(n_in, n_out, seed), r, 4.0, quant, block)
+    fth.read_state(layer, quant, n_out, n_in, block, where)
     n = n_in * n_out
-    bits, bound = fh.stored_bits(layer), fh.bits_bound(quant, n, block)
+    bits, bound = fth.stored_bits(layer), fth.bits_bound(quant, n, block)
     assert bits <= bound, (f"the base is stored in {bits / n:.4f} bits a weight ({bits // 8} bytes), more than "
                            f"the formula's {bound / n:.4f} ({bound // 8} bytes) [{where}]")
 
 
 @pytest.mark.needs(QL)
 @pytest.mark.parametrize("quant", QUANTS)
-@given(dims=qlora_dims, alpha=alphas, seed=hh.seeds(), bias=st.booleans())
+@given(dims=qlora_dims, alpha=alphas, seed=ss.seeds(), bias=st.booleans())
 @example(dims=SMALL, alpha=16.0, seed=0, bias=True)
 def test_qlora_only_a_and_b_train(candidate, quant, dims, alpha, seed, bias):
     """The trainable parameters are exactly A and B; no stored tensor requires or receives a gradient; an
     optimizer step over the trainable parameters leaves the codes, constants and bias bit for bit as they were."""
     n_in, n_out, r, block = dims
     layer, _, _, where = qlora_case(candidate, torch.float64, dims, alpha, seed, quant, bias)
-    fh.set_ab(layer, seed)
-    ids = {id(p) for _, p in fh.trainable(layer)}
+    fth.set_ab(layer, seed)
+    ids = {id(p) for _, p in fth.trainable(layer)}
     assert ids == {id(layer.A), id(layer.B)}, \
-        f"trainable parameters are {[n for n, _ in fh.trainable(layer)]}, expected only A and B [{where}]"
-    before = fh.read_state(layer, quant, n_out, n_in, block, where)
+        f"trainable parameters are {[n for n, _ in fth.trainable(layer)]}, expected only A and B [{where}]"
+    before = fth.read_state(layer, quant, n_out, n_in, block, where)
     bias_before = None if layer.bias is None else layer.bias.detach().clone()
     optimizer = torch.optim.SGD([p for p in layer.parameters() if p.requires_grad], lr=0.1)
-    layer(hh.randn((3, n_in), seed + 2)).square().sum().backward()
+    layer(ss.randn((3, n_in), seed + 2)).square().sum().backward()
     graded = [n for n, t in [*layer.named_parameters(), *layer.named_buffers()]
               if id(t) not in ids and (t.requires_grad or t.grad is not None)]
     assert not graded, f"stored tensors require or received gradients: {graded} [{where}]"
     assert layer.A.grad is not None and layer.B.grad is not None, f"A or B received no gradient [{where}]"
     optimizer.step()
-    after = fh.read_state(layer, quant, n_out, n_in, block, where)
+    after = fth.read_state(layer, quant, n_out, n_in, block, where)
     for name, value in before.items():
         ah.assert_equal(after[name], value, name=f"{name} after an optimizer step", where=where)
     if bias_before is not None:
@@ -421,17 +421,17 @@ def test_qlora_only_a_and_b_train(candidate, quant, dims, alpha, seed, bias):
 @pytest.mark.needs(QL)
 @pytest.mark.parametrize("quant", QUANTS)
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(dims=qlora_dims, alpha=alphas, seed=hh.seeds())
+@given(dims=qlora_dims, alpha=alphas, seed=ss.seeds())
 @example(dims=SMALL, alpha=16.0, seed=0)
 def test_qlora_gradients(candidate, quant, dtype, dims, alpha, seed):
     """For loss = sum(G ∘ h): dB = s Gᵀ (X Aᵀ), dA = s Bᵀ Gᵀ X (seed 002's LoRA gradients) and
     dX = G dequant(W_q) + s G B A: the input gradient flows through the dequantized base (s = alpha / r)."""
     n_in, n_out, r, _ = dims
     layer, W, _, where = qlora_case(candidate, dtype, dims, alpha, seed, quant)
-    A, B = fh.set_ab(layer, seed)
+    A, B = fth.set_ab(layer, seed)
     s = alpha / r
-    x = hh.randn((5, n_in), seed + 2, dtype).requires_grad_()
-    g = hh.randn((5, n_out), seed + 3, dtype)
+    x = ss.randn((5, n_in), seed + 2, dtype).requires_grad_()
+    g = ss.randn((5, n_out), seed + 3, dtype)
     (layer(x) * g).sum().backward()
     x64, g64 = x.detach().double(), g.double()
     grads = {"dL/dB": (layer.B.grad, s * g64.T @ (x64 @ A.T), s * g64.abs().T @ (x64.abs() @ A.abs().T), 5 * n_in),
@@ -445,17 +445,17 @@ def test_qlora_gradients(candidate, quant, dtype, dims, alpha, seed):
 @pytest.mark.needs(QL)
 @pytest.mark.parametrize("quant", QUANTS)
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(dims=qlora_dims, alpha=alphas, seed=hh.seeds(), bias=st.booleans())
+@given(dims=qlora_dims, alpha=alphas, seed=ss.seeds(), bias=st.booleans())
 @example(dims=SMALL, alpha=16.0, seed=0, bias=True)
 def test_qlora_merge_equals_unmerged(candidate, quant, dtype, dims, alpha, seed, bias):
     """merge() returns a plain nn.Linear with weight dequant(W_q) + (alpha / r) B A and the base's bias: the same
     output as the unmerged layer, which merge() leaves as it was."""
     n_in, n_out, r, _ = dims
     layer, W, b, where = qlora_case(candidate, dtype, dims, alpha, seed, quant, bias)
-    A, B = fh.set_ab(layer, seed)
+    A, B = fth.set_ab(layer, seed)
     s = alpha / r
-    x = hh.randn((4, n_in), seed + 2, dtype)
-    expected, terms = fh.lora_oracle(x, W, b, A, B, s), fh.lora_terms(x, W, b, A, B, s)
+    x = ss.randn((4, n_in), seed + 2, dtype)
+    expected, terms = fth.lora_oracle(x, W, b, A, B, s), fth.lora_terms(x, W, b, A, B, s)
     merged = layer.merge()
     assert isinstance(merged, nn.Linear), f"merge() returned {ah.describe(merged)}, not an nn.Linear [{where}]"
     names = {n for n, _ in merged.named_parameters()}
@@ -490,16 +490,16 @@ def test_qlora_bad_arguments_raise(candidate, change, argument):
 # ------------------------------------------------------------------------------------------- apply_qlora
 @pytest.mark.needs(AQ)
 @pytest.mark.parametrize("quant", QUANTS)
-@pytest.mark.parametrize("targets,wrapped", fh.TARGET_CASES, ids=["q-v", "k-mlp2", "fq-mlp0"])
-@given(r=hh.sizes(1, 4), alpha=alphas, block=st.sampled_from([1, 4, 16]), seed=hh.seeds())
+@pytest.mark.parametrize("targets,wrapped", fth.TARGET_CASES, ids=["q-v", "k-mlp2", "fq-mlp0"])
+@given(r=ss.sizes(1, 4), alpha=alphas, block=st.sampled_from([1, 4, 16]), seed=ss.seeds())
 @example(r=2, alpha=16.0, block=16, seed=0)
 def test_apply_qlora_wraps_only_targets(candidate, quant, targets, wrapped, r, alpha, block, seed):
     """The named Linear layers get A, B and a quantized state; nothing else changes or trains; Σ r(in + out)
     trainable parameters; at init the model computes the pretrained one with each target's weight replaced by
     dequant(W_q) (float64, from the layer's buffers)."""
-    model = fh.toy(0)
+    model = fth.toy(0)
     oracle = copy.deepcopy(model)
-    layers = {name: model.get_submodule(name) for name in fh.TOY_LINEARS}
+    layers = {name: model.get_submodule(name) for name in fth.TOY_LINEARS}
     where = ah.snippet(AQ, "Toy()", list(targets), r, alpha, quant=quant, block_size=block)
     model = candidate.finetune.apply_qlora(model, list(targets), r, alpha, quant=quant, block_size=block)
     lora_ids = set()
@@ -508,23 +508,23 @@ def test_apply_qlora_wraps_only_targets(candidate, quant, targets, wrapped, r, a
         ah.assert_tensor(getattr(module, "A", None), (r, n_in), name=f"{name}.A", where=where)
         ah.assert_tensor(getattr(module, "B", None), (n_out, r), name=f"{name}.B", where=where)
         lora_ids |= {id(module.A), id(module.B)}
-        W = fh.dequantized(fh.read_state(module, quant, n_out, n_in, block, where), quant, n_out, n_in, block)
+        W = fth.dequantized(fth.read_state(module, quant, n_out, n_in, block, where), quant, n_out, n_in, block)
         with torch.no_grad():
             oracle.get_submodule(name).weight.copy_(W)
-    for name in fh.TOY_LINEARS:
+    for name in fth.TOY_LINEARS:
         if name not in wrapped:
             assert model.get_submodule(name) is layers[name], f"{name} was changed but is no target [{where}]"
-    ah.assert_equal(sum(p.numel() for _, p in fh.trainable(model)), sum(r * (i + o) for i, o in wrapped.values()),
+    ah.assert_equal(sum(p.numel() for _, p in fth.trainable(model)), sum(r * (i + o) for i, o in wrapped.values()),
                     name="trainable parameters", where=where)
-    others = [n for n, p in fh.trainable(model) if id(p) not in lora_ids]
+    others = [n for n, p in fth.trainable(model) if id(p) not in lora_ids]
     assert not others, f"parameters other than the LoRA A and B train: {others} [{where}]"
-    x = hh.randn((2, 3, 8), seed)
+    x = ss.randn((2, 3, 8), seed)
     with torch.no_grad():
         expected = oracle(x)
     ah.assert_close(model(x).detach(), expected, n=32, name="model output at init", where=where)
 
 
-APPLY_BAD = [*[(t, {}, "targets", i) for t, i in zip(fh.BAD_TARGETS, fh.BAD_TARGET_IDS)],
+APPLY_BAD = [*[(t, {}, "targets", i) for t, i in zip(fth.BAD_TARGETS, fth.BAD_TARGET_IDS)],
              (["q"], dict(r=0), "r", "r-zero"), (["q"], dict(block_size=5), "block_size", "block-not-dividing")]
 
 
@@ -534,11 +534,11 @@ def test_apply_qlora_bad_targets_raise(candidate, targets, change, argument):
     """A target matching no module (alone or among known ones), a non-Linear target, r = 0, a block size that
     does not divide a target's weights: an error naming the argument, and the model left as it was."""
     kw = {"r": 2, "block_size": 16, **change}
-    model = fh.toy(0)
+    model = fth.toy(0)
     with pytest.raises((ValueError, TypeError), match=rf"\b{argument}\b"):
         candidate.finetune.apply_qlora(model, targets, kw["r"], 8.0, quant="nf4", block_size=kw["block_size"])
     assert all(p.requires_grad for p in model.parameters()), "a failed apply_qlora froze parameters"
-    assert all(isinstance(model.get_submodule(n), nn.Linear) for n in fh.TOY_LINEARS), \
+    assert all(isinstance(model.get_submodule(n), nn.Linear) for n in fth.TOY_LINEARS), \
         "a failed apply_qlora replaced layers"
 
 
@@ -553,22 +553,22 @@ def test_qlora_training_matches_lora_on_dequantized(candidate, quant, fmspec_met
     unquantized weights is recorded beside them (what the quantization costs)."""
     where = ah.snippet(AQ, "Sequential(Linear(8, 16), Tanh(), Linear(16, 8))", ["0", "2"], 2, 4.0, quant=quant,
                        block_size=16)
-    task = fh.training_task()
+    task = fth.training_task()
     model = candidate.finetune.apply_qlora(copy.deepcopy(task.student), ["0", "2"], 2, 4.0, quant=quant,
                                            block_size=16)
     dequant_lora, plain_lora = copy.deepcopy(task.student), copy.deepcopy(task.student)
     for name in ("0", "2"):
         layer, pretrained = model.get_submodule(name), task.student.get_submodule(name)
         n_out, n_in = pretrained.weight.shape
-        W = fh.dequantized(fh.read_state(layer, quant, n_out, n_in, 16, where), quant, n_out, n_in, 16)
+        W = fth.dequantized(fth.read_state(layer, quant, n_out, n_in, 16, where), quant, n_out, n_in, 16)
         A, B, b = layer.A.detach(), layer.B.detach(), pretrained.bias.detach()
-        fh.replace(dequant_lora, name, fh.DequantLoRA(W, b, A, B, 2.0))
-        fh.replace(plain_lora, name, fh.DequantLoRA(pretrained.weight.detach(), b, A, B, 2.0))
-    curve = fh.train(model, task)
-    expected = fh.train(dequant_lora, task)
+        fth.replace(dequant_lora, name, fth.DequantLoRA(W, b, A, B, 2.0))
+        fth.replace(plain_lora, name, fth.DequantLoRA(pretrained.weight.detach(), b, A, B, 2.0))
+    curve = fth.train(model, task)
+    expected = fth.train(dequant_lora, task)
     fmspec_metrics.update({"initial_loss": curve[0], "final_loss_qlora": curve[-1],
                            "final_loss_lora_dequantized": expected[-1],
-                           "final_loss_lora_unquantized": fh.train(plain_lora, task)[-1]})
+                           "final_loss_lora_unquantized": fth.train(plain_lora, task)[-1]})
     ah.assert_close(torch.tensor(curve), torch.tensor(expected), n=task.steps * task.x.numel() * 2,
                     name="loss curve vs LoRA on dequant(W_q)", where=where)
     assert curve[-1] <= curve[0] / 2, (f"the loss went from {curve[0]:.4g} to {curve[-1]:.4g} in {task.steps} steps: "
@@ -592,11 +592,11 @@ def test_qlora_agrees_with_peft(candidate, quant):
         config = peft_lora.LoraConfig(r=r, lora_alpha=alpha)
         theirs = peft_lora.layer.Linear(dense, "default", config=config, r=r, lora_alpha=alpha)
         theirs.base_layer.requires_grad_(False)
-        A, B = fh.set_ab(layer, seed)
+        A, B = fth.set_ab(layer, seed)
         with torch.no_grad():
             theirs.lora_A["default"].weight.copy_(A)
             theirs.lora_B["default"].weight.copy_(B)
-        x, g = hh.randn((3, n_in), seed + 2), hh.randn((3, n_out), seed + 3)
+        x, g = ss.randn((3, n_in), seed + 2), ss.randn((3, n_out), seed + 3)
         expected = theirs(x)
         (expected * g).sum().backward()
         ah.assert_close(layer(x), expected.detach(), n=n_in + r, name="h vs peft", where=where)

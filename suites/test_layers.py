@@ -2,9 +2,10 @@
 reference/layers.py).
 
 The oracle differentiates the layer's forward pass, written here with torch (softmax, layer_norm,
-embedding, cross_entropy, scaled_dot_product_attention, matmuls), by torch.autograd in float64 on the
-very values the candidate sees. Float32 results may be at most twice as far from it as torch.autograd
-run in float32 on the same inputs (the same-dtype baseline of suites/tolerances.py).
+embedding, cross_entropy, matmuls, and the suites' dense attention, ``orc.dense_attention``), by
+torch.autograd in float64 on the very values the candidate sees. Float32 results may be at most twice as
+far from it as torch.autograd run in float32 on the same inputs (the same-dtype baseline of
+suites/tolerances.py).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fmspec.suites import _autodiff_helpers as ax
 from fmspec.suites import asserts as ah
-from fmspec.suites import strategies as hh
+from fmspec.suites import oracles as orc
+from fmspec.suites import strategies as ss
 from fmspec.suites import tolerances as tol
 
 pytestmark = pytest.mark.component("layers")
@@ -40,8 +41,8 @@ def check_grads(got, forward, inputs: list[torch.Tensor], grad_out: torch.Tensor
                 dtype: torch.dtype, n: int, where: str, scales: list[float] | None = None) -> None:
     """Every returned gradient against the float64 oracle, with the same-dtype baseline in float32.
 
-    ``scales[i]`` is the size of the terms gradient i is a sum of (see ``_autodiff_helpers.assert_close_at_scale``);
-    errors are relative to it where it exceeds the gradient itself (cancellation).
+    ``scales[i]`` is the size of the terms gradient i is a sum of (``ah.assert_close(scale=)``); errors are
+    relative to it where it exceeds the gradient itself (cancellation).
     """
     __tracebackhide__ = True
     got = list(got) if isinstance(got, (tuple, list)) else [got]
@@ -52,7 +53,7 @@ def check_grads(got, forward, inputs: list[torch.Tensor], grad_out: torch.Tensor
     for i, (g, o, b, name) in enumerate(zip(got, oracle, baseline, names)):
         ah.assert_tensor(g, tuple(o.shape), dtype, name=name, where=where)
         scale = scales[i] if scales is not None else 0.0
-        ax.assert_close_at_scale(g, o, scale=scale, dtype=dtype, n=n, baseline=b, name=name, where=where)
+        ah.assert_close(g, o, dtype=dtype, n=n, baseline=b, scale=scale, name=name, where=where)
 
 
 def term_scales(forward, inputs: list[torch.Tensor], grad_out: torch.Tensor, wrt: list[int]) -> list[float]:
@@ -65,9 +66,9 @@ def term_scales(forward, inputs: list[torch.Tensor], grad_out: torch.Tensor, wrt
 # ------------------------------------------------------------------------------------------- softmax
 @st.composite
 def softmax_cases(draw):
-    shape = tuple(draw(st.lists(hh.sizes(1, 6), min_size=1, max_size=3)))
+    shape = tuple(draw(st.lists(ss.sizes(1, 6), min_size=1, max_size=3)))
     dim = draw(st.integers(-len(shape), len(shape) - 1))
-    return shape, dim, draw(hh.seeds())
+    return shape, dim, draw(ss.seeds())
 
 
 @pytest.mark.smoke
@@ -77,7 +78,7 @@ def softmax_cases(draw):
 def test_softmax_backward_matches_autograd(candidate, dtype, case, scale):
     """dx for y = softmax(x, dim) equals autograd, along any dim of any shape."""
     shape, dim, seed = case
-    x, g = hh.randn(shape, seed, dtype, scale=scale), hh.randn(shape, seed + 1, dtype)
+    x, g = ss.randn(shape, seed, dtype, scale=scale), ss.randn(shape, seed + 1, dtype)
     y = torch.softmax(x, dim)
     where = ah.snippet(SOFTMAX, y, g, dim=dim)
     got = ah.call(candidate.layers.softmax_backward, SOFTMAX, y, g, dim=dim)
@@ -100,7 +101,7 @@ def test_softmax_backward_worked_example(candidate):
 def test_softmax_backward_sums_to_zero(candidate, case):
     """softmax is invariant to adding a constant along dim, so dx sums to 0 along dim."""
     shape, dim, seed = case
-    y, g = torch.softmax(hh.randn(shape, seed), dim), hh.randn(shape, seed + 1)
+    y, g = torch.softmax(ss.randn(shape, seed), dim), ss.randn(shape, seed + 1)
     got = ah.call(candidate.layers.softmax_backward, SOFTMAX, y, g, dim=dim)
     ah.assert_tensor(got, shape, torch.float64, name="grad_x")
     scale = (y * g.abs()).sum(dim).max()  # the size of the terms that cancel
@@ -114,8 +115,8 @@ def test_softmax_backward_sums_to_zero(candidate, case):
 # ---------------------------------------------------------------------------------------- layer norm
 @st.composite
 def rows_and_width(draw, max_width: int = 12):
-    lead = tuple(draw(st.lists(hh.sizes(1, 4), min_size=1, max_size=2)))
-    return lead, draw(hh.sizes(1, max_width)), draw(hh.seeds())
+    lead = tuple(draw(st.lists(ss.sizes(1, 4), min_size=1, max_size=2)))
+    return lead, draw(ss.sizes(1, max_width)), draw(ss.seeds())
 
 
 @pytest.mark.smoke
@@ -125,8 +126,8 @@ def rows_and_width(draw, max_width: int = 12):
 def test_layernorm_backward_matches_autograd(candidate, dtype, case, eps):
     """(dx, dweight, dbias) for layer_norm over the last dim equal autograd (biased variance, eps inside)."""
     lead, d, seed = case
-    x = hh.randn((*lead, d), seed, dtype, scale=3.0) + hh.randn((d,), seed + 4, dtype)
-    w, b, g = hh.randn((d,), seed + 1, dtype), hh.randn((d,), seed + 2, dtype), hh.randn((*lead, d), seed + 3, dtype)
+    x = ss.randn((*lead, d), seed, dtype, scale=3.0) + ss.randn((d,), seed + 4, dtype)
+    w, b, g = ss.randn((d,), seed + 1, dtype), ss.randn((d,), seed + 2, dtype), ss.randn((*lead, d), seed + 3, dtype)
     where = ah.snippet(LAYERNORM, x, w, b, g, eps=eps)
     got = ah.call(candidate.layers.layernorm_backward, LAYERNORM, x, w, b, g, eps=eps)
     check_grads(got, lambda x, w, b: F.layer_norm(x, (d,), w, b, eps), [x, w, b], g, [0, 1, 2],
@@ -151,7 +152,7 @@ def layernorm_scales(x, w, g, eps):
 def test_layernorm_grad_x_sums_to_zero(candidate, case):
     """layer norm is invariant to adding a constant to a row, so each row of dx sums to 0."""
     lead, d, seed = case
-    x, w, b, g = hh.randn((*lead, d), seed), hh.randn((d,), seed + 1), hh.randn((d,), seed + 2), hh.randn((*lead, d), seed + 3)
+    x, w, b, g = ss.randn((*lead, d), seed), ss.randn((d,), seed + 1), ss.randn((d,), seed + 2), ss.randn((*lead, d), seed + 3)
     grad_x = ah.call(candidate.layers.layernorm_backward, LAYERNORM, x, w, b, g)[0]
     ah.assert_tensor(grad_x, (*lead, d), torch.float64, name="grad_x")
     # dx_i = rstd (gw_i - mean(gw) - xhat_i mean(gw xhat)): the row sum of the absolute terms, the size of
@@ -182,9 +183,9 @@ def test_embedding_backward_worked_example(candidate):
 
 @st.composite
 def token_cases(draw):
-    lead = tuple(draw(st.lists(hh.sizes(1, 5), min_size=1, max_size=2)))
-    vocab = draw(hh.sizes(1, 8))
-    return lead, vocab, draw(hh.sizes(1, 6)), draw(hh.seeds())
+    lead = tuple(draw(st.lists(ss.sizes(1, 5), min_size=1, max_size=2)))
+    vocab = draw(ss.sizes(1, 8))
+    return lead, vocab, draw(ss.sizes(1, 6)), draw(ss.seeds())
 
 
 def _ids(shape, high: int, seed: int) -> torch.Tensor:
@@ -197,8 +198,8 @@ def _ids(shape, high: int, seed: int) -> torch.Tensor:
 def test_embedding_backward_matches_autograd(candidate, dtype, case):
     """dW for y = W[ids] equals autograd of torch.nn.functional.embedding (ids of any shape, repeats)."""
     lead, vocab, d, seed = case
-    ids, g = _ids(lead, vocab, seed), hh.randn((*lead, d), seed + 1, dtype)
-    weight = hh.randn((vocab, d), seed + 2, dtype)
+    ids, g = _ids(lead, vocab, seed), ss.randn((*lead, d), seed + 1, dtype)
+    weight = ss.randn((vocab, d), seed + 2, dtype)
     where = ah.snippet(EMBEDDING, ids, vocab, g)
     got = ah.call(candidate.layers.embedding_backward, EMBEDDING, ids, vocab, g)
     forward = lambda w: F.embedding(ids, w)  # noqa: E731
@@ -211,7 +212,7 @@ def test_embedding_backward_matches_autograd(candidate, dtype, case):
 def test_embedding_backward_rows_of_absent_ids_are_zero(candidate, case):
     """Rows of tokens that do not occur are exactly 0, and the rows add up to the sum of grad_y."""
     lead, vocab, d, seed = case
-    ids, g = _ids(lead, vocab, seed), hh.randn((*lead, d), seed + 1)
+    ids, g = _ids(lead, vocab, seed), ss.randn((*lead, d), seed + 1)
     where = ah.snippet(EMBEDDING, ids, vocab, g)
     got = ah.call(candidate.layers.embedding_backward, EMBEDDING, ids, vocab, g)
     ah.assert_tensor(got, (vocab, d), torch.float64, name="grad_W", where=where)
@@ -234,8 +235,8 @@ def test_cross_entropy_backward_worked_example(candidate):
 
 @st.composite
 def logit_cases(draw):
-    lead = tuple(draw(st.lists(hh.sizes(1, 5), min_size=1, max_size=2)))
-    return lead, draw(hh.sizes(1, 9)), draw(hh.seeds())
+    lead = tuple(draw(st.lists(ss.sizes(1, 5), min_size=1, max_size=2)))
+    return lead, draw(ss.sizes(1, 9)), draw(ss.seeds())
 
 
 @pytest.mark.needs(CROSS_ENTROPY)
@@ -245,7 +246,7 @@ def test_cross_entropy_backward_matches_autograd(candidate, dtype, case, scale):
     """dlogits for the mean cross-entropy equals autograd of torch.nn.functional.cross_entropy (rows (N, C)
     or (B, T, C), flattened to rows)."""
     lead, c, seed = case
-    logits, targets = hh.randn((*lead, c), seed, dtype, scale=scale), _ids(lead, c, seed + 1)
+    logits, targets = ss.randn((*lead, c), seed, dtype, scale=scale), _ids(lead, c, seed + 1)
     where = ah.snippet(CROSS_ENTROPY, logits, targets)
     got = ah.call(candidate.layers.cross_entropy_backward, CROSS_ENTROPY, logits, targets)
     forward = lambda z: F.cross_entropy(z.reshape(-1, c), targets.reshape(-1))  # noqa: E731
@@ -258,7 +259,7 @@ def test_cross_entropy_backward_matches_autograd(candidate, dtype, case, scale):
 def test_cross_entropy_backward_rows_sum_to_zero(candidate, case):
     """Each row of dlogits sums to 0 and lies in [-1/N, 1/N] (softmax minus a one-hot, over N rows)."""
     lead, c, seed = case
-    logits, targets = hh.randn((*lead, c), seed, scale=3.0), _ids(lead, c, seed + 1)
+    logits, targets = ss.randn((*lead, c), seed, scale=3.0), _ids(lead, c, seed + 1)
     where = ah.snippet(CROSS_ENTROPY, logits, targets)
     got = ah.call(candidate.layers.cross_entropy_backward, CROSS_ENTROPY, logits, targets)
     ah.assert_tensor(got, (*lead, c), torch.float64, name="grad_logits", where=where)
@@ -272,23 +273,23 @@ def test_cross_entropy_backward_rows_sum_to_zero(candidate, case):
 @st.composite
 def attention_cases(draw):
     """x (B, T, d) with d = H · Dh: batch 1 and one head included, odd sizes everywhere."""
-    return (draw(hh.sizes(1, 3)), draw(hh.sizes(1, 7)), draw(hh.sizes(1, 3)), draw(hh.sizes(1, 5)),
-            draw(st.booleans()), draw(hh.seeds()))
+    return (draw(ss.sizes(1, 3)), draw(ss.sizes(1, 7)), draw(ss.sizes(1, 3)), draw(ss.sizes(1, 5)),
+            draw(st.booleans()), draw(ss.seeds()))
 
 
 def mhsa(x, w_q, w_k, w_v, w_o, n_heads: int, causal: bool):
-    """The oracle's multi-head self-attention: torch's scaled_dot_product_attention per head."""
+    """The oracle's multi-head self-attention: dense attention (``orc.dense_attention``) per head."""
     b, t, d = x.shape
     q, k, v = ((x @ w.T).reshape(b, t, n_heads, d // n_heads).transpose(1, 2) for w in (w_q, w_k, w_v))  # (B, H, T, Dh)
-    o = F.scaled_dot_product_attention(q, k, v, is_causal=causal)  # (B, H, T, Dh)
+    o = orc.dense_attention(q, k, v, causal=causal)  # (B, H, T, Dh)
     return o.transpose(1, 2).reshape(b, t, d) @ w_o.T  # (B, T, d)
 
 
 def _attention_inputs(b, t, h, dh, seed, dtype):
     d = h * dh
-    x = hh.randn((b, t, d), seed, dtype)
-    ws = [hh.randn((d, d), seed + i, dtype, scale=1 / math.sqrt(d)) for i in range(1, 5)]
-    return x, ws, hh.randn((b, t, d), seed + 5, dtype)
+    x = ss.randn((b, t, d), seed, dtype)
+    ws = [ss.randn((d, d), seed + i, dtype, scale=1 / math.sqrt(d)) for i in range(1, 5)]
+    return x, ws, ss.randn((b, t, d), seed + 5, dtype)
 
 
 @pytest.mark.smoke
@@ -296,7 +297,7 @@ def _attention_inputs(b, t, h, dh, seed, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @given(case=attention_cases())
 def test_attention_backward_matches_autograd(candidate, dtype, case):
-    """(dx, dW_q, dW_k, dW_v, dW_o) of multi-head self-attention equal autograd through torch SDPA,
+    """(dx, dW_q, dW_k, dW_v, dW_o) of multi-head self-attention equal autograd through dense attention,
     causal or not, for batch 1, one head and odd sizes too."""
     b, t, h, dh, causal, seed = case
     x, ws, g = _attention_inputs(b, t, h, dh, seed, dtype)
@@ -331,9 +332,9 @@ def test_attention_causal_gradient_flows_only_to_the_past(candidate, case, data)
 # ---------------------------------------------------------------------------------------------- LoRA
 @st.composite
 def lora_cases(draw):
-    lead = tuple(draw(st.lists(hh.sizes(1, 4), min_size=1, max_size=2)))
-    return (lead, draw(hh.sizes(1, 6)), draw(hh.sizes(1, 6)), draw(hh.sizes(1, 4)),
-            draw(st.sampled_from([1.0, 8.0, 16.0])), draw(hh.seeds()))
+    lead = tuple(draw(st.lists(ss.sizes(1, 4), min_size=1, max_size=2)))
+    return (lead, draw(ss.sizes(1, 6)), draw(ss.sizes(1, 6)), draw(ss.sizes(1, 4)),
+            draw(st.sampled_from([1.0, 8.0, 16.0])), draw(ss.seeds()))
 
 
 def lora_forward(x, W, A, B, alpha):
@@ -347,9 +348,9 @@ def lora_forward(x, W, A, B, alpha):
 def test_lora_backward_matches_autograd(candidate, dtype, case):
     """(dx, dA, dB) for y = x Wᵀ + (alpha/r) x Aᵀ Bᵀ equal autograd (W frozen)."""
     lead, fan_in, fan_out, r, alpha, seed = case
-    x, W = hh.randn((*lead, fan_in), seed, dtype), hh.randn((fan_out, fan_in), seed + 1, dtype)
-    A, B = hh.randn((r, fan_in), seed + 2, dtype), hh.randn((fan_out, r), seed + 3, dtype)
-    g = hh.randn((*lead, fan_out), seed + 4, dtype)
+    x, W = ss.randn((*lead, fan_in), seed, dtype), ss.randn((fan_out, fan_in), seed + 1, dtype)
+    A, B = ss.randn((r, fan_in), seed + 2, dtype), ss.randn((fan_out, r), seed + 3, dtype)
+    g = ss.randn((*lead, fan_out), seed + 4, dtype)
     where = ah.snippet(LORA, x, W, A, B, alpha, g)
     got = ah.call(candidate.layers.lora_backward, LORA, x, W, A, B, alpha, g)
     forward = lambda x, W, A, B: lora_forward(x, W, A, B, alpha)  # noqa: E731
@@ -362,8 +363,8 @@ def test_lora_backward_matches_autograd(candidate, dtype, case):
 def test_lora_duplicated_rank_gives_same_grad_x(candidate, case):
     """Stacking A twice and B twice doubles r and AᵀBᵀ, and alpha/r halves: the layer, hence dx, is unchanged."""
     lead, fan_in, fan_out, r, alpha, seed = case
-    x, W = hh.randn((*lead, fan_in), seed), hh.randn((fan_out, fan_in), seed + 1)
-    A, B, g = hh.randn((r, fan_in), seed + 2), hh.randn((fan_out, r), seed + 3), hh.randn((*lead, fan_out), seed + 4)
+    x, W = ss.randn((*lead, fan_in), seed), ss.randn((fan_out, fan_in), seed + 1)
+    A, B, g = ss.randn((r, fan_in), seed + 2), ss.randn((fan_out, r), seed + 3), ss.randn((*lead, fan_out), seed + 4)
     once = ah.call(candidate.layers.lora_backward, LORA, x, W, A, B, alpha, g)[0]
     twice = ah.call(candidate.layers.lora_backward, LORA, x, W, torch.cat([A, A]), torch.cat([B, B], 1), alpha, g)[0]
     # dx = g W + (alpha/r) g B A may cancel far below its terms: errors are relative to the terms
@@ -375,8 +376,8 @@ def test_lora_duplicated_rank_gives_same_grad_x(candidate, case):
 @pytest.mark.needs(LORA)
 def test_lora_zero_b_gives_zero_grad_a(candidate):
     """At initialization (B = 0): dA = 0 exactly and dx = g W, the base layer's gradient."""
-    x, W, A = hh.randn((2, 3, 5), 1), hh.randn((4, 5), 2), hh.randn((2, 5), 3)
-    B, g = torch.zeros(4, 2, dtype=torch.float64), hh.randn((2, 3, 4), 4)
+    x, W, A = ss.randn((2, 3, 5), 1), ss.randn((4, 5), 2), ss.randn((2, 5), 3)
+    B, g = torch.zeros(4, 2, dtype=torch.float64), ss.randn((2, 3, 4), 4)
     where = ah.snippet(LORA, x, W, A, B, 16.0, g)
     grad_x, grad_a, _ = ah.call(candidate.layers.lora_backward, LORA, x, W, A, B, 16.0, g)
     ah.assert_equal(grad_a, torch.zeros_like(A), name="grad_A", where=where)
@@ -401,4 +402,4 @@ BAD_CALLS = [  # (feature, id, call(layers, x (2, 3, 4), w (4, 4), g (2, 3, 4)))
 def test_bad_arguments_raise(candidate, call):
     """Mismatched shapes, ids or targets out of range, heads not dividing d: ValueError or TypeError."""
     with pytest.raises((ValueError, TypeError)):
-        call(candidate.layers, hh.randn((2, 3, 4), 0), hh.randn((4, 4), 1), hh.randn((2, 3, 4), 2))
+        call(candidate.layers, ss.randn((2, 3, 4), 0), ss.randn((4, 4), 1), ss.randn((2, 3, 4), 2))

@@ -10,13 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fmspec.suites import asserts as ah
-from fmspec.suites import strategies as hh
+from fmspec.suites import strategies as ss
 
 pytestmark = pytest.mark.component("posenc")
 FEATURE = "posenc.sinusoidal"
 
-positions = hh.sizes(1, 64)
-dims = hh.sizes(1, 64)
+positions = ss.sizes(1, 64)
+dims = ss.sizes(1, 64)
 bases = st.sampled_from([10000.0, 100.0, 500000.0])
 
 
@@ -67,7 +67,7 @@ def test_values_in_unit_interval(candidate, num_positions, dim):
 
 
 @pytest.mark.needs(FEATURE)
-@given(num_positions=positions, dim=hh.even_sizes(2, 64))
+@given(num_positions=positions, dim=ss.even_sizes(2, 64))
 def test_sin_cos_pairs_have_unit_norm(candidate, num_positions, dim):
     """PE[p, 2i]^2 + PE[p, 2i+1]^2 = 1 for every position and pair."""
     pe = sinusoidal(candidate, num_positions, dim)
@@ -77,7 +77,7 @@ def test_sin_cos_pairs_have_unit_norm(candidate, num_positions, dim):
 
 
 @pytest.mark.needs(FEATURE)
-@given(dim=hh.even_sizes(2, 64), p=st.integers(0, 200), q=st.integers(0, 200), k=st.integers(1, 200))
+@given(dim=ss.even_sizes(2, 64), p=st.integers(0, 200), q=st.integers(0, 200), k=st.integers(1, 200))
 def test_offset_is_a_fixed_rotation(candidate, dim, p, q, k):
     """PE(p + k) = R_k PE(p) with R_k block-diagonal 2x2 rotations that do not depend on p.
 

@@ -16,7 +16,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from fmspec.suites import asserts as ah
-from fmspec.suites import strategies as hh
+from fmspec.suites import strategies as ss
 from fmspec.suites import tolerances as tol
 
 pytestmark = pytest.mark.component("quant")
@@ -33,7 +33,7 @@ NF4_LEVELS = torch.tensor([
     0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224,
     0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0], dtype=torch.float64)
 
-shapes = st.lists(hh.sizes(1, 10), min_size=1, max_size=3).map(tuple)
+shapes = st.lists(ss.sizes(1, 10), min_size=1, max_size=3).map(tuple)
 magnitudes = st.sampled_from([1e-3, 1.0, 300.0])
 modes = st.sampled_from(["tensor", "dim", "block"])
 
@@ -101,29 +101,6 @@ def scale_per_element(scale: torch.Tensor, shape: tuple[int, ...], where: str, *
     return scale.to(torch.float64).reshape(()).expand(shape)
 
 
-def assert_codes(q: torch.Tensor, v: torch.Tensor, dtype: torch.dtype, *, lo: int = -127, hi: int = 127,
-                 where: str) -> None:
-    """q == round(v), except within ``dtype``'s rounding of a .5 tie, where either neighbour is right."""
-    __tracebackhide__ = True
-    slack = tol.rounding_floor(dtype) * max(1.0, float(v.abs().max()))
-    near_tie = ((v - v.floor()) - 0.5).abs() <= slack
-    qd = q.to(torch.float64)
-    ok = (qd == torch.round(v).clamp(lo, hi)) | (near_tie & ((qd - v).abs() <= 0.5 + slack))
-    if not bool(ok.all()):
-        i = tuple(int(j) for j in (~ok).nonzero()[0])
-        raise AssertionError(f"q: {int((~ok).sum())} codes differ from round(value); first at {i}: "
-                             f"got {int(q[i])}, value {float(v[i]):.6g} [{where}]")
-
-
-def assert_within(err: torch.Tensor, bound: torch.Tensor, *, name: str, where: str) -> None:
-    __tracebackhide__ = True
-    bad = ~(err <= bound)
-    if bool(bad.any()):
-        i = tuple(int(j) for j in bad.nonzero()[0])
-        raise AssertionError(f"{name}: {int(bad.sum())} elements beyond the bound; first at {i}: "
-                             f"|error| = {float(err[i]):.6g} > {float(bound[i]):.6g} [{where}]")
-
-
 def quantize(candidate, x: torch.Tensor, **kw):
     where = ah.snippet(AQ, x, **kw)
     out = ah.call(candidate.quant.absmax_quantize, AQ, x, **kw)
@@ -182,46 +159,46 @@ def test_zeropoint_worked_example(candidate):
 @pytest.mark.smoke
 @pytest.mark.needs(AQ)
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(shape=shapes, seed=hh.seeds(), mode=modes, pick=st.integers(0, 100), magnitude=magnitudes)
+@given(shape=shapes, seed=ss.seeds(), mode=modes, pick=st.integers(0, 100), magnitude=magnitudes)
 @layout_examples(magnitude=1.0)
 def test_codes_are_int8_within_127(candidate, dtype, shape, seed, mode, pick, magnitude):
-    x = hh.randn(shape, seed, dtype, scale=magnitude)
+    x = ss.randn(shape, seed, dtype, scale=magnitude)
     q, _, where = quantize(candidate, x, **layout(mode, shape, pick))
     assert int(q.to(torch.int16).abs().max()) <= 127, f"max |q| = {int(q.to(torch.int16).abs().max())} > 127 [{where}]"
 
 
 @pytest.mark.needs(AQ)
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(shape=shapes, seed=hh.seeds(), mode=modes, pick=st.integers(0, 100), magnitude=magnitudes)
+@given(shape=shapes, seed=ss.seeds(), mode=modes, pick=st.integers(0, 100), magnitude=magnitudes)
 @layout_examples(magnitude=1.0)
 def test_codes_match_absmax_formula(candidate, dtype, shape, seed, mode, pick, magnitude):
     """Oracle: q = round(127 / absmax · x) with the absmax of the element's tensor, row or block."""
     kw = layout(mode, shape, pick)
-    x = hh.randn(shape, seed, dtype, scale=magnitude)
+    x = ss.randn(shape, seed, dtype, scale=magnitude)
     v, _ = absmax_values(x.to(torch.float64), **kw)
     q, _, where = quantize(candidate, x, **kw)
-    assert_codes(q, v, dtype, where=where)
+    ah.assert_rounded(q, v, dtype, where=where)
 
 
 @pytest.mark.needs(AQ)
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(shape=shapes, seed=hh.seeds(), mode=modes, pick=st.integers(0, 100), magnitude=magnitudes)
+@given(shape=shapes, seed=ss.seeds(), mode=modes, pick=st.integers(0, 100), magnitude=magnitudes)
 @layout_examples(magnitude=1.0)
 def test_scale_is_absmax_over_127(candidate, dtype, shape, seed, mode, pick, magnitude):
     kw = layout(mode, shape, pick)
-    x = hh.randn(shape, seed, dtype, scale=magnitude)
+    x = ss.randn(shape, seed, dtype, scale=magnitude)
     _, absmax = absmax_values(x.to(torch.float64), **kw)
     _, scale, where = quantize(candidate, x, **kw)
     ah.assert_close(scale_per_element(scale, shape, where, **kw), absmax / 127, dtype=dtype, name="scale", where=where)
 
 
 @pytest.mark.needs(AQ)
-@given(shape=shapes, seed=hh.seeds(), mode=modes, pick=st.integers(0, 100))
+@given(shape=shapes, seed=ss.seeds(), mode=modes, pick=st.integers(0, 100))
 @layout_examples()
 def test_largest_entry_maps_to_127(candidate, shape, seed, mode, pick):
     """In every non-zero group, the entry of largest magnitude gets the code ±127: the whole range is used."""
     kw = layout(mode, shape, pick)
-    x = hh.randn(shape, seed)
+    x = ss.randn(shape, seed)
     q, _, where = quantize(candidate, x, **kw)
     top = group_reduce(q.to(torch.float64).abs(), groups(shape, **kw), "amax")
     ah.assert_equal(top, torch.full(shape, 127.0, dtype=torch.float64), name="max |q| per group", where=where)
@@ -229,28 +206,28 @@ def test_largest_entry_maps_to_127(candidate, shape, seed, mode, pick):
 
 @pytest.mark.needs(AQ, AD)
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(shape=shapes, seed=hh.seeds(), mode=modes, pick=st.integers(0, 100), magnitude=magnitudes)
+@given(shape=shapes, seed=ss.seeds(), mode=modes, pick=st.integers(0, 100), magnitude=magnitudes)
 @layout_examples(magnitude=1.0)
 def test_error_at_most_half_step(candidate, dtype, shape, seed, mode, pick, magnitude):
     """|x - dequant(quant(x))| <= absmax / 254 (half a step) in each group, plus the dtype's rounding."""
     kw = layout(mode, shape, pick)
-    x = hh.randn(shape, seed, dtype, scale=magnitude)
+    x = ss.randn(shape, seed, dtype, scale=magnitude)
     x64 = x.to(torch.float64)
     _, absmax = absmax_values(x64, **kw)
     q, scale, where = quantize(candidate, x, **kw)
     deq = ah.call(candidate.quant.absmax_dequantize, AD, q, scale, **kw)
     ah.assert_tensor(deq, shape, dtype, name="dequant", where=where)
     bound = absmax / 254 + tol.rounding_floor(dtype) * absmax
-    assert_within((deq.to(torch.float64) - x64).abs(), bound, name="dequant error", where=where)
+    ah.assert_within((deq.to(torch.float64) - x64).abs(), bound, name="dequant error", where=where)
 
 
 @pytest.mark.needs(AQ, AD)
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(shape=shapes, seed=hh.seeds(), mode=modes, pick=st.integers(0, 100))
+@given(shape=shapes, seed=ss.seeds(), mode=modes, pick=st.integers(0, 100))
 @layout_examples()
 def test_dequantize_is_codes_times_scale(candidate, dtype, shape, seed, mode, pick):
     kw = layout(mode, shape, pick)
-    x = hh.randn(shape, seed, dtype)
+    x = ss.randn(shape, seed, dtype)
     q, scale, where = quantize(candidate, x, **kw)
     expected = q.to(torch.float64) * scale_per_element(scale, shape, where, **kw)
     deq = ah.call(candidate.quant.absmax_dequantize, AD, q, scale, **kw)
@@ -259,14 +236,14 @@ def test_dequantize_is_codes_times_scale(candidate, dtype, shape, seed, mode, pi
 
 @pytest.mark.needs(AQ, AD)
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(shape=shapes, seed=hh.seeds(), mode=modes, pick=st.integers(0, 100),
+@given(shape=shapes, seed=ss.seeds(), mode=modes, pick=st.integers(0, 100),
        zeroed=st.sets(st.integers(0, 63), min_size=1, max_size=4))
 @layout_examples(zeroed={1})
 def test_zero_groups_give_zeros(candidate, dtype, shape, seed, mode, pick, zeroed):
     """A group (tensor, row or block) of zeros: codes 0, scale 0, dequantized zeros; never NaN."""
     kw = layout(mode, shape, pick)
     ids = groups(shape, **kw)
-    x = hh.randn(shape, seed, dtype)
+    x = ss.randn(shape, seed, dtype)
     mask = torch.isin(ids, torch.tensor(sorted(g % (int(ids.max()) + 1) for g in zeroed)))
     x[mask] = 0.0
     q, scale, where = quantize(candidate, x, **kw)
@@ -279,12 +256,12 @@ def test_zero_groups_give_zeros(candidate, dtype, shape, seed, mode, pick, zeroe
 
 @pytest.mark.needs(AQ)
 @pytest.mark.parametrize("mode", ["dim", "block"])
-@given(shape=shapes, seed=hh.seeds(), pick=st.integers(0, 100), where_at=st.integers(0, 10**6))
+@given(shape=shapes, seed=ss.seeds(), pick=st.integers(0, 100), where_at=st.integers(0, 10**6))
 @example(shape=(3, 7), seed=0, pick=3, where_at=9)
 def test_outlier_changes_only_its_group(candidate, mode, shape, seed, pick, where_at):
     """Make one entry 1000 times the largest: codes and scales of every other row or block are unchanged."""
     kw = layout(mode, shape, pick)
-    x = hh.randn(shape, seed)
+    x = ss.randn(shape, seed)
     i = where_at % x.numel()  # the outlier's position
     y = x.clone()
     y.view(-1)[i] = 1000 * float(x.abs().max())
@@ -299,12 +276,12 @@ def test_outlier_changes_only_its_group(candidate, mode, shape, seed, pick, wher
 
 @pytest.mark.needs(AQ, AD)
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(n_full=st.integers(0, 4), block_size=st.integers(2, 16), seed=hh.seeds(), tail_at=st.integers(0, 100))
+@given(n_full=st.integers(0, 4), block_size=st.integers(2, 16), seed=ss.seeds(), tail_at=st.integers(0, 100))
 @example(n_full=3, block_size=8, seed=0, tail_at=2)
 def test_last_partial_block_has_its_own_scale(candidate, dtype, n_full, block_size, seed, tail_at):
     """n = k·b + t (0 < t < b): ceil(n/b) scales; the short tail, 1000 times smaller, keeps its precision."""
     tail = 1 + tail_at % (block_size - 1)
-    x = hh.randn((n_full * block_size + tail,), seed, dtype)
+    x = ss.randn((n_full * block_size + tail,), seed, dtype)
     x[n_full * block_size:] *= 1e-3
     x64 = x.to(torch.float64)
     q, scale, where = quantize(candidate, x, block_size=block_size)
@@ -313,21 +290,22 @@ def test_last_partial_block_has_its_own_scale(candidate, dtype, n_full, block_si
     ah.assert_close(scale[-1:], tail64.abs().max().reshape(1) / 127, dtype=dtype, name="scale of the last block",
                     where=where)
     v, absmax = absmax_values(x64, block_size=block_size)
-    assert_codes(q[n_full * block_size:], v[n_full * block_size:], dtype, where=where)
+    ah.assert_rounded(q[n_full * block_size:], v[n_full * block_size:], dtype, where=where)
     deq = ah.call(candidate.quant.absmax_dequantize, AD, q, scale, block_size=block_size)
     bound = (absmax / 254 + tol.rounding_floor(dtype) * absmax)[n_full * block_size:]
-    assert_within((deq.to(torch.float64)[n_full * block_size:] - tail64).abs(), bound, name="tail error", where=where)
+    ah.assert_within((deq.to(torch.float64)[n_full * block_size:] - tail64).abs(), bound, name="tail error",
+                     where=where)
 
 
 @pytest.mark.needs(AQ)
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(shape=shapes, seed=hh.seeds(), mode=modes, pick=st.integers(0, 100), k=st.integers(-8, 8),
+@given(shape=shapes, seed=ss.seeds(), mode=modes, pick=st.integers(0, 100), k=st.integers(-8, 8),
        sign=st.sampled_from([1, -1]))
 @layout_examples(k=3, sign=-1)
 def test_scale_equivariance(candidate, dtype, shape, seed, mode, pick, k, sign):
     """quant(s·x) = (sign(s)·q, |s|·scale) for s = ±2^k (exact in binary floating point)."""
     kw = layout(mode, shape, pick)
-    x = hh.randn(shape, seed, dtype)
+    x = ss.randn(shape, seed, dtype)
     q, scale, _ = quantize(candidate, x, **kw)
     q_s, scale_s, where = quantize(candidate, x * (sign * 2.0**k), **kw)
     ah.assert_equal(q_s, q * sign, name=f"q of {sign}·2^{k}·x", where=where)
@@ -337,7 +315,7 @@ def test_scale_equivariance(candidate, dtype, shape, seed, mode, pick, k, sign):
 
 @pytest.mark.needs(AQ)
 def test_same_answer_when_called_twice(candidate):
-    x = hh.randn((6, 5), 3)
+    x = ss.randn((6, 5), 3)
     q1, s1, _ = quantize(candidate, x, block_size=4)
     q2, s2, where = quantize(candidate, x, block_size=4)
     ah.assert_equal(q2, q1, name="second q", where=where)
@@ -350,7 +328,7 @@ def test_same_answer_when_called_twice(candidate):
                          ids=["block-0", "block-negative", "block-float", "block-and-dim", "dim-out-of-range"])
 def test_bad_arguments_raise_value_error(candidate, kw):
     with pytest.raises((ValueError, TypeError, IndexError)):
-        candidate.quant.absmax_quantize(hh.randn((4, 4), 0), **kw)
+        candidate.quant.absmax_quantize(ss.randn((4, 4), 0), **kw)
 
 
 @pytest.mark.needs(AQ)
@@ -382,12 +360,12 @@ zp_layouts = st.one_of(st.just({}), st.integers(1, 24).map(lambda b: {"block_siz
 
 @pytest.mark.needs(ZQ)
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(shape=shapes, seed=hh.seeds(), kw=zp_layouts, magnitude=magnitudes, shift=st.sampled_from([0.0, 2.0, -3.0]))
+@given(shape=shapes, seed=ss.seeds(), kw=zp_layouts, magnitude=magnitudes, shift=st.sampled_from([0.0, 2.0, -3.0]))
 @example(shape=(3, 7), seed=0, kw={"block_size": 5}, magnitude=1.0, shift=2.0)
 @example(shape=(3, 7), seed=0, kw={}, magnitude=1.0, shift=0.0)
 def test_zeropoint_scale_is_range_over_255(candidate, dtype, shape, seed, kw, magnitude, shift):
     """scale = (max(x, 0) - min(x, 0)) / 255 per tensor or block; zero_point is an int in [-128, 127]."""
-    x = hh.randn(shape, seed, dtype, scale=magnitude) + shift * magnitude
+    x = ss.randn(shape, seed, dtype, scale=magnitude) + shift * magnitude
     lo, hi = zp_range(x.to(torch.float64), **kw)
     q, scale, zp, where = zp_quantize(candidate, x, **kw)
     ah.assert_close(scale_per_element(scale, shape, where, **kw), (hi - lo) / 255, dtype=dtype, name="scale", where=where)
@@ -396,12 +374,12 @@ def test_zeropoint_scale_is_range_over_255(candidate, dtype, shape, seed, kw, ma
 
 @pytest.mark.needs(ZQ)
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(shape=shapes, seed=hh.seeds(), kw=zp_layouts, shift=st.sampled_from([0.0, 2.0, -3.0]))
+@given(shape=shapes, seed=ss.seeds(), kw=zp_layouts, shift=st.sampled_from([0.0, 2.0, -3.0]))
 @example(shape=(3, 7), seed=0, kw={"block_size": 5}, shift=2.0)
 @example(shape=(3, 7), seed=0, kw={}, shift=0.0)
 def test_zeropoint_codes_span_int8_range(candidate, dtype, shape, seed, kw, shift):
     """min(x, 0) gets code -128 and max(x, 0) code 127: all 256 codes are in use."""
-    x = hh.randn(shape, seed, dtype) + shift
+    x = ss.randn(shape, seed, dtype) + shift
     q, _, zp, where = zp_quantize(candidate, x, **kw)
     ids = groups(shape, **kw)
     q64, x64 = q.to(torch.float64), x.to(torch.float64)
@@ -418,40 +396,41 @@ def test_zeropoint_codes_span_int8_range(candidate, dtype, shape, seed, kw, shif
 
 @pytest.mark.needs(ZQ)
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(shape=shapes, seed=hh.seeds(), kw=zp_layouts, shift=st.sampled_from([0.0, 2.0, -3.0]))
+@given(shape=shapes, seed=ss.seeds(), kw=zp_layouts, shift=st.sampled_from([0.0, 2.0, -3.0]))
 @example(shape=(3, 7), seed=0, kw={"block_size": 5}, shift=2.0)
 @example(shape=(3, 7), seed=0, kw={}, shift=0.0)
 def test_zeropoint_codes_match_formula(candidate, dtype, shape, seed, kw, shift):
     """Oracle: q = clamp(round(x / scale) + zero_point, -128, 127) with the candidate's (checked) scale."""
-    x = hh.randn(shape, seed, dtype) + shift
+    x = ss.randn(shape, seed, dtype) + shift
     lo, hi = zp_range(x.to(torch.float64), **kw)
     step = (hi - lo) / 255
     q, _, zp, where = zp_quantize(candidate, x, **kw)
     zp_el = zp.to(torch.float64).reshape(-1)[groups(shape, **kw)] if kw else zp.to(torch.float64).expand(shape)
-    assert_codes(zp_el, -128 - lo / torch.where(step > 0, step, 1.0), dtype, lo=-128, hi=127, where=where + " (zero_point)")
+    ah.assert_rounded(zp_el, -128 - lo / torch.where(step > 0, step, 1.0), dtype, lo=-128, hi=127,
+                      where=where + " (zero_point)")
     v = x.to(torch.float64) / torch.where(step > 0, step, 1.0) + zp_el
-    assert_codes(q, v, dtype, lo=-128, hi=127, where=where)
+    ah.assert_rounded(q, v, dtype, lo=-128, hi=127, where=where)
 
 
 @pytest.mark.needs(ZQ, ZD)
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(shape=shapes, seed=hh.seeds(), kw=zp_layouts, magnitude=magnitudes, shift=st.sampled_from([0.0, 2.0, -3.0]))
+@given(shape=shapes, seed=ss.seeds(), kw=zp_layouts, magnitude=magnitudes, shift=st.sampled_from([0.0, 2.0, -3.0]))
 @example(shape=(3, 7), seed=0, kw={"block_size": 5}, magnitude=1.0, shift=2.0)
 @example(shape=(3, 7), seed=0, kw={}, magnitude=1.0, shift=0.0)
 def test_zeropoint_error_at_most_half_step(candidate, dtype, shape, seed, kw, magnitude, shift):
-    x = hh.randn(shape, seed, dtype, scale=magnitude) + shift * magnitude
+    x = ss.randn(shape, seed, dtype, scale=magnitude) + shift * magnitude
     x64 = x.to(torch.float64)
     lo, hi = zp_range(x64, **kw)
     q, scale, zp, where = zp_quantize(candidate, x, **kw)
     deq = ah.call(candidate.quant.zeropoint_dequantize, ZD, q, scale, zp, **kw)
     ah.assert_tensor(deq, shape, dtype, name="dequant", where=where)
     bound = (hi - lo) / 510 + tol.rounding_floor(dtype) * (hi - lo)
-    assert_within((deq.to(torch.float64) - x64).abs(), bound, name="dequant error", where=where)
+    ah.assert_within((deq.to(torch.float64) - x64).abs(), bound, name="dequant error", where=where)
 
 
 @pytest.mark.needs(ZQ, ZD)
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(shape=shapes, seed=hh.seeds(), kw=zp_layouts, shift=st.sampled_from([0.0, 2.0, -3.0]),
+@given(shape=shapes, seed=ss.seeds(), kw=zp_layouts, shift=st.sampled_from([0.0, 2.0, -3.0]),
        zeroed=st.sets(st.integers(0, 10**6), min_size=1, max_size=4))
 @example(shape=(3, 7), seed=0, kw={"block_size": 5}, shift=0.0, zeroed={3, 11})
 @example(shape=(3, 7), seed=0, kw={}, shift=0.0, zeroed={3, 11})
@@ -460,7 +439,7 @@ def test_zeropoint_error_at_most_half_step(candidate, dtype, shape, seed, kw, ma
 def test_zeropoint_zero_is_exact(candidate, dtype, shape, seed, kw, shift, zeroed):
     """An exact 0 quantizes to zero_point and dequantizes to exactly 0 (padding, ReLU outputs stay zero);
     an all-zero block or tensor gives zeros, never NaN."""
-    x = hh.randn(shape, seed, dtype) + shift
+    x = ss.randn(shape, seed, dtype) + shift
     zeros = {z % x.numel() for z in zeroed}
     x.view(-1)[sorted(zeros)] = 0.0
     q, scale, zp, where = zp_quantize(candidate, x, **kw)
@@ -494,7 +473,7 @@ nf4_blocks = st.sampled_from([16, 32, 64])
 @pytest.mark.needs(NQ, ND)
 @pytest.mark.capability("nf4")
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(n_blocks=st.integers(1, 4), seed=hh.seeds(), magnitude=magnitudes)
+@given(n_blocks=st.integers(1, 4), seed=ss.seeds(), magnitude=magnitudes)
 @example(n_blocks=2, seed=0, magnitude=1.0)
 def test_nf4_levels_reproduced_exactly(candidate, dtype, n_blocks, seed, magnitude):
     """The worked numbers: blocks holding the 16 published levels times a constant come back unchanged."""
@@ -508,11 +487,11 @@ def test_nf4_levels_reproduced_exactly(candidate, dtype, n_blocks, seed, magnitu
 @pytest.mark.needs(NQ, ND)
 @pytest.mark.capability("nf4")
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(shape=shapes, seed=hh.seeds(), block_size=nf4_blocks, magnitude=magnitudes)
+@given(shape=shapes, seed=ss.seeds(), block_size=nf4_blocks, magnitude=magnitudes)
 @example(shape=(3, 40), seed=0, block_size=16, magnitude=1.0)
 def test_nf4_rounds_to_nearest_level(candidate, dtype, shape, seed, block_size, magnitude):
     """Oracle: each value becomes absmax(block) times the NF4 level nearest to x / absmax (ties: either)."""
-    x = hh.randn(shape, seed, dtype, scale=magnitude)
+    x = ss.randn(shape, seed, dtype, scale=magnitude)
     normed, idx, absmax = nf4_oracle(x.to(torch.float64), block_size)
     deq, where = nf4_round_trip(candidate, x, block_size=block_size)
     got = deq.to(torch.float64)
@@ -525,15 +504,15 @@ def test_nf4_rounds_to_nearest_level(candidate, dtype, shape, seed, block_size, 
     limit = tol.rounding_floor(dtype) * absmax
     ok = ((got - expected).abs() <= limit) | (near_lower & ((got - lower * absmax).abs() <= limit)) \
         | (near_upper & ((got - upper * absmax).abs() <= limit))
-    assert_within(torch.where(ok, 0.0, 1.0), torch.zeros_like(got), name="not the nearest level", where=where)
+    ah.assert_within(torch.where(ok, 0.0, 1.0), torch.zeros_like(got), name="not the nearest level", where=where)
 
 
 @pytest.mark.needs(NQ, ND)
 @pytest.mark.capability("nf4")
-@given(shape=shapes, seed=hh.seeds(), block_size=nf4_blocks, double_quant=st.booleans())
+@given(shape=shapes, seed=ss.seeds(), block_size=nf4_blocks, double_quant=st.booleans())
 @example(shape=(3, 40), seed=0, block_size=16, double_quant=True)
 def test_nf4_zero_blocks_give_zeros(candidate, shape, seed, block_size, double_quant):
-    x = hh.randn(shape, seed)
+    x = ss.randn(shape, seed)
     x.view(-1)[: min(x.numel(), block_size)] = 0.0  # the first block
     deq, where = nf4_round_trip(candidate, x, block_size=block_size, double_quant=double_quant)
     assert bool(torch.isfinite(deq).all()), f"NaN or inf in dequant [{where}]"
@@ -543,13 +522,13 @@ def test_nf4_zero_blocks_give_zeros(candidate, shape, seed, block_size, double_q
 
 @pytest.mark.needs(NQ, ND)
 @pytest.mark.capability("nf4")
-@given(n=st.integers(1, 1200), seed=hh.seeds(), block_size=nf4_blocks, magnitude=magnitudes)
+@given(n=st.integers(1, 1200), seed=ss.seeds(), block_size=nf4_blocks, magnitude=magnitudes)
 @example(n=1000, seed=0, block_size=16, magnitude=1.0)
 def test_nf4_double_quant_matches_formula(candidate, n, seed, block_size, magnitude):
     """Oracle: block constants c -> m = mean(c), c' = absmax-int8 of (c - m) in blocks of 256, + m;
     every value is its level times c'. Up to ~19 blocks of 64 (or 75 of 16), so several groups of 256
     appear only with the small block sizes."""
-    x = hh.randn((n,), seed, scale=magnitude) * (1 + torch.arange(n, dtype=torch.float64) / n)  # varied constants
+    x = ss.randn((n,), seed, scale=magnitude) * (1 + torch.arange(n, dtype=torch.float64) / n)  # varied constants
     _, idx, absmax = nf4_oracle(x, block_size)
     c = absmax[::block_size]  # (n_blocks,)
     m = c.mean()
@@ -565,7 +544,7 @@ def test_nf4_double_quant_matches_formula(candidate, n, seed, block_size, magnit
 @pytest.mark.parametrize("block_size", [0, -64, 1.5], ids=["zero", "negative", "float"])
 def test_nf4_bad_block_size_raises(candidate, block_size):
     with pytest.raises((ValueError, TypeError)):
-        candidate.quant.nf4_quantize(hh.randn((64,), 0), block_size=block_size)
+        candidate.quant.nf4_quantize(ss.randn((64,), 0), block_size=block_size)
 
 
 # -------------------------------------------------------------------------------- LLM.int8, tier three
@@ -584,7 +563,7 @@ def int8_oracle(x64: torch.Tensor, w64: torch.Tensor, threshold: float) -> torch
 
 def outlier_input(shape: tuple[int, ...], seed: int, dtype: torch.dtype, n_outliers: int) -> torch.Tensor:
     """Normal activations plus a few feature columns with one value of magnitude 20-60 (as in LLMs)."""
-    x = hh.randn(shape, seed)
+    x = ss.randn(shape, seed)
     gen = torch.Generator().manual_seed(seed + 1)
     cols = torch.randperm(shape[-1], generator=gen)[:n_outliers]
     rows = x.reshape(-1, shape[-1])
@@ -594,18 +573,18 @@ def outlier_input(shape: tuple[int, ...], seed: int, dtype: torch.dtype, n_outli
     return rows.reshape(shape).to(dtype)
 
 
-mm_shapes = st.tuples(hh.sizes(1, 3), hh.sizes(1, 6), hh.sizes(2, 24), hh.sizes(1, 8))  # B, T, in, out
+mm_shapes = st.tuples(ss.sizes(1, 3), ss.sizes(1, 6), ss.sizes(2, 24), ss.sizes(1, 8))  # B, T, in, out
 
 
 @pytest.mark.needs(MM)
 @pytest.mark.capability("int8_matmul")
-@given(dims=mm_shapes, seed=hh.seeds(), n_outliers=st.integers(0, 3))
+@given(dims=mm_shapes, seed=ss.seeds(), n_outliers=st.integers(0, 3))
 @example(dims=(2, 3, 16, 5), seed=0, n_outliers=2)
 def test_int8_matmul_matches_llm_int8_formula(candidate, dims, seed, n_outliers):
     """Oracle: x[:, O] @ w[:, O].T + (qx @ qw.T)·sx·sw.T, O = columns holding any |x| >= 6."""
     B, T, K, N = dims
     x = outlier_input((B, T, K), seed, torch.float64, n_outliers)
-    w = hh.randn((N, K), seed + 2)
+    w = ss.randn((N, K), seed + 2)
     expected = int8_oracle(x, w, 6.0)
     where = ah.snippet(MM, x, w)
     y = ah.call(candidate.quant.int8_matmul, MM, x, w)
@@ -615,12 +594,12 @@ def test_int8_matmul_matches_llm_int8_formula(candidate, dims, seed, n_outliers)
 @pytest.mark.needs(MM)
 @pytest.mark.capability("int8_matmul")
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(dims=mm_shapes, seed=hh.seeds())
+@given(dims=mm_shapes, seed=ss.seeds())
 @example(dims=(2, 3, 16, 5), seed=0)
 def test_int8_matmul_all_outliers_is_exact_matmul(candidate, dtype, dims, seed):
     """With a threshold below every |x|, every column is an outlier: plain x @ w.T."""
     B, T, K, N = dims
-    x, w = hh.randn((B, T, K), seed, dtype), hh.randn((N, K), seed + 2, dtype)
+    x, w = ss.randn((B, T, K), seed, dtype), ss.randn((N, K), seed + 2, dtype)
     expected = x.to(torch.float64) @ w.to(torch.float64).T
     baseline = x @ w.T
     y = ah.call(candidate.quant.int8_matmul, MM, x, w, threshold=1e-30)
@@ -631,14 +610,14 @@ def test_int8_matmul_all_outliers_is_exact_matmul(candidate, dtype, dims, seed):
 @pytest.mark.needs(MM)
 @pytest.mark.capability("int8_matmul")
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(dims=mm_shapes, seed=hh.seeds(), n_outliers=st.integers(1, 3))
+@given(dims=mm_shapes, seed=ss.seeds(), n_outliers=st.integers(1, 3))
 @example(dims=(2, 3, 16, 5), seed=0, n_outliers=2)
 def test_int8_matmul_error_bounded_despite_outliers(candidate, dtype, dims, seed, n_outliers):
     """|y - x @ w.T| <= sum_k over regular columns of (hx |w_k| + |x_k| hw + hx hw), hx and hw half the
     int8 steps of the row of x and of w without the outlier columns: outliers cost no precision."""
     B, T, K, N = dims
     x = outlier_input((B, T, K), seed, dtype, n_outliers)
-    w = hh.randn((N, K), seed + 2, dtype)
+    w = ss.randn((N, K), seed + 2, dtype)
     x64, w64 = x.to(torch.float64).reshape(-1, K), w.to(torch.float64)
     reg = ~(x64.abs() >= 6.0).any(0)
     xr, wr = x64[:, reg].abs(), w64[:, reg].abs()
@@ -650,17 +629,17 @@ def test_int8_matmul_error_bounded_despite_outliers(candidate, dtype, dims, seed
     y = ah.call(candidate.quant.int8_matmul, MM, x, w)
     where = ah.snippet(MM, x, w)
     ah.assert_tensor(y, (B, T, N), dtype, name="int8_matmul", where=where)
-    assert_within((y.to(torch.float64).reshape(-1, N) - exact).abs(), bound, name="int8_matmul error", where=where)
+    ah.assert_within((y.to(torch.float64).reshape(-1, N) - exact).abs(), bound, name="int8_matmul error", where=where)
 
 
 @pytest.mark.needs(MM)
 @pytest.mark.capability("int8_matmul")
 @pytest.mark.parametrize("case", ["shape-mismatch", "threshold-zero", "threshold-negative"])
 def test_int8_matmul_bad_arguments_raise(candidate, case):
-    x, w = hh.randn((3, 8), 0), hh.randn((4, 8), 1)
+    x, w = ss.randn((3, 8), 0), ss.randn((4, 8), 1)
     kwargs = {}
     if case == "shape-mismatch":
-        w = hh.randn((4, 7), 1)
+        w = ss.randn((4, 7), 1)
     else:
         kwargs["threshold"] = 0.0 if case == "threshold-zero" else -1.0
     with pytest.raises((ValueError, TypeError)):

@@ -17,7 +17,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from fmspec.suites import asserts as ah
-from fmspec.suites import strategies as hh
+from fmspec.suites import strategies as ss
 
 pytestmark = pytest.mark.component("vit")
 PF, UF, PE, IP = "vit.patchify", "vit.unpatchify", "vit.PatchEmbed", "vit.interpolate_pos_embed"
@@ -29,8 +29,8 @@ DTYPES = [pytest.param(torch.float32, id="float32"), pytest.param(torch.float64,
 def image_shapes(draw, max_patch: int = 5, max_grid: int = 4) -> tuple[tuple[int, int, int, int], int]:
     """((B, C, H, W), P) with H and W multiples of P; non-square grids and P = 1 included."""
     patch = draw(st.integers(1, max_patch), label="patch")
-    gh, gw = draw(hh.sizes(1, max_grid), label="gh"), draw(hh.sizes(1, max_grid), label="gw")
-    b, c = draw(hh.sizes(1, 2), label="B"), draw(hh.sizes(1, 3), label="C")
+    gh, gw = draw(ss.sizes(1, max_grid), label="gh"), draw(ss.sizes(1, max_grid), label="gw")
+    b, c = draw(ss.sizes(1, 2), label="B"), draw(ss.sizes(1, 3), label="C")
     return (b, c, gh * patch, gw * patch), patch
 
 
@@ -80,8 +80,8 @@ def resized_pos_embed(pos64: torch.Tensor, old: tuple[int, int], new: tuple[int,
 
 def make_embed(candidate, img_size, patch: int, in_chans: int, embed_dim: int, dtype: torch.dtype, seed: int):
     """A candidate PatchEmbed holding known weights (drawn here), and those weights in float64."""
-    weight = hh.randn((embed_dim, in_chans, patch, patch), seed, scale=1 / patch)
-    bias = hh.randn((embed_dim,), seed + 1)
+    weight = ss.randn((embed_dim, in_chans, patch, patch), seed, scale=1 / patch)
+    bias = ss.randn((embed_dim,), seed + 1)
     where = ah.snippet(PE, img_size, patch, in_chans, embed_dim)
     module = candidate.vit.PatchEmbed(img_size, patch, in_chans, embed_dim).to(dtype)
     ah.assert_tensor(module.proj.weight, tuple(weight.shape), name="proj.weight", where=where)
@@ -129,46 +129,46 @@ def test_vit_16_worked_numbers(candidate):
 @pytest.mark.smoke
 @pytest.mark.needs(PF)
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(shape_patch=image_shapes(), seed=hh.seeds())
+@given(shape_patch=image_shapes(), seed=ss.seeds())
 @example(shape_patch=((2, 3, 4, 6), 2), seed=0)
 def test_patchify_matches_slicing(candidate, dtype, shape_patch, seed):
     """Oracle: patch i·gw + j is the image block at grid row i, column j, flattened (C, P, P)."""
     shape, patch = shape_patch
-    images = hh.randn(shape, seed, dtype)
+    images = ss.randn(shape, seed, dtype)
     expected = patches_by_slicing(images, patch)
     out = ah.call(candidate.vit.patchify, PF, images, patch)
     ah.assert_equal(out, expected, name="patches", where=ah.snippet(PF, images, patch))
 
 
 @pytest.mark.needs(PF)
-@given(shape_patch=image_shapes(), seed=hh.seeds())
+@given(shape_patch=image_shapes(), seed=ss.seeds())
 @example(shape_patch=((2, 3, 4, 6), 2), seed=0)
 def test_number_of_patches_is_hw_over_p_squared(candidate, shape_patch, seed):
     """(B, C, H, W) -> (B, H·W / P², C·P²)."""
     (B, C, H, W), patch = shape_patch
-    images = hh.randn((B, C, H, W), seed)
+    images = ss.randn((B, C, H, W), seed)
     out = ah.call(candidate.vit.patchify, PF, images, patch)
     ah.assert_tensor(out, (B, H * W // patch**2, C * patch**2), name="patches", where=ah.snippet(PF, images, patch))
 
 
 @pytest.mark.needs(PF, UF)
-@given(shape_patch=image_shapes(), seed=hh.seeds())
+@given(shape_patch=image_shapes(), seed=ss.seeds())
 @example(shape_patch=((2, 3, 4, 6), 2), seed=0)
 def test_unpatchify_inverts_patchify(candidate, shape_patch, seed):
     (B, C, H, W), patch = shape_patch
-    images = hh.randn((B, C, H, W), seed)
+    images = ss.randn((B, C, H, W), seed)
     patches = ah.call(candidate.vit.patchify, PF, images, patch)
     back = ah.call(candidate.vit.unpatchify, UF, patches, patch, H, W)
     ah.assert_equal(back, images, name="unpatchify(patchify(x))", where=ah.snippet(UF, patches, patch, H, W))
 
 
 @pytest.mark.needs(PF, UF)
-@given(shape_patch=image_shapes(), seed=hh.seeds())
+@given(shape_patch=image_shapes(), seed=ss.seeds())
 @example(shape_patch=((2, 3, 4, 6), 2), seed=0)
 def test_patchify_inverts_unpatchify(candidate, shape_patch, seed):
     """The other direction, from patches drawn directly (so unpatchify alone is checked against slicing)."""
     (B, C, H, W), patch = shape_patch
-    patches = hh.randn((B, H * W // patch**2, C * patch**2), seed)
+    patches = ss.randn((B, H * W // patch**2, C * patch**2), seed)
     images = ah.call(candidate.vit.unpatchify, UF, patches, patch, H, W)
     ah.assert_tensor(images, (B, C, H, W), name="images", where=ah.snippet(UF, patches, patch, H, W))
     ah.assert_equal(patches_by_slicing(images, patch), patches, name="patches of unpatchify(p)",
@@ -177,13 +177,13 @@ def test_patchify_inverts_unpatchify(candidate, shape_patch, seed):
 
 @pytest.mark.needs(PF)
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(shape_patch=image_shapes(), seed=hh.seeds(), embed_dim=hh.sizes(1, 8))
+@given(shape_patch=image_shapes(), seed=ss.seeds(), embed_dim=ss.sizes(1, 8))
 @example(shape_patch=((2, 3, 4, 6), 2), seed=0, embed_dim=4)
 def test_patchify_times_weight_equals_conv2d(candidate, dtype, shape_patch, seed, embed_dim):
     """Linear patch embedding = Conv2d with kernel = stride = P: patchify(x) @ W.reshape(E, -1).T + b."""
     (B, C, H, W), patch = shape_patch
-    images = hh.randn((B, C, H, W), seed, dtype)
-    weight, bias = hh.randn((embed_dim, C, patch, patch), seed + 1, dtype), hh.randn((embed_dim,), seed + 2, dtype)
+    images = ss.randn((B, C, H, W), seed, dtype)
+    weight, bias = ss.randn((embed_dim, C, patch, patch), seed + 1, dtype), ss.randn((embed_dim,), seed + 2, dtype)
     expected = conv_embed(images.double(), weight.double(), bias.double(), patch)
     baseline = F.conv2d(images, weight, bias, stride=patch).flatten(2).transpose(1, 2)
     patches = ah.call(candidate.vit.patchify, PF, images, patch)
@@ -197,14 +197,14 @@ def test_patchify_times_weight_equals_conv2d(candidate, dtype, shape_patch, seed
 # ---------------------------------------------------------------------------------------- PatchEmbed
 @pytest.mark.needs(PE)
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(shape_patch=image_shapes(), seed=hh.seeds(), embed_dim=hh.sizes(1, 8), as_pair=st.booleans())
+@given(shape_patch=image_shapes(), seed=ss.seeds(), embed_dim=ss.sizes(1, 8), as_pair=st.booleans())
 @example(shape_patch=((2, 3, 4, 6), 2), seed=0, embed_dim=4, as_pair=True)
 def test_patch_embed_equals_conv2d(candidate, dtype, shape_patch, seed, embed_dim, as_pair):
     """Oracle: F.conv2d in float64 with the module's weight (E, C, P, P) and bias, grid flattened row-major."""
     (B, C, H, W), patch = shape_patch
     img_size = (H, W) if as_pair or H != W else H
     module, weight, bias, where = make_embed(candidate, img_size, patch, C, embed_dim, dtype, seed)
-    images = hh.randn((B, C, H, W), seed + 3, dtype)
+    images = ss.randn((B, C, H, W), seed + 3, dtype)
     expected = conv_embed(images.double(), weight, bias, patch)
     baseline = F.conv2d(images, weight.to(dtype), bias.to(dtype), stride=patch).flatten(2).transpose(1, 2)
     out = module(images)
@@ -223,7 +223,7 @@ def test_patch_embed_agrees_with_timm(candidate):
         with torch.no_grad():
             theirs.proj.weight.copy_(weight)
             theirs.proj.bias.copy_(bias)
-        images = hh.randn((2, C, H, W), seed + 3)
+        images = ss.randn((2, C, H, W), seed + 3)
         expected = theirs(images)
         ah.assert_close(ours(images), expected, n=C * patch**2, name="tokens vs timm", where=where)
 
@@ -265,24 +265,24 @@ def test_patch_embed_wrong_image_size_raises(candidate):
 
 
 # ------------------------------------------------------------------------ position embeddings
-grids = st.tuples(hh.sizes(1, 6), hh.sizes(1, 6))
+grids = st.tuples(ss.sizes(1, 6), ss.sizes(1, 6))
 
 
 @pytest.mark.needs(IP)
-@given(grid=grids, n_prefix=st.integers(0, 2), dim=hh.sizes(1, 6), seed=hh.seeds())
+@given(grid=grids, n_prefix=st.integers(0, 2), dim=ss.sizes(1, 6), seed=ss.seeds())
 @example(grid=(2, 3), n_prefix=1, dim=3, seed=0)
 def test_interpolate_same_grid_is_identity(candidate, grid, n_prefix, dim, seed):
-    pos = hh.randn((1, n_prefix + grid[0] * grid[1], dim), seed)
+    pos = ss.randn((1, n_prefix + grid[0] * grid[1], dim), seed)
     out = ah.call(candidate.vit.interpolate_pos_embed, IP, pos, grid, grid, n_prefix=n_prefix)
     ah.assert_equal(out, pos, name="pos embed", where=ah.snippet(IP, pos, grid, grid, n_prefix=n_prefix))
 
 
 @pytest.mark.needs(IP)
-@given(old=grids, new=grids, n_prefix=st.integers(0, 2), dim=hh.sizes(1, 6), seed=hh.seeds())
+@given(old=grids, new=grids, n_prefix=st.integers(0, 2), dim=ss.sizes(1, 6), seed=ss.seeds())
 @example(old=(2, 3), new=(4, 5), n_prefix=2, dim=3, seed=0)
 def test_interpolate_keeps_prefix_tokens(candidate, old, new, n_prefix, dim, seed):
     """The class token (and any other prefix token) is copied as it is; the output has n_prefix + nh·nw tokens."""
-    pos = hh.randn((1, n_prefix + old[0] * old[1], dim), seed)
+    pos = ss.randn((1, n_prefix + old[0] * old[1], dim), seed)
     where = ah.snippet(IP, pos, old, new, n_prefix=n_prefix)
     out = ah.call(candidate.vit.interpolate_pos_embed, IP, pos, old, new, n_prefix=n_prefix)
     ah.assert_tensor(out, (1, n_prefix + new[0] * new[1], dim), torch.float64, name="pos embed", where=where)
@@ -292,12 +292,12 @@ def test_interpolate_keeps_prefix_tokens(candidate, old, new, n_prefix, dim, see
 @pytest.mark.smoke
 @pytest.mark.needs(IP)
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(old=grids, new=grids, n_prefix=st.integers(0, 2), dim=hh.sizes(1, 6), batch=hh.sizes(1, 2), seed=hh.seeds())
+@given(old=grids, new=grids, n_prefix=st.integers(0, 2), dim=ss.sizes(1, 6), batch=ss.sizes(1, 2), seed=ss.seeds())
 @example(old=(2, 3), new=(4, 5), n_prefix=1, dim=3, batch=1, seed=0)
 @example(old=(4, 3), new=(2, 5), n_prefix=2, dim=3, batch=2, seed=0)
 def test_interpolate_matches_bicubic(candidate, dtype, old, new, n_prefix, dim, batch, seed):
     """Oracle: each channel's grid resized as an image, bicubic (a = -0.75), align_corners=False, no antialias."""
-    pos = hh.randn((batch, n_prefix + old[0] * old[1], dim), seed, dtype)
+    pos = ss.randn((batch, n_prefix + old[0] * old[1], dim), seed, dtype)
     expected = resized_pos_embed(pos.double(), old, new, n_prefix)
     out = ah.call(candidate.vit.interpolate_pos_embed, IP, pos, old, new, n_prefix=n_prefix)
     ah.assert_close(out, expected, dtype=dtype, n=16, name="pos embed",
@@ -305,23 +305,23 @@ def test_interpolate_matches_bicubic(candidate, dtype, old, new, n_prefix, dim, 
 
 
 @pytest.mark.needs(IP)
-@given(old=grids, new=grids, dim=hh.sizes(1, 6), seed=hh.seeds())
+@given(old=grids, new=grids, dim=ss.sizes(1, 6), seed=ss.seeds())
 @example(old=(2, 3), new=(4, 5), dim=3, seed=0)
 def test_interpolate_constant_grid_stays_constant(candidate, old, new, dim, seed):
     """Interpolation weights sum to one: a grid where every token is the same vector stays so."""
-    token = hh.randn((1, 1, dim), seed)
-    pos = torch.cat([hh.randn((1, 1, dim), seed + 1), token.expand(1, old[0] * old[1], dim)], dim=1)
+    token = ss.randn((1, 1, dim), seed)
+    pos = torch.cat([ss.randn((1, 1, dim), seed + 1), token.expand(1, old[0] * old[1], dim)], dim=1)
     out = ah.call(candidate.vit.interpolate_pos_embed, IP, pos, old, new)
     ah.assert_close(out[:, 1:], token.expand(1, new[0] * new[1], dim), n=16, name="grid tokens",
                     where=ah.snippet(IP, pos, old, new))
 
 
 @pytest.mark.needs(IP)
-@given(old=grids, new=grids, dim=hh.sizes(1, 6), seed=hh.seeds())
+@given(old=grids, new=grids, dim=ss.sizes(1, 6), seed=ss.seeds())
 @example(old=(2, 3), new=(4, 5), dim=3, seed=0)
 def test_interpolate_commutes_with_transpose(candidate, old, new, dim, seed):
     """Resizing the transposed grid (rows <-> columns) gives the transpose of the resized grid."""
-    pos = hh.randn((1, 1 + old[0] * old[1], dim), seed)
+    pos = ss.randn((1, 1 + old[0] * old[1], dim), seed)
     grid_t = pos[:, 1:].reshape(1, old[0], old[1], dim).transpose(1, 2).reshape(1, -1, dim)
     pos_t = torch.cat([pos[:, :1], grid_t], dim=1)
     out = ah.call(candidate.vit.interpolate_pos_embed, IP, pos, old, new)

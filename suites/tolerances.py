@@ -92,6 +92,14 @@ def rel_error(actual: torch.Tensor, oracle: torch.Tensor, scale: float = 0.0) ->
     return diff / scale
 
 
+def rms_rel_error(actual: torch.Tensor, oracle: torch.Tensor) -> float:
+    """sqrt(mean (actual - oracle)²) / sqrt(mean oracle²), in float64: the typical error of a statistical
+    estimate (random features), where the worst element says little; inf if ``actual`` is not finite."""
+    a, o = actual.detach().to(torch.float64).cpu(), oracle.detach().to(torch.float64).cpu()
+    err = (a - o).pow(2).mean().sqrt().item()
+    return err / max(o.pow(2).mean().sqrt().item(), 1e-300) if math.isfinite(err) else math.inf
+
+
 def allowed(dtype: torch.dtype, n: int = 1, baseline_error: float | None = None) -> float:
     """The relative error a result in ``dtype`` may have (see the module docstring)."""
     floor = rounding_floor(dtype, n)

@@ -1,15 +1,18 @@
-"""Memory instruments for the checkpoint and accounting suites (generic: could move to a shared module).
+"""Memory instruments shared by the suites (imported ``as mem``): what a computation allocates and what
+autograd keeps for the backward pass, counted in elements.
 
 ``saved_tensors`` counts what autograd keeps for the backward pass, through
 ``torch.autograd.graph.saved_tensors_hooks``: every tensor an operation saves passes through the pack
 hook. Memory is counted per storage, in elements of the saved tensor's dtype, each storage once (three
 views of one buffer hold one buffer), floating-point only (boolean masks and integer indices are
-bookkeeping, not activations), and never the parameters (given by ``exclude``)::
+bookkeeping, not activations), and never the parameters (given by ``exclude``); ``shapes`` lists the
+shape of every tensor saved, whatever its dtype, repeats included::
 
     with saved_tensors(exclude=model.parameters()) as saved:
         loss = model(x).sum()
     saved.elements            # what the graph holds for backward
     saved.by_shape            # {(2, 4, 5, 5): 200, ...}: elements per saved shape
+    saved.shapes              # [(2, 4, 5, 5), (2, 4, 5, 5), (8,), ...]: every saved tensor's shape
 
 A checkpointing implementation that keeps tensors alive outside autograd's saved tensors (in a closure,
 an attribute) is not seen; torch's own checkpoint saves its inputs through a custom Function, which is.
@@ -25,7 +28,8 @@ outputs, is what the graph (or anything else) holds for the backward pass::
     held.elements(exclude=[y])    # floating-point elements still allocated, y's storage left out
 
 ``op_outputs`` records the shape of every tensor an aten operation produces, to see what a forward pass
-allocates.
+allocates. ``LargestAllocation`` records the largest single storage a torch function returns or autograd
+saves: an O(T·W) method must never hold a T×T matrix, even briefly.
 """
 
 from __future__ import annotations
@@ -36,8 +40,8 @@ from collections import Counter
 from contextlib import contextmanager
 from typing import Iterable, Iterator
 
-
 import torch
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
@@ -49,10 +53,10 @@ class SavedTensors:
         self.excluded = {_key(t) for t in exclude}
         self.storages: dict[tuple, int] = {}  # storage key -> elements
         self.by_shape: Counter = Counter()  # shape of the first tensor seen on a storage -> its storage's elements
-        self.calls = 0  # pack calls, duplicates included
+        self.shapes: list[tuple[int, ...]] = []  # every saved tensor's shape, any dtype, repeats included
 
     def pack(self, t: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
+        self.shapes.append(tuple(t.shape))
         key = _key(t)
         if t.is_floating_point() and key not in self.excluded and key not in self.storages:
             n = t.untyped_storage().nbytes() // t.element_size()
@@ -137,3 +141,48 @@ def held_tensors() -> Iterator[_Allocations]:
     mode = _Allocations()
     with mode:
         yield mode
+
+
+class LargestAllocation(TorchFunctionMode):
+    """Records the largest tensor storage (in elements) that a torch function returns in the forward pass,
+    and the largest tensor autograd saves for the backward pass.
+
+    Views count as the storage they share, so an ``expand`` costs nothing and a gathered copy costs all
+    of it. (A ``TorchFunctionMode`` plus ``saved_tensors_hooks``: neither imports torch's compiler stack,
+    which would rebind torch attributes the plugin guards; the dispatch modes above opt out of it.)::
+
+        with LargestAllocation() as probe:
+            out = f(q, k, v); out.sum().backward()
+        probe.numel, probe.op, probe.shape
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.numel = 0
+        self.op = None
+        self.shape = None
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
+
+    def _note(self, t, op: str) -> None:
+        if isinstance(t, torch.Tensor):
+            n = t.untyped_storage().nbytes() // max(t.element_size(), 1)
+            if n > self.numel:
+                self.numel, self.op, self.shape = n, op, tuple(t.shape)
+
+    def _pack(self, t):
+        self._note(t, "saved for backward")
+        return t
+
+    def __enter__(self):
+        self._hooks.__enter__()
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        super().__exit__(*exc)
+        return self._hooks.__exit__(*exc)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_leaves(out):
+            self._note(t, getattr(func, "__name__", str(func)))
+        return out
