@@ -64,15 +64,37 @@ def _unchanged(before: Any, after: Any) -> bool:
     return True
 
 
+def _versions(value: Any) -> list[int]:
+    """The version counters of the tensors in ``value``: torch bumps a tensor's counter on every in-place
+    operation (``Tensor._version``, the counter autograd's saved-tensor checks read; no public accessor)."""
+    if isinstance(value, torch.Tensor):
+        return [value._version]
+    if isinstance(value, (list, tuple)):
+        return [n for v in value for n in _versions(v)]
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _versions(v)]
+    return []
+
+
 def call(fn: Callable, name: str, *args: Any, **kwargs: Any) -> Any:
-    """Call a candidate function and check it modified none of its tensor inputs.
+    """Call a candidate function and check it modified none of its tensor inputs: neither their values
+    (compared with a snapshot) nor, even if it put them back, their version counters.
 
     ``name`` is the feature (``"attention.scaled_dot_product"``), used in messages.
     """
     __tracebackhide__ = True
     before_args = [_snapshot(a) for a in args]
     before_kwargs = {k: _snapshot(v) for k, v in kwargs.items()}
+    versions = [_versions(a) for a in args], {k: _versions(v) for k, v in kwargs.items()}
     out = fn(*args, **kwargs)
+    for i, a in enumerate(args):
+        if _versions(a) != versions[0][i]:
+            raise AssertionError(f"argument {i} ({describe(a)}) was modified in place (and perhaps restored: its "
+                                 f"version counter moved) [{snippet(name, *args, **kwargs)}]")
+    for k, v in kwargs.items():
+        if _versions(v) != versions[1][k]:
+            raise AssertionError(f"argument {k!r} was modified in place (and perhaps restored: its version "
+                                 f"counter moved) [{snippet(name, *args, **kwargs)}]")
     for i, (b, a) in enumerate(zip(before_args, args)):
         if not _unchanged(b, a):
             raise AssertionError(f"argument {i} ({describe(a)}) was modified in place [{snippet(name, *args, **kwargs)}]")

@@ -60,6 +60,14 @@ def test_matches_closed_form(candidate, num_positions, dim, base):
 
 
 @pytest.mark.needs(FEATURE)
+@pytest.mark.parametrize("dim", [4, 9], ids=lambda d: f"d{d}")
+def test_default_base_is_10000(candidate, dim):
+    """Called without ``base``, the encoding is the paper's, base 10000 (the other tests pass base)."""
+    pe = sinusoidal(candidate, 50, dim)
+    ah.assert_close(pe, closed_form(50, dim, 10000.0), name="pe", where=ah.snippet(FEATURE, 50, dim))
+
+
+@pytest.mark.needs(FEATURE)
 @given(num_positions=positions, dim=dims)
 def test_values_in_unit_interval(candidate, num_positions, dim):
     pe = sinusoidal(candidate, num_positions, dim)
