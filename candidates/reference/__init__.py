@@ -13,6 +13,7 @@ from fmspec import COMPONENTS
 CAPABILITIES = {
     "flash": {"devices": ["cpu", "cuda"], "dtypes": ["float32", "float64", "float16", "bfloat16"]},
     "finetune": {"devices": ["cpu", "cuda"], "dtypes": ["float32", "float64", "bfloat16"]},
+    "gpt": {"devices": ["cpu", "cuda"], "dtypes": ["float32", "float64", "bfloat16"]},
 }
 
 

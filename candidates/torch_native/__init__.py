@@ -12,7 +12,10 @@ import importlib
 
 from fmspec import COMPONENTS
 
-CAPABILITIES: dict = {}
+CAPABILITIES: dict = {
+    "gpt": {"devices": ["cpu", "cuda"], "dtypes": ["float32", "float64", "bfloat16"]},
+    "finetune": {"devices": ["cpu", "cuda"], "dtypes": ["float32", "float64", "bfloat16"]},
+}
 
 
 def __getattr__(name: str):

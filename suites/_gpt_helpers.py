@@ -1,0 +1,182 @@
+"""gpt suite helpers (imported ``as gh``): the candidate's pieces, the debug data and the reference's runs,
+each worked out once per process, and a composition failure turned into a test failure that names the piece.
+
+Nothing is written to disk: the tokenized slice and the runs live in this module's dictionaries for the
+process's lifetime (a few hundred KB), keyed by the identity of the pieces that made them, so the
+reference candidate's run *is* the reference run and a mutant that leaves the tokenizer alone reuses its ids.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+
+from fmspec import outcomes, plugin
+from fmspec.reference import gpt
+
+DEBUG = gpt.DEBUG
+# the float64 runs: small enough for a few exact steps, with dropout (replayed by checkpointing), sinusoidal
+# positions (posenc.sinusoidal) and three blocks (segments of one and two)
+SMALL = replace(DEBUG.model, d=32, n_layers=3, n_heads=4, context=32, max_positions=32, dropout=0.1,
+                positions="sinusoidal")
+SMALL_TRAIN = replace(DEBUG.train, steps=5, batch=4, warmup=2, dtype=torch.float64)
+TAIL = 20  # the debug runs are judged on the mean loss of their last TAIL steps (one step's batch is noisy)
+ABOVE = 0.05  # a candidate's debug run may end at most 5% above the reference's ...
+BELOW = 0.20  # ... and at most 20% below it: lower means the model sees what it predicts
+
+_TEXT: dict = {}
+_DATA: dict = {}
+_RUNS: dict = {}
+
+
+def parts_of(candidate) -> gpt.Parts:
+    """Each piece of the composition from the candidate where it has it, from the reference otherwise."""
+    return gpt.Parts.from_candidate(candidate.resolve, candidate.name)
+
+
+def require_some(candidate, parts: gpt.Parts, cfg: gpt.Config, dtype: torch.dtype, lora: bool = False) -> dict:
+    """The {feature: source} a run with ``cfg`` in ``dtype`` on the CPU uses. Missing when none of them is
+    the candidate's; unsupported when the candidate's CAPABILITIES exclude the CPU or ``dtype`` for the
+    component of one of its pieces (a Triton-only flash kernel, say)."""
+    used = parts.used(cfg, lora=lora)
+    if not parts.candidate & set(used):
+        outcomes.missing(f"the candidate provides none of the pieces this composition uses: {', '.join(used)}")
+    name = str(dtype).removeprefix("torch.")
+    for feature in sorted(parts.candidate & set(used)):
+        caps = candidate.capabilities.get(feature.split(".")[0], {})
+        devices, dtypes = caps.get("devices", plugin.DEFAULT_DEVICES), caps.get("dtypes", plugin.DEFAULT_DTYPES)
+        if "cpu" not in devices or name not in dtypes:
+            outcomes.unsupported(f"{feature} on cpu in {name} (CAPABILITIES), which this composition runs")
+    return used
+
+
+def debug_text() -> str:
+    if "debug" not in _TEXT:
+        _TEXT["debug"] = gpt.read_corpus(gpt.corpus_path(), DEBUG.chars)
+    return _TEXT["debug"]
+
+
+def debug_data(parts: gpt.Parts) -> gpt.Data:
+    """The debug slice tokenized with the parts' BPE (trained on its first 90%): once per tokenizer."""
+    key = (id(parts["bpe.train"]), id(parts["bpe.Tokenizer"]))
+    if key not in _DATA:
+        _DATA[key] = gpt.tokenize(debug_text(), DEBUG.vocab_size, parts)
+    return _DATA[key]
+
+
+def run(parts: gpt.Parts, cfg: gpt.Config, tcfg: gpt.TrainConfig, data: gpt.Data) -> gpt.Result:
+    """``gpt.train`` once per (configuration, data, pieces used) in this process."""
+    cfg = replace(cfg, vocab_size=data.vocab_size)
+    used = [f for f in parts.used(cfg) if not f.startswith("bpe.")]
+    key = (cfg, tcfg, data.key(), tuple(id(parts[f]) for f in used))
+    if key not in _RUNS:
+        _RUNS[key] = gpt.train(cfg, tcfg, data, parts)
+    return _RUNS[key]
+
+
+def reference_run(cfg: gpt.Config, tcfg: gpt.TrainConfig, data: gpt.Data) -> gpt.Result:
+    return run(gpt.Parts.reference(), cfg, tcfg, data)
+
+
+def tail(losses: list) -> float:
+    return sum(losses[-TAIL:]) / len(losses[-TAIL:])
+
+
+@contextlib.contextmanager
+def reported(metrics: dict):
+    """A :class:`gpt.CompositionError` inside becomes this test's failure: the piece, step, phase and tensor,
+    also kept in the test's metrics."""
+    try:
+        yield
+    except gpt.CompositionError as exc:
+        metrics["broken"] = exc.info()
+        failure = str(exc)
+    else:
+        return
+    pytest.fail(failure, pytrace=False)  # outside the except: the message once, without the chained original
+
+
+def record_run(metrics: dict, name: str, result: gpt.Result) -> None:
+    """The curve and the numbers of a run, for the results file (and the report's loss plot)."""
+    metrics[f"{name}_loss_curve"] = [round(x, 4) for x in result.losses]
+    metrics[f"{name}_tail_loss"] = round(tail(result.losses), 4)
+    metrics[f"{name}_seconds"] = round(result.seconds, 3)
+    metrics[f"{name}_params"] = result.model.n_params()
+
+
+def assert_curve_near_reference(got: list, ref: list, where: str) -> None:
+    """The mean of the last TAIL losses within [1 - BELOW, 1 + ABOVE] x the reference's, every one finite."""
+    __tracebackhide__ = True
+    bad = [i for i, x in enumerate(got) if not math.isfinite(x)]
+    assert not bad, f"the loss is not finite at step {bad[0]}: {got[bad[0]]} [{where}]"
+    g, r = tail(got), tail(ref)
+    assert g <= (1 + ABOVE) * r, (f"the loss ends at {g:.4f} (mean of the last {TAIL} steps), above the reference's "
+                                  f"{r:.4f} + {ABOVE:.0%} = {(1 + ABOVE) * r:.4f} (started at {got[0]:.4f}) [{where}]")
+    assert g >= (1 - BELOW) * r, (f"the loss ends at {g:.4f} (mean of the last {TAIL} steps), below the reference's "
+                                  f"{r:.4f} - {BELOW:.0%} = {(1 - BELOW) * r:.4f}: the model sees what it is asked "
+                                  f"to predict (labels not shifted, a mask missing, a loss over the wrong positions?) "
+                                  f"[{where}]")
+
+
+def small_model(parts: gpt.Parts, data: gpt.Data, **overrides) -> gpt.GPT:
+    """A float64 model of the SMALL configuration on ``data``'s vocabulary, built from ``parts``."""
+    cfg = replace(SMALL, vocab_size=data.vocab_size, **overrides)
+    return gpt.GPT(cfg, parts, seed=0).to(torch.float64)
+
+
+def binomial_bound(k: int, n: int, p: float, z: float = 5.0) -> tuple[float, float]:
+    """The interval n p ± (z sqrt(n p (1 - p)) + 1) a Binomial(n, p) count leaves with probability ~6e-7
+    (z = 5, normal approximation; the 1 covers its error at small n p)."""
+    half = z * math.sqrt(n * p * (1 - p)) + 1
+    return n * p - half, n * p + half
+
+
+# ------------------------------------------------------------------------------------------ the block
+def block_shapes(d: int) -> dict:
+    """The contract's parameters of a block of width d, by name (nn.Linear weights are (out, in))."""
+    shapes = {}
+    for name, (n_out, n_in) in {"q": (d, d), "k": (d, d), "v": (d, d), "o": (d, d), "fc": (4 * d, d),
+                                "proj": (d, 4 * d)}.items():
+        shapes[f"{name}.weight"], shapes[f"{name}.bias"] = (n_out, n_in), (n_out,)
+    for name in ("ln1", "ln2"):
+        shapes[f"{name}.weight"], shapes[f"{name}.bias"] = (d,), (d,)
+    return shapes
+
+
+def block_weights(d: int, seed: int) -> dict:
+    """Float64 values for every contract parameter: matrices ~ N(0, 1/fan_in), biases ~ N(0, 0.1^2),
+    layer-norm weights ~ 1 + N(0, 0.1^2) (not 1 and 0: a block that skipped one would not notice)."""
+    from fmspec.suites import strategies as ss
+
+    out = {}
+    for i, (name, shape) in enumerate(sorted(block_shapes(d).items())):
+        x = ss.randn(shape, seed + i)
+        out[name] = x / math.sqrt(shape[1]) if len(shape) == 2 else (1 + 0.1 * x if name.startswith("ln") and
+                                                                       name.endswith("weight") else 0.1 * x)
+    return out
+
+
+def block_oracle(x: torch.Tensor, w: dict, n_heads: int, causal: bool) -> torch.Tensor:
+    """The pre-norm block written out with torch's own operations, in float64::
+
+        x = x + W_o SDPA(LN_1(x) W_q^T, LN_1(x) W_k^T, LN_1(x) W_v^T) (+ biases), heads of d / H
+        x = x + W_proj GELU(W_fc LN_2(x))
+    """
+    import torch.nn.functional as F
+
+    B, T, d = x.shape
+    H = n_heads
+
+    def lin(name, h):
+        return h @ w[f"{name}.weight"].T + w[f"{name}.bias"]
+
+    h = F.layer_norm(x, (d,), w["ln1.weight"], w["ln1.bias"], gpt.LN_EPS)
+    q, k, v = (lin(n, h).view(B, T, H, d // H).transpose(1, 2) for n in "qkv")  # (B, H, T, Dh)
+    a = F.scaled_dot_product_attention(q, k, v, is_causal=causal).transpose(1, 2).reshape(B, T, d)
+    x = x + lin("o", a)
+    h = F.layer_norm(x, (d,), w["ln2.weight"], w["ln2.bias"], gpt.LN_EPS)
+    return x + lin("proj", F.gelu(lin("fc", h)))
