@@ -1,7 +1,7 @@
 """Every mutant candidate fails its own component's suite, in each test it lists in CAUGHT_BY (and, where
 CUDA is available, in CAUGHT_BY_GPU too).
 
-Only the listed tests run (on every mutant of the component, in one process): that is the evidence
+Each mutant runs only the tests it lists (a component's mutants in one process): that is the evidence
 docs/mutants.md records, at a fraction of the cost of the whole suite per mutant. Without a GPU, a mutant
 that only GPU tests catch is left out.
 """
@@ -51,7 +51,8 @@ def test_every_mutant_is_caught_by_its_component(component, tmp_path):
     found = [m for m in BY_COMPONENT[component] if m.expected(cuda)]
     if not found:
         pytest.skip(f"every {component} mutant is caught only by tests that need a GPU")
-    doc = run_suite(component, [str(m.path) for m in found], {t for m in found for t in m.expected(cuda)}, tmp_path)
+    pairs = {f"({t} and {m.name})" for m in found for t in m.expected(cuda)}  # each mutant runs only its own tests
+    doc = run_suite(component, [str(m.path) for m in found], pairs, tmp_path)
     broken = [f"{c['name']}: {c['error']}" for c in doc["candidates"] if c.get("error")]
     assert not broken, "a mutant that cannot be imported proves nothing:\n" + "\n".join(broken)
     failed = defaultdict(set)

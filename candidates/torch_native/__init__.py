@@ -1,5 +1,6 @@
 """A candidate built from what users would otherwise use: torch autograd, torch SDPA,
-torch.utils.checkpoint, HF tokenizers, peft, timm. It must pass every suite it implements.
+torch.utils.checkpoint, HF tokenizers, peft, timm, torch.distributed's collectives, DDP and
+ZeroRedundancyOptimizer. It must pass every suite it implements.
 
 One module per component (``candidates/torch_native/<component>.py``), imported on first use; a
 component without a module is missing. Where a library's semantics differ from the contract, the
@@ -15,6 +16,7 @@ from fmspec import COMPONENTS
 CAPABILITIES: dict = {
     "gpt": {"devices": ["cpu", "cuda"], "dtypes": ["float32", "float64", "bfloat16"]},
     "finetune": {"devices": ["cpu", "cuda"], "dtypes": ["float32", "float64", "bfloat16"]},
+    "collectives": {"p2p": False},  # its collectives bypass comm.send: the byte-counting tests do not apply
 }
 
 

@@ -1,0 +1,851 @@
+"""collectives: the process group the suite starts, the communicator it hands the candidate, the oracle.
+
+The suite's own process (the *parent*: pytest, hypothesis, the oracle, the assertions) never runs the
+candidate's collectives; it draws the inputs, sends each rank its share and judges what comes back::
+
+    parent ─ socketpair ─ rank 0 ─┐
+           ─ socketpair ─ rank 1 ─┤  torch.distributed, gloo over 127.0.0.1 (nccl where there are CUDA
+           ─ socketpair ─ rank 2 ─┤  devices for every rank); worlds of 1, 2 and 3 ranks are the subgroups
+           ─ socketpair ─ rank 3 ─┘  {0}, {0, 1}, {0, 1, 2} of one pool of POOL_SIZE workers
+
+- **Start** (:class:`Pool`): the parent hosts the TCPStore, as torchrun's agent does, and starts the workers
+  with torchrun's environment (MASTER_ADDR=127.0.0.1, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK,
+  TORCHELASTIC_USE_AGENT_STORE); each calls ``init_process_group(init_method="env://")`` and makes the
+  subgroups. Gloo is bound to the loopback interface: no traffic leaves it.
+- **A call** (:meth:`Pool.run`): the parent sends a task to ranks 0..N-1 (the candidate's spec, the
+  function, each rank's tensor); each worker loads the candidate (``loader.load(spec)``, once per spec),
+  hands it a :class:`Communicator` over the world's group, and sends back the result, the candidate's
+  exception, and the bytes it sent. The communicator notes each message as the rank's last step, in a
+  small file per rank that the parent reads only after a fault (no traffic while all is well).
+- **Faults**: a rank that has not answered after ``CALL_TIMEOUT`` seconds (a deadlock: a message never
+  sent), or that died, stops the pool: every worker is killed and reaped, and the test fails with a
+  :class:`CollectiveFault` naming the rank and its last step (its last message). The fault is a
+  BaseException so that hypothesis does not shrink it (each attempt would wait out the timeout again);
+  the next test's setup starts a fresh pool.
+- **Reuse**: one pool per pytest process (:func:`shared_pool`), for the session: hypothesis's examples,
+  the test and bench modules and the candidates of a run (``--candidate a --candidate b``, the mutants)
+  share it; each worker loads each candidate once. Each call uses a fresh message tag, so a
+  message a failed call left behind is never received by a later one.
+
+The workers import this module only for :func:`worker_main` and what it runs; hypothesis never loads
+there. The DDP model (:class:`Net`) and its single-process oracle are shared by both sides.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import io
+import math
+import mmap
+import os
+import pickle
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import weakref
+from datetime import timedelta
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+POOL_SIZE = 4  # the largest world; 1, 2 and 3 are its subgroups
+CALL_TIMEOUT = 15.0  # seconds every rank of one call may take, before the suite calls it a hang
+START_TIMEOUT = 120.0  # starting the workers (importing torch on a loaded machine)
+PG_TIMEOUT = 60.0  # torch.distributed's own timeout in the workers (the parent stops a hang long before)
+STEP_BYTES = 1024  # each worker's last step, in a file the parent reads after a fault
+META_LIMIT = 512  # bytes, pickled, of one all_gather_object (metadata, not payload)
+OPS = ("sum", "mean", "max", "min")
+WORKER_CMD = "from fmspec.suites._collectives_helpers import worker_main; worker_main()"
+
+
+class CollectiveFault(BaseException):
+    """A rank hung, died or broke the harness: the pool is stopped and the test fails with this message.
+
+    A BaseException, not an Exception: hypothesis re-raises it at once instead of shrinking (every further
+    example would hang as long again), and pytest reports it as the test's failure."""
+
+
+# ------------------------------------------------------------------------------------------ the parent
+def candidate_spec(candidate) -> str:
+    """The ``--candidate`` text that loads ``candidate`` again in a worker, recovered from ``Candidate.source``
+    ("path /x/y.py", "entry point name = target", "module pkg.mod:attr")."""
+    source = candidate.source
+    if source.startswith("path "):
+        return source[len("path "):]
+    if source.startswith("entry point "):
+        return source[len("entry point "):].split(" = ", 1)[0]
+    if source.startswith("module "):
+        return source[len("module "):]
+    raise ValueError(f"cannot tell how candidate {candidate.name!r} was loaded ({source!r})")
+
+
+def choose_backend(world_size: int) -> str:
+    """nccl where there is a CUDA device for every rank, gloo otherwise."""
+    if torch.cuda.is_available() and torch.cuda.device_count() >= world_size:
+        return "nccl"
+    return "gloo"
+
+
+def loopback_interface() -> str:
+    """The loopback interface's name ("lo" on Linux, "lo0" on macOS), for gloo and nccl's sockets."""
+    for _, name in socket.if_nameindex():
+        if name.startswith("lo"):
+            return name
+    return "lo"
+
+
+_LIVE: "weakref.WeakSet[Pool]" = weakref.WeakSet()
+
+
+@atexit.register
+def _kill_all() -> None:
+    for pool in list(_LIVE):
+        pool.kill("the parent process is exiting")
+
+
+class Pool:
+    """``size`` worker processes in one torch.distributed process group (``backend``), reused across calls."""
+
+    def __init__(self, size: int = POOL_SIZE, backend: str = "gloo"):
+        self.size, self.backend = size, backend
+        self.procs: list[subprocess.Popen] = []
+        self.conns: list[Connection] = []
+        self.logs: list[Path] = []
+        self.store = None
+        self.tmp: str | None = None
+        self.down = "not started"
+
+    @property
+    def alive(self) -> bool:
+        return bool(self.procs) and all(p.poll() is None for p in self.procs)
+
+    def ensure_started(self) -> None:
+        """Start the workers unless they are running (call it in a fixture's setup, not in a test: the
+        harness kills processes a test's own call leaves running)."""
+        if not self.alive:
+            self.kill(self.down)
+            self.start()
+
+    def start(self) -> None:
+        self.store = dist.TCPStore("127.0.0.1", 0, None, True, timedelta(seconds=START_TIMEOUT), wait_for_workers=False)
+        self.tmp = tempfile.mkdtemp(prefix="fmspec-collectives-")
+        env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "GROUP_RANK", "ROLE_RANK")}
+        env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(self.store.port), WORLD_SIZE=str(self.size),
+                   LOCAL_WORLD_SIZE=str(self.size), TORCHELASTIC_USE_AGENT_STORE="True",
+                   TORCHELASTIC_RESTART_COUNT="0", GLOO_SOCKET_IFNAME=loopback_interface(),
+                   NCCL_SOCKET_IFNAME=loopback_interface(), OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+        _LIVE.add(self)
+        for rank in range(self.size):
+            mine, theirs = socket.socketpair()
+            log = Path(self.tmp) / f"rank{rank}.log"
+            with open(log, "wb") as out:
+                proc = subprocess.Popen(
+                    [sys.executable, "-c", WORKER_CMD, str(theirs.fileno())],
+                    env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)}, stdin=subprocess.DEVNULL,
+                    stdout=out, stderr=subprocess.STDOUT, pass_fds=(theirs.fileno(),), start_new_session=True)
+            theirs.close()
+            self.procs.append(proc)
+            self.conns.append(Connection(mine.detach()))
+            self.logs.append(log)
+        for rank, conn in enumerate(self.conns):
+            step_file = Path(self.tmp) / f"rank{rank}.step"
+            step_file.write_bytes(bytes(STEP_BYTES))
+            conn.send_bytes(pickle.dumps({"sys_path": list(sys.path), "backend": self.backend, "steps": str(step_file)}))
+        deadline = time.monotonic() + START_TIMEOUT
+        waiting = dict(enumerate(self.conns))
+        while waiting:
+            ready = wait(list(waiting.values()), timeout=max(0.0, deadline - time.monotonic()))
+            if not ready:
+                self._fail_start(f"ranks {sorted(waiting)} not ready after {START_TIMEOUT:g} s")
+            for conn in ready:
+                rank = self.conns.index(conn)
+                try:
+                    kind, _ = pickle.loads(conn.recv_bytes())
+                except (EOFError, OSError):
+                    self._fail_start(f"rank {rank} exited while starting (status {self.procs[rank].wait()})")
+                if kind != "ready":
+                    self._fail_start(f"rank {rank} sent {kind!r} while starting")
+                del waiting[rank]
+        self.down = ""
+
+    def _fail_start(self, why: str) -> None:
+        logs = self.tails()
+        self.kill(why)
+        raise RuntimeError(f"collectives: the worker processes did not start ({self.backend}): {why}\n{logs}")
+
+    def tails(self, ranks: Sequence[int] | None = None, chars: int = 1500) -> str:
+        """The end of each worker's output (stdout and stderr), for failure messages."""
+        out = []
+        for rank in ranks if ranks is not None else range(len(self.logs)):
+            try:
+                text = self.logs[rank].read_text(errors="replace").strip()
+            except OSError:
+                continue
+            if text:
+                out.append(f"--- rank {rank} output (last {chars} characters) ---\n{text[-chars:]}")
+        return "\n".join(out)
+
+    def run(self, task: str, per_rank: Sequence[dict], *, what: str, timeout: float = CALL_TIMEOUT) -> list[dict]:
+        """Run ``task`` on ranks 0..len(per_rank)-1 (rank r with ``per_rank[r]``); every rank's result."""
+        __tracebackhide__ = True
+        world = len(per_rank)
+        if not 1 <= world <= self.size:
+            raise ValueError(f"world size {world} outside 1..{self.size}")
+        if not self.alive:
+            raise CollectiveFault(f"the worker processes are down ({self.down or 'a worker exited'}) [{what}]")
+        try:
+            for rank in range(world):
+                self.conns[rank].send_bytes(pickle.dumps(("task", task, world, per_rank[rank])))
+            return self._collect(world, what, timeout)
+        except BaseException as exc:
+            if not isinstance(exc, CollectiveFault):  # interrupted (pytest-timeout, ^C): the ranks are mid-call
+                self.kill(f"interrupted by {type(exc).__name__}")
+            raise
+
+    def _collect(self, world: int, what: str, timeout: float) -> list[dict]:
+        __tracebackhide__ = True
+        deadline = time.monotonic() + timeout
+        results: dict[int, dict] = {}
+        waiting = {rank: self.conns[rank] for rank in range(world)}
+        while waiting:
+            ready = wait(list(waiting.values()), timeout=max(0.0, deadline - time.monotonic()))
+            if not ready:
+                self._fault(world, what, results, sorted(waiting),
+                            f"did not finish within {timeout:g} s (a deadlock: waiting for a message no rank sends?)")
+            for conn in ready:
+                rank = self.conns.index(conn)
+                try:
+                    kind, payload = pickle.loads(conn.recv_bytes())
+                except (EOFError, OSError):
+                    kind, payload = "died", None
+                if kind == "died":
+                    self._fault(world, what, results, [rank],
+                                f"exited (status {self.procs[rank].wait()}) in the middle of the call")
+                if kind == "fault":
+                    self._fault(world, what, results, [rank], f"broke the harness:\n{payload}")
+                results[rank] = payload
+                del waiting[rank]
+        return [results[rank] for rank in range(world)]
+
+    def last_step(self, rank: int) -> str:
+        """What the rank was last doing (its worker writes it into a small shared file at every message)."""
+        try:
+            raw = (Path(self.tmp) / f"rank{rank}.step").read_bytes()
+        except (OSError, TypeError):
+            return "unknown"
+        n = int.from_bytes(raw[:2], "little")
+        return raw[2:2 + n].decode("utf-8", "replace") or "none (it never started the call)"
+
+    def _fault(self, world: int, what: str, results: dict, ranks: list[int], how: str) -> None:
+        __tracebackhide__ = True
+        who = f"rank {ranks[0]}" if len(ranks) == 1 else f"ranks {', '.join(map(str, ranks))}"
+        last = "; ".join(f"rank {r}'s last step: {self.last_step(r)}" for r in ranks)
+        lines = [f"{who} of {world} {how}; {last}"]
+        for rank, res in sorted(results.items()):
+            err = res.get("error")
+            lines.append(f"rank {rank} raised {err['type']}: {err['message']}" if err else f"rank {rank} finished")
+        time.sleep(0.2)  # let a dying rank's last words reach its log
+        logs = self.tails(ranks)
+        self.kill(f"stopped after: {who} {how.splitlines()[0]}")
+        raise CollectiveFault("; ".join(lines) + f" [{what}]" + (f"\n{logs}" if logs else ""))
+
+    def close(self) -> None:
+        """Ask the workers to exit, then kill whatever is left; reap everything."""
+        for conn in self.conns:
+            with contextlib.suppress(OSError):
+                conn.send_bytes(pickle.dumps(("exit",)))
+        deadline = time.monotonic() + 5.0
+        for proc in self.procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        self.kill("closed")
+
+    def kill(self, why: str) -> None:
+        """Kill every worker (and anything it started: each leads its own process group) and reap it."""
+        for proc in self.procs:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        for proc in self.procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+        for conn in self.conns:
+            with contextlib.suppress(OSError):
+                conn.close()
+        if self.tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        self.procs, self.conns, self.logs, self.store, self.tmp = [], [], [], None, None
+        self.down = why
+        _LIVE.discard(self)
+
+
+_SHARED: dict[str, Pool] = {}
+
+
+def shared_pool(backend: str = "gloo") -> Pool:
+    """This process's pool for ``backend``, shared by the test and bench modules and by every candidate of
+    the run (not started here: see :meth:`Pool.ensure_started`)."""
+    if backend not in _SHARED:
+        _SHARED[backend] = Pool(POOL_SIZE, backend)
+    return _SHARED[backend]
+
+
+class Ranks:
+    """What a test holds: the pool and the candidate the workers must load.
+
+    ``ranks.collective("all_reduce", xs, op="sum")`` runs the candidate's ``collectives.all_reduce`` on
+    ``len(xs)`` ranks, rank r with ``xs[r]``; one dict per rank: ``out`` (or ``error``), ``torch`` (the
+    same collective by torch.distributed, when ``oracle``), ``input_after`` (the rank's input after the
+    call), ``bytes_sent``, ``messages_sent``, ``sent`` (every message's payload, when ``trace``)."""
+
+    def __init__(self, pool: Pool, spec: str):
+        self.pool, self.spec = pool, spec
+
+    def __repr__(self) -> str:  # shown in hypothesis's falsifying examples: keep it short
+        return f"<ranks running {self.spec}>"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+    def collective(self, fn: str, xs: Sequence[Any], *, what: str, oracle: bool = False, trace: bool = False,
+                   timeout: float = CALL_TIMEOUT, per_rank: Sequence[dict] | None = None, **kwargs) -> list[dict]:
+        """``fn(comm, xs[r], **kwargs)`` on every rank r (``**per_rank[r]`` instead, where given)."""
+        __tracebackhide__ = True
+        rows = [{"spec": self.spec, "fn": fn, "tensor": x, "kwargs": per_rank[r] if per_rank else kwargs,
+                 "oracle": oracle, "trace": trace} for r, x in enumerate(xs)]
+        return self.pool.run("collective", rows, what=what, timeout=timeout)
+
+    def ddp(self, states: Sequence[dict], batches: Sequence[list], *, what: str, timeout: float = CALL_TIMEOUT,
+            **kwargs) -> list[dict]:
+        """Train with the candidate's DDP on ``len(states)`` ranks, rank r from ``states[r]`` on ``batches[r]``
+        (see ``_task_ddp``)."""
+        __tracebackhide__ = True
+        per_rank = [{"spec": self.spec, "state": s, "batches": b, **kwargs} for s, b in zip(states, batches)]
+        return self.pool.run("ddp", per_rank, what=what, timeout=timeout)
+
+
+def raise_candidate_errors(results: Sequence[dict], what: str) -> None:
+    """A rank's NotImplementedError makes the test missing; any other exception of the candidate fails it."""
+    __tracebackhide__ = True
+    errors = [(r, res["error"]) for r, res in enumerate(results) if res.get("error")]
+    for _, err in errors:
+        if err["type"] == "NotImplementedError":
+            raise NotImplementedError(err["message"])
+    if errors:
+        rank, err = errors[0]
+        others = f" (and ranks {', '.join(str(r) for r, _ in errors[1:])})" if len(errors) > 1 else ""
+        raise AssertionError(f"rank {rank}{others} raised {err['type']}: {err['message']} [{what}]\n{err['traceback']}")
+
+
+# ------------------------------------------------------------------------------------------ the oracle
+def reduce_oracle(xs: Sequence[torch.Tensor], op: str) -> torch.Tensor:
+    """``op`` over the ranks' tensors, elementwise: in float64 for floating inputs (the values the ranks
+    hold, widened), exactly in int64 for integers."""
+    wide = torch.stack([x.to(torch.float64 if x.is_floating_point() else torch.int64) for x in xs])  # (N, *shape)
+    if op == "sum":
+        return wide.sum(0)
+    if op == "mean":
+        return wide.sum(0) / len(xs)
+    return wide.amax(0) if op == "max" else wide.amin(0)
+
+
+def terms_scale(xs: Sequence[torch.Tensor]) -> float:
+    """The largest sum of absolute terms behind one element of a sum over ranks (``assert_close(scale=)``:
+    the sum may cancel far below its terms)."""
+    total = torch.stack([x.to(torch.float64).abs() for x in xs]).sum(0)
+    return total.max().item() if total.numel() else 0.0
+
+
+def ring_bytes(numel: int, world: int, itemsize: int) -> tuple[int, int]:
+    """Bandwidth bounds of an all-reduce of ``numel`` elements: (at most per rank, at least over all ranks)
+    = (2(N-1)·ceil(S/N), 2(N-1)·S) elements, in bytes. The ring meets both: every chunk travels N-1 hops
+    in each phase; a rank's N-1 chunks per phase are at most ceil(S/N) elements each."""
+    return 2 * (world - 1) * math.ceil(numel / world) * itemsize, 2 * (world - 1) * numel * itemsize
+
+
+# ----------------------------------------------------------------------------- DDP: model and oracle
+VOCAB, DIM = 7, 5
+MOMENTUM = 0.5
+ADAMW = {"lr": 0.05, "weight_decay": 0.1}  # torch.optim.AdamW's settings in the sharded-optimizer tests
+
+
+class Net(nn.Module):
+    """The DDP tests' model, float64: ids (B, T) -> logits (B, T, VOCAB).
+
+    embed -> · scale (a buffer) -> tanh(hidden) [-> + frozen(h), a frozen layer] -> head [tied to embed]
+    [an ``unused`` layer forward never calls]."""
+
+    def __init__(self, tied: bool = False, frozen: bool = False, unused: bool = False):
+        super().__init__()
+        kw = dict(dtype=torch.float64)
+        self.embed = nn.Embedding(VOCAB, DIM, **kw)
+        self.hidden = nn.Linear(DIM, DIM, **kw)
+        self.frozen = nn.Linear(DIM, DIM, **kw).requires_grad_(False) if frozen else None
+        self.unused = nn.Linear(DIM, 2, **kw) if unused else None
+        self.head = nn.Linear(DIM, VOCAB, bias=False, **kw)
+        if tied:
+            self.head.weight = self.embed.weight
+        self.register_buffer("scale", torch.ones(DIM, **kw))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        h = self.embed(ids) * self.scale  # (B, T, DIM)
+        h = torch.tanh(self.hidden(h))
+        if self.frozen is not None:
+            h = h + self.frozen(h)
+        return self.head(h)  # (B, T, VOCAB)
+
+
+def net_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits.reshape(-1, VOCAB), targets.reshape(-1))  # the mean over the tokens
+
+
+def state_of(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Every parameter (a tied one once) and buffer, by name, detached copies."""
+    named = [*model.named_parameters(), *model.named_buffers()]
+    return {name: t.detach().clone() for name, t in named}
+
+
+def load_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    with torch.no_grad():
+        for name, value in state.items():
+            owner, _, attr = name.rpartition(".")
+            getattr(model.get_submodule(owner), attr).copy_(value)
+
+
+def sgd_step(model: nn.Module, momenta: dict, lr: float) -> None:
+    """torch.optim.SGD(lr=lr, momentum=MOMENTUM)'s step, written out (torch.optim imports torch._dynamo:
+    seconds in every worker): b = MOMENTUM·b + g (b = g at the first step), p -= lr·b; then grad = None.
+    ``momenta`` keeps b by parameter."""
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.grad is None:
+                continue
+            b = momenta.get(id(p))
+            b = p.grad.clone() if b is None else b.mul_(MOMENTUM).add_(p.grad)
+            momenta[id(p)] = b
+            p.add_(b, alpha=-lr)
+            p.grad = None
+
+
+def train_single_process(config: dict, state: dict, batches: list, lr: float, adamw: bool = False) -> tuple[dict, dict, list]:
+    """The oracle of DDP: one process, rank 0's initial state, each step on the concatenation of every
+    rank's micro-batches with the mean loss, then SGD (``sgd_step``) or torch.optim.AdamW(**ADAMW).
+    ``batches[step][rank][micro] = (ids, targets)``. Returns the final state, the gradients of the last
+    step, and (AdamW) the bytes of each parameter's optimizer state."""
+    model = Net(**config)
+    load_state(model, state)
+    opt = torch.optim.AdamW(model.parameters(), **ADAMW) if adamw else None
+    momenta: dict = {}
+    grads: dict = {}
+    for step in batches:
+        ids = torch.cat([ids for rank in step for ids, _ in rank])  # (N·M·B, T)
+        targets = torch.cat([t for rank in step for _, t in rank])
+        net_loss(model(ids), targets).backward()
+        grads = {n: None if p.grad is None else p.grad.clone() for n, p in model.named_parameters()}
+        if opt is not None:
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        else:
+            sgd_step(model, momenta, lr)
+    shares = [_tensor_bytes(s.values()) for s in opt.state.values()] if opt is not None else []
+    return state_of(model), grads, shares
+
+
+def _tensor_bytes(values, seen: set | None = None) -> int:
+    seen = set() if seen is None else seen
+    total = 0
+    for t in values:
+        if isinstance(t, torch.Tensor) and (t.data_ptr(), t.numel()) not in seen:
+            seen.add((t.data_ptr(), t.numel()))
+            total += t.numel() * t.element_size()
+    return total
+
+
+def optimizer_state_bytes(obj: Any) -> int:
+    """The optimizer state a rank keeps: bytes of the distinct tensors in the ``state`` of every
+    torch.optim.Optimizer that is ``obj`` or found in its attributes (three levels down)."""
+    seen_tensors: set = set()
+    seen: set[int] = set()
+    total = 0
+
+    def visit(o: Any, depth: int) -> None:
+        nonlocal total
+        if id(o) in seen or depth > 3:
+            return
+        seen.add(id(o))
+        if isinstance(o, torch.optim.Optimizer):
+            for per_param in o.state.values():
+                if isinstance(per_param, dict):
+                    total += _tensor_bytes(per_param.values(), seen_tensors)
+        children = list(o) if isinstance(o, (list, tuple)) else list(getattr(o, "__dict__", {}).values())
+        for child in children:
+            if isinstance(child, (torch.Tensor, nn.Module, type)):
+                continue  # parameters and models hold no optimizer state
+            if isinstance(child, (torch.optim.Optimizer, list, tuple)) or hasattr(child, "__dict__"):
+                visit(child, depth + 1)
+
+    visit(obj, 0)
+    return total
+
+
+# ------------------------------------------------------------------------------------------ the workers
+class _Work:
+    """An asynchronous message: ``wait()`` returns when the tensor may be reused (send) or holds the data (recv)."""
+
+    def __init__(self, work, comm: "Communicator", label: str, after=None):
+        self._work, self._comm, self._label, self._after, self._done = work, comm, label, after, False
+
+    def wait(self) -> bool:
+        if not self._done:
+            self._comm._report(f"waiting for {self._label}")
+            self._work.wait()
+            if self._after is not None:
+                self._after()
+            self._done = True
+        return True
+
+    def is_completed(self) -> bool:
+        return self._done or self._work.is_completed()
+
+
+class Communicator:
+    """What the suite hands a candidate's collectives: point-to-point messages among the ranks of one
+    process group (torch.distributed underneath), every payload byte counted.
+
+    ``rank``, ``world_size``, ``device``; ``send(t, dst)``, ``recv(t, src)``, ``isend``/``irecv`` (return a
+    work with ``wait()``); ``all_gather_object(obj)`` for metadata; ``group``, the torch.distributed group,
+    for candidates built on torch.distributed's own collectives (that traffic is not counted).
+    ``bytes_sent``, ``messages_sent``, ``bytes_received``: this rank's counts."""
+
+    def __init__(self, rank: int, world_size: int, group, device: torch.device, tag: int, report=None,
+                 trace: bool = False):
+        self.rank, self.world_size, self.group, self.device = rank, world_size, group, device
+        self.bytes_sent = self.messages_sent = self.bytes_received = 0
+        self.sent: list | None = [] if trace else None  # (dst, payload) of every message, when tracing
+        self.phase = ""
+        self._tag, self._reporter, self._ops = tag, report, 0
+        self._lock = threading.Lock()
+        self._global = [dist.get_global_rank(group, r) for r in range(world_size)]
+
+    def __repr__(self) -> str:
+        return f"<Communicator rank {self.rank} of {self.world_size}>"
+
+    def _report(self, text: str) -> None:
+        if self._reporter is not None:
+            self._reporter(f"{self.phase}: {text}" if self.phase else text)
+
+    def _peer(self, peer: Any, name: str, fn: str) -> int:
+        if not isinstance(peer, int) or isinstance(peer, bool) or not 0 <= peer < self.world_size or peer == self.rank:
+            raise ValueError(f"{fn}: {name} must be another rank in [0, {self.world_size}), got {peer!r} "
+                             f"(this is rank {self.rank})")
+        return self._global[peer]
+
+    @staticmethod
+    def _tensor(tensor: Any, fn: str) -> torch.Tensor:
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"{fn}: tensor must be a torch.Tensor, got {type(tensor).__name__}")
+        return tensor
+
+    def _next(self) -> int:
+        with self._lock:
+            self._ops += 1
+            return self._ops
+
+    def isend(self, tensor: torch.Tensor, dst: int) -> _Work:
+        peer = self._peer(dst, "dst", "isend")
+        payload = self._tensor(tensor, "isend").detach().contiguous()
+        k = self._next()
+        with self._lock:
+            self.bytes_sent += payload.numel() * payload.element_size()
+            self.messages_sent += 1
+            if self.sent is not None:
+                self.sent.append((dst, payload.cpu().clone()))
+        label = f"message {k}: send {_describe_tensor(payload)} to rank {dst}"
+        self._report(label)
+        return _Work(dist.isend(payload, peer, group=self.group, tag=self._tag), self, label)
+
+    def irecv(self, tensor: torch.Tensor, src: int) -> _Work:
+        peer = self._peer(src, "src", "irecv")
+        tensor = self._tensor(tensor, "irecv")
+        buf = tensor if tensor.is_contiguous() else torch.empty_like(tensor, memory_format=torch.contiguous_format)
+        k = self._next()
+        with self._lock:
+            self.bytes_received += buf.numel() * buf.element_size()
+        label = f"message {k}: recv {_describe_tensor(buf)} from rank {src}"
+        self._report(label)
+        after = (lambda: tensor.copy_(buf)) if buf is not tensor else None
+        return _Work(dist.irecv(buf, peer, group=self.group, tag=self._tag), self, label, after)
+
+    def send(self, tensor: torch.Tensor, dst: int) -> None:
+        self.isend(tensor, dst).wait()
+
+    def recv(self, tensor: torch.Tensor, src: int) -> torch.Tensor:
+        self.irecv(tensor, src).wait()
+        return tensor
+
+    def all_gather_object(self, obj: Any) -> list:
+        """Every rank's ``obj``, by rank: small metadata (shapes, dtypes, options; at most META_LIMIT bytes
+        pickled, no tensors), exchanged in one torch.distributed all_gather and not counted as payload."""
+        buf = io.BytesIO()
+        _MetaPickler(buf).dump(obj)
+        data = buf.getvalue()
+        if len(data) > META_LIMIT:
+            raise ValueError(f"all_gather_object: {len(data)} bytes pickled, more than the {META_LIMIT} allowed "
+                             f"for metadata (payload goes through send/recv)")
+        self._report(f"all_gather_object ({len(data)} bytes)")
+        mine = torch.zeros(META_LIMIT + 8, dtype=torch.uint8, device=self.device)
+        mine[:8] = torch.tensor(list(len(data).to_bytes(8, "little")), dtype=torch.uint8)
+        mine[8:8 + len(data)] = torch.tensor(list(data), dtype=torch.uint8)
+        everyone = [torch.empty_like(mine) for _ in range(self.world_size)]
+        dist.all_gather(everyone, mine, group=self.group)
+        out = []
+        for t in everyone:
+            raw = bytes(t.cpu().tolist())
+            out.append(pickle.loads(raw[8:8 + int.from_bytes(raw[:8], "little")]))
+        return out
+
+    def counts(self) -> dict:
+        return {"bytes_sent": self.bytes_sent, "messages_sent": self.messages_sent,
+                "bytes_received": self.bytes_received}
+
+
+class _MetaPickler(pickle.Pickler):
+    def reducer_override(self, obj):
+        if isinstance(obj, (torch.Tensor, torch.UntypedStorage, torch.TypedStorage)):
+            raise TypeError("all_gather_object: tensors are payload: send them with send/recv")
+        return NotImplemented
+
+
+def _describe_tensor(t: torch.Tensor) -> str:
+    return f"{str(t.dtype).removeprefix('torch.')}{list(t.shape)}"
+
+
+def _describe_error(exc: BaseException) -> dict:
+    return {"type": type(exc).__name__, "message": str(exc)[:2000],
+            "traceback": "".join(traceback.format_exception(exc)[-12:])[-4000:]}
+
+
+def _cpu(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cpu(v) for v in value)
+    return value
+
+
+class Worker:
+    """One rank: the process group, its subgroups, the candidates it has loaded, the task loop."""
+
+    def __init__(self, conn: Connection, backend: str, steps: str):
+        self.conn = conn
+        with open(steps, "r+b") as fh:
+            self.steps = mmap.mmap(fh.fileno(), STEP_BYTES)
+        self.rank, self.size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        self.device = torch.device("cpu")
+        kwargs = {}
+        if backend == "nccl":
+            self.device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+            torch.cuda.set_device(self.device)
+            kwargs["device_id"] = self.device
+        dist.init_process_group(backend, init_method="env://", timeout=timedelta(seconds=PG_TIMEOUT), **kwargs)
+        self.groups = {n: dist.new_group(list(range(n))) for n in range(1, self.size)}  # every rank makes every group
+        self.groups[self.size] = dist.group.WORLD
+        self.tags = {n: 0 for n in self.groups}
+        self.candidates: dict[str, Any] = {}
+        self._send_lock = threading.Lock()
+
+    def send(self, message: tuple) -> None:
+        data = pickle.dumps(message)
+        with self._send_lock:
+            self.conn.send_bytes(data)
+
+    def step(self, text: str) -> None:
+        """Note what this rank is doing, for the parent's message if the call never ends."""
+        data = text.encode("utf-8", "replace")[:STEP_BYTES - 2]
+        self.steps[2:2 + len(data)] = data
+        self.steps[:2] = len(data).to_bytes(2, "little")
+
+    def comm(self, world: int, *, trace: bool = False, report: bool = True) -> Communicator:
+        self.tags[world] = (self.tags[world] + 1) % 2**30  # every rank of the world counts the same calls
+        reporter = self.step if report else None
+        return Communicator(self.rank, world, self.groups[world], self.device, self.tags[world], reporter, trace)
+
+    def feature(self, spec: str, feature: str) -> Any:
+        """The candidate's function (``collectives.all_reduce``), the candidate loaded once per spec."""
+        from fmspec import loader
+
+        if spec not in self.candidates:
+            self.candidates[spec] = loader.load(spec)
+        return self.candidates[spec].resolve(feature)
+
+    def serve(self) -> None:
+        while True:
+            try:
+                message = pickle.loads(self.conn.recv_bytes())
+            except (EOFError, OSError):
+                return
+            if message[0] == "exit":
+                return
+            _, task, world, kwargs = message
+            self.step(f"{task} task received, candidate code not called yet")
+            try:
+                result = TASKS[task](self, world, **kwargs)
+            except BaseException:  # the harness's own failure (a candidate's exception is in the result)
+                self.send(("fault", traceback.format_exc()[-4000:]))
+                continue
+            self.send(("result", result))
+
+
+def _torch_collective(comm: Communicator, fn: str, tensor: torch.Tensor, op: str = "sum", root: int = 0) -> Any:
+    """torch.distributed's own collective on the same input: the suite's same-dtype baseline."""
+    red = {"sum": dist.ReduceOp.SUM, "mean": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}
+    n, g = comm.world_size, comm.group
+    if fn in ("all_reduce", "naive_all_reduce", "reduce", "reduce_scatter"):
+        out = tensor.clone()
+        dist.all_reduce(out, op=red[op], group=g)
+        if op == "mean":
+            out = out / n
+        if fn == "reduce":
+            return out if comm.rank == root else None
+        if fn == "reduce_scatter":
+            return torch.tensor_split(out.reshape(-1), n)[comm.rank].clone()
+        return out
+    if fn == "broadcast":
+        out = tensor.clone()
+        dist.broadcast(out, src=dist.get_global_rank(g, root), group=g)
+        return out
+    if fn == "all_gather":
+        rows = [torch.empty_like(tensor) for _ in range(n)]
+        dist.all_gather(rows, tensor.contiguous(), group=g)
+        return torch.stack(rows)
+    raise ValueError(f"no torch.distributed baseline for {fn}")
+
+
+def _task_collective(w: Worker, world: int, spec: str, fn: str, tensor: Any, kwargs: dict, oracle: bool,
+                     trace: bool) -> dict:
+    comm = w.comm(world, trace=trace)
+    if isinstance(tensor, torch.Tensor):
+        tensor = tensor.to(comm.device)
+    baseline = _torch_collective(comm, fn, tensor, **kwargs) if oracle else None  # before any candidate code
+    impl = w.feature(spec, f"collectives.{fn}")
+    comm.phase = fn
+    comm._report("called, no message yet")
+    try:
+        out = impl(comm, tensor, **kwargs)
+    except BaseException as exc:
+        return {"error": _describe_error(exc), **comm.counts()}
+    return {"out": _cpu(out), "torch": _cpu(baseline), "input_after": _cpu(tensor), "sent": comm.sent,
+            **comm.counts()}
+
+
+def _task_ddp(w: Worker, world: int, spec: str, state: dict, config: dict, batches: list, lr: float,
+              bucket_cap_bytes: int, sharded: bool = False) -> dict:
+    """Rank r: Net(**config) from its own initial ``state``, wrapped in the candidate's DDP, then one step per
+    entry of ``batches`` (this rank's micro-batches: every one but the last inside ``no_sync()``): SGD, or
+    with ``sharded`` the candidate's ShardedOptimizer over torch.optim.AdamW(**ADAMW)."""
+    comm = w.comm(world)
+    model = Net(**config)
+    load_state(model, state)
+    comm.phase = "DistributedDataParallel(...) construction"
+    comm._report("called, no message yet")
+    try:
+        ddp = w.feature(spec, "collectives.DistributedDataParallel")(model, comm, bucket_cap_bytes=bucket_cap_bytes)
+        constructed = state_of(model)
+        opt = None
+        if sharded:
+            comm.phase = "ShardedOptimizer(...) construction"
+            opt = w.feature(spec, "collectives.ShardedOptimizer")(model.parameters(), comm, torch.optim.AdamW, **ADAMW)
+        momenta: dict = {}
+        sent, grads = [], {}
+        for step, micro in enumerate(batches):
+            per_micro = []
+            for m, (ids, targets) in enumerate(micro):
+                synced = m == len(micro) - 1
+                comm.phase = f"step {step}, micro-batch {m} ({'synced' if synced else 'no_sync'}), forward and backward"
+                before = comm.bytes_sent
+                with contextlib.nullcontext() if synced else ddp.no_sync():
+                    loss = net_loss(ddp(ids), targets) / len(micro)
+                    loss.backward()
+                per_micro.append(comm.bytes_sent - before)
+            sent.append(per_micro)
+            grads = {n: None if p.grad is None else p.grad.detach().clone() for n, p in model.named_parameters()}
+            if opt is not None:
+                comm.phase = f"step {step}, ShardedOptimizer.step()"
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+            else:
+                sgd_step(model, momenta, lr)
+    except BaseException as exc:
+        return {"error": _describe_error(exc), **comm.counts()}
+    return {"constructed": constructed, "final": state_of(model), "grads": grads, "sent": sent,
+            "state_bytes": optimizer_state_bytes(opt) if opt is not None else None, **comm.counts()}
+
+
+def _task_bench(w: Worker, world: int, spec: str, impl: str, sizes: list[int], rounds: list[int],
+                warmup: int = 1) -> dict:
+    """Seconds of each timed round of an all-reduce of ``sizes[i]`` bytes of float32, between barriers."""
+    comm = w.comm(world, report=False)
+    if impl == "torch":
+        def call(x):
+            dist.all_reduce(x, group=comm.group)  # in place: what a user of torch.distributed calls
+    else:
+        fn = w.feature(spec, f"collectives.{impl}")
+
+        def call(x):
+            fn(comm, x, "sum")
+    out = []
+    for nbytes, n_rounds in zip(sizes, rounds):
+        gen = torch.Generator().manual_seed(comm.rank)
+        x = torch.randn(nbytes // 4, generator=gen)
+        times = []
+        before = comm.bytes_sent
+        for i in range(warmup + n_rounds):
+            dist.barrier(group=comm.group)
+            start = time.perf_counter()
+            call(x)
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+        out.append({"bytes": nbytes, "seconds": times,
+                    "bytes_sent_per_call": (comm.bytes_sent - before) // (warmup + n_rounds)})
+        del x
+    return {"sizes": out}
+
+
+TASKS = {"collective": _task_collective, "ddp": _task_ddp, "bench": _task_bench}
+
+
+def _exit_with_parent() -> None:
+    """A worker whose parent died (killed pytest) exits too, instead of waiting on its peers forever."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(70)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def worker_main() -> None:
+    """Entry point of a worker process: ``python -c WORKER_CMD <socket fd>``, torchrun's environment set."""
+    _exit_with_parent()
+    conn = Connection(int(sys.argv[1]))
+    init = pickle.loads(conn.recv_bytes())
+    sys.path[:0] = [p for p in init["sys_path"] if p not in sys.path]  # the parent's: --candidate mine.impl
+    torch.set_num_threads(1)
+    worker = Worker(conn, init["backend"], init["steps"])
+    worker.send(("ready", {"pid": os.getpid(), "rank": worker.rank}))
+    worker.serve()
+    sys.stdout.flush()
+    os._exit(0)  # skip interpreter teardown: a candidate's threads or the process group may not end cleanly
