@@ -87,6 +87,12 @@ def call(fn: Callable, name: str, *args: Any, **kwargs: Any) -> Any:
     before_kwargs = {k: _snapshot(v) for k, v in kwargs.items()}
     versions = [_versions(a) for a in args], {k: _versions(v) for k, v in kwargs.items()}
     out = fn(*args, **kwargs)
+    for i, (b, a) in enumerate(zip(before_args, args)):
+        if not _unchanged(b, a):
+            raise AssertionError(f"argument {i} ({describe(a)}) was modified in place [{snippet(name, *args, **kwargs)}]")
+    for k, b in before_kwargs.items():
+        if not _unchanged(b, kwargs[k]):
+            raise AssertionError(f"argument {k!r} was modified in place [{snippet(name, *args, **kwargs)}]")
     for i, a in enumerate(args):
         if _versions(a) != versions[0][i]:
             raise AssertionError(f"argument {i} ({describe(a)}) was modified in place (and perhaps restored: its "
@@ -95,12 +101,6 @@ def call(fn: Callable, name: str, *args: Any, **kwargs: Any) -> Any:
         if _versions(v) != versions[1][k]:
             raise AssertionError(f"argument {k!r} was modified in place (and perhaps restored: its version "
                                  f"counter moved) [{snippet(name, *args, **kwargs)}]")
-    for i, (b, a) in enumerate(zip(before_args, args)):
-        if not _unchanged(b, a):
-            raise AssertionError(f"argument {i} ({describe(a)}) was modified in place [{snippet(name, *args, **kwargs)}]")
-    for k, b in before_kwargs.items():
-        if not _unchanged(b, kwargs[k]):
-            raise AssertionError(f"argument {k!r} was modified in place [{snippet(name, *args, **kwargs)}]")
     return out
 
 

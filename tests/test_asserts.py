@@ -279,3 +279,16 @@ def test_snippet():
     assert ah.snippet("posenc.sinusoidal", 5, 8) == "posenc.sinusoidal(5, 8)"
     assert ah.snippet("f", torch.zeros(2, 3), causal=True) == "f(tensor(shape=(2, 3), dtype=float32), causal=True)"
     assert ah.snippet("f", list(range(20))) == "f(list(len=20))"
+
+
+def test_call_reports_an_input_modified_in_place_and_put_back():
+    """Values equal before and after, but the version counter moved: modified in place and restored."""
+    def sneaky(x):
+        x.add_(1.0)
+        out = x * 2
+        x.sub_(1.0)
+        return out
+
+    x = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    with pytest.raises(AssertionError, match=r"argument 0 .* version counter moved"):
+        ah.call(sneaky, "toy.sneaky", x)
