@@ -174,8 +174,8 @@ class Recorder:
                 terminalreporter.write_line(f"{cand:<16} {comp:<12} {shown}")
         tests = [t for t in self.writer.doc["tests"] if t["candidate"] not in broken]
         for cand in sorted({c for c, _ in self.absent} - set(broken)):
-            needs = [set(features) for (c, nodeid), features in self.absent.items() if c == cand
-                     and any(t["nodeid"] == nodeid and t["outcome"] == "missing" for t in tests)]
+            missing = {t["nodeid"] for t in tests if t["candidate"] == cand and t["outcome"] == "missing"}
+            needs = [set(features) for (c, nodeid), features in self.absent.items() if c == cand and nodeid in missing]
             plan = next_features(needs)
             if plan:
                 shown = plan[: None if verbose else 8]
@@ -225,16 +225,16 @@ def next_features(needs: list[set[str]]) -> list[tuple[str, int]]:
     >>> next_features([{"a"}, {"a"}, {"a", "b"}, {"c"}])
     [('a', 2), ('b', 1), ('c', 1)]
     """
-    left = [set(n) for n in needs if n]
-    done: set[str] = set()
+    from collections import Counter
+
+    left = [set(n) for n in needs if n]  # the features each missing test still lacks
     plan = []
     while left:
-        candidates = sorted({f for n in left for f in n})
-        def gain(f: str) -> tuple[int, int, str]:
-            return (sum(n <= done | {f} for n in left), sum(f in n for n in left), f)
-        best = max(candidates, key=lambda f: gain(f)[:2] + (tuple(-ord(c) for c in f),))
-        done.add(best)
-        unlocked = [n for n in left if n <= done]
-        left = [n for n in left if not n <= done]
-        plan.append((best, len(unlocked)))
+        completes = Counter(next(iter(n)) for n in left if len(n) == 1)  # tests that one feature completes
+        wanted = Counter(f for n in left for f in n)
+        best = min(wanted, key=lambda f: (-completes[f], -wanted[f], f))
+        plan.append((best, completes[best]))
+        for n in left:
+            n.discard(best)
+        left = [n for n in left if n]
     return plan
