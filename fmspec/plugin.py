@@ -694,3 +694,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
     if state.active and any(c.error for c in state.candidates) and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     return (yield)
+
+
+@pytest.fixture
+def fmspec_metrics(request: pytest.FixtureRequest) -> dict:
+    """A dict a test or benchmark fills with measurements; it lands in the results file."""
+    metrics: dict = {}
+    request.node.fmspec_metrics = metrics
+    return metrics

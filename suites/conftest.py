@@ -54,11 +54,3 @@ def _timeout_configured(config: pytest.Config) -> bool:
                 or bool(config.getini("timeout")))
     except ValueError:  # pytest-timeout not installed (it is a dependency; a broken environment)
         return True
-
-
-@pytest.fixture
-def fmspec_metrics(request: pytest.FixtureRequest) -> dict:
-    """A dict a test or benchmark fills with measurements; it lands in the results file."""
-    metrics: dict = {}
-    request.node.fmspec_metrics = metrics
-    return metrics
