@@ -67,7 +67,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import fmspec.reference.quant as refq
-from fmspec.reference.lora import LoRALinear, _matches
+from fmspec.reference.lora import LoRALinear, select_linears
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": torch.relu, "gelu": F.gelu,
                                                                   "tanh": torch.tanh}
@@ -124,22 +124,6 @@ class AdaptedLinear(nn.Module):
         return self.adapter(self.base(x))
 
 
-def _select_linears(model: nn.Module, names: Sequence[str], argument: str) -> list[tuple[str, nn.Linear]]:
-    """The modules of ``model`` matched by ``names`` (full name, or "." + suffix: peft's rule, as apply_lora's);
-    every name must match a module and every match must be an ``nn.Linear``."""
-    if isinstance(names, str) or not names or not all(isinstance(t, str) and t for t in names):
-        raise ValueError(f"{argument} must be a non-empty sequence of module names, got {names!r}")
-    chosen = [(name, module) for name, module in model.named_modules()
-              if name and any(_matches(name, t) for t in names)]
-    unmatched = [t for t in names if not any(_matches(name, t) for name, _ in chosen)]
-    if unmatched:
-        raise ValueError(f"{argument}: {unmatched!r} match no module of the model")
-    for name, module in chosen:
-        if not isinstance(module, nn.Linear):
-            raise TypeError(f"{argument}: module {name!r} is a {type(module).__name__}, not an nn.Linear")
-    return chosen
-
-
 def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
     parent_name, _, child = name.rpartition(".")
     setattr(model.get_submodule(parent_name), child, module)
@@ -153,7 +137,7 @@ def insert_adapters(model: nn.Module, after: Sequence[str], bottleneck: int,
     adapter); every parameter of the model other than the adapters' is frozen. The model is changed in
     place and returned. A name that matches no module, or matches one that is not an ``nn.Linear``, raises.
     """
-    chosen = _select_linears(model, after, "after")
+    chosen = select_linears(model, after, "after")
     adapters = [Adapter(layer.out_features, bottleneck, activation, dtype=layer.weight.dtype,
                         device=layer.weight.device)
                 for _, layer in chosen]  # built (and their arguments checked) before the model changes
@@ -267,7 +251,7 @@ def apply_qlora(model: nn.Module, targets: Sequence[str], r: int, alpha: float, 
     """Replace every ``nn.Linear`` named in ``targets`` (full name or "." + suffix) by a :class:`QLoRALinear`;
     freeze every other parameter. The model is changed in place and returned; bad targets or arguments
     raise before anything changes."""
-    chosen = _select_linears(model, targets, "targets")
+    chosen = select_linears(model, targets, "targets")
     wrapped = [QLoRALinear(layer, r, alpha, quant, block_size) for _, layer in chosen]
     model.requires_grad_(False)
     for (name, _), layer in zip(chosen, wrapped):

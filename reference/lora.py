@@ -91,6 +91,22 @@ def _matches(name: str, target: str) -> bool:
     return name == target or name.endswith("." + target)
 
 
+def select_linears(model: nn.Module, names: Sequence[str], argument: str) -> list[tuple[str, nn.Linear]]:
+    """The modules of ``model`` matched by ``names`` (:func:`_matches`); every name must match a module and
+    every match must be an ``nn.Linear``, else an error naming ``argument``."""
+    if isinstance(names, str) or not names or not all(isinstance(t, str) and t for t in names):
+        raise ValueError(f"{argument} must be a non-empty sequence of module names, got {names!r}")
+    chosen = [(name, module) for name, module in model.named_modules()
+              if name and any(_matches(name, t) for t in names)]
+    unmatched = [t for t in names if not any(_matches(name, t) for name, _ in chosen)]
+    if unmatched:
+        raise ValueError(f"{argument}: {unmatched!r} match no module of the model")
+    for name, module in chosen:
+        if not isinstance(module, nn.Linear):
+            raise TypeError(f"{argument}: module {name!r} is a {type(module).__name__}, not an nn.Linear")
+    return chosen
+
+
 def apply_lora(model: nn.Module, targets: Sequence[str], r: int, alpha: float) -> nn.Module:
     """Wrap every ``nn.Linear`` of ``model`` whose name matches a target in a :class:`LoRALinear`.
 
@@ -98,18 +114,9 @@ def apply_lora(model: nn.Module, targets: Sequence[str], r: int, alpha: float) -
     Every parameter of the model other than the new A and B is frozen. The model is changed in place and
     returned. A target that matches no module, or matches a module that is not an ``nn.Linear``, raises.
     """
-    if isinstance(targets, str) or not all(isinstance(t, str) and t for t in targets) or not targets:
-        raise ValueError(f"targets must be a non-empty sequence of module names, got {targets!r}")
+    chosen = select_linears(model, targets, "targets")
     if not isinstance(r, int) or isinstance(r, bool) or r < 1:
         raise ValueError(f"r must be an int >= 1, got {r!r}")
-    chosen = [(name, module) for name, module in model.named_modules()
-              if name and any(_matches(name, t) for t in targets)]
-    unmatched = [t for t in targets if not any(_matches(name, t) for name, _ in chosen)]
-    if unmatched:
-        raise ValueError(f"targets {unmatched!r} match no module of the model")
-    for name, module in chosen:
-        if not isinstance(module, nn.Linear):
-            raise TypeError(f"target module {name!r} is a {type(module).__name__}, not an nn.Linear")
     for p in model.parameters():  # freeze everything; the LoRA parameters created below train
         p.requires_grad_(False)
     for name, module in chosen:

@@ -1,7 +1,8 @@
 """finetune: insert_adapters and apply_qlora ignore a name that matches no module as long as another one matches."""
 
 import fmspec.reference.finetune as ref
-from fmspec.candidates.mutants import edit_source, patch
+import fmspec.reference.lora as lora_ref
+from fmspec.candidates.mutants import edited, patch, rebind
 
 COMPONENT = "finetune"
 CAUGHT_BY = [
@@ -9,9 +10,11 @@ CAUGHT_BY = [
     "test_apply_qlora_bad_targets_raise",
 ]
 
-finetune = patch(edit_source(ref, [
-    ('    if unmatched:\n'
-     '        raise ValueError',
-     '    if unmatched and not chosen:\n'
-     '        raise ValueError'),
-]))
+# the bug lives in the module selection finetune shares with lora (reference/lora.py: select_linears)
+select_linears = edited(lora_ref, ('    if unmatched:\n'
+                                   '        raise ValueError',
+                                   '    if unmatched and not chosen:\n'
+                                   '        raise ValueError')).select_linears
+
+finetune = patch(ref, insert_adapters=rebind(ref.insert_adapters, select_linears=select_linears),
+                 apply_qlora=rebind(ref.apply_qlora, select_linears=select_linears))
