@@ -55,6 +55,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Sequence
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -849,3 +850,20 @@ def worker_main() -> None:
     worker.serve()
     sys.stdout.flush()
     os._exit(0)  # skip interpreter teardown: a candidate's threads or the process group may not end cleanly
+
+
+# ------------------------------------------------------------------------------- fixtures (test and bench)
+@pytest.fixture(scope="session")
+def pool():
+    """The process's pool of POOL_SIZE workers, for the session (gloo: this suite tests the CPU backend;
+    ``choose_backend(n)`` picks nccl where there is a CUDA device per rank)."""
+    p = shared_pool("gloo")
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def ranks(pool, candidate):
+    """The pool, started (again, after a fault) before the test runs, bound to the candidate's spec."""
+    pool.ensure_started()
+    return Ranks(pool, candidate_spec(candidate))

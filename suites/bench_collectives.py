@@ -38,6 +38,7 @@ import pytest
 
 from fmspec import benchutil as bu
 from fmspec.suites import _collectives_helpers as ch
+from fmspec.suites._collectives_helpers import pool, ranks  # noqa: F401  fixtures
 
 pytestmark = [pytest.mark.component("collectives"), pytest.mark.bench]
 
@@ -56,19 +57,7 @@ def label(nbytes: int) -> str:
     return f"{nbytes // 2**20} MB" if nbytes >= 2**20 else f"{nbytes // 2**10} KB"
 
 
-@pytest.fixture(scope="session")
-def pool():
-    """The process's pool of POOL_SIZE workers, for the session (gloo: this suite tests the CPU backend;
-    ``ch.choose_backend(n)`` picks nccl where there is a CUDA device per rank)."""
-    p = ch.shared_pool("gloo")
-    yield p
-    p.close()
-
-
-@pytest.fixture
-def ranks(pool, candidate):
-    pool.ensure_started()
-    return ch.Ranks(pool, ch.candidate_spec(candidate))
+# the pool and ranks fixtures: _collectives_helpers (shared with the other collectives module)
 
 
 def _params():

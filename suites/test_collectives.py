@@ -19,6 +19,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from fmspec.suites import _collectives_helpers as ch
+from fmspec.suites._collectives_helpers import pool, ranks  # noqa: F401  fixtures
 from fmspec.suites import asserts as ah
 from fmspec.suites import strategies as ss
 
@@ -41,20 +42,7 @@ ddp_settings = settings(max_examples=max(3, settings().max_examples // 5))
 
 
 # ---------------------------------------------------------------------------------------------- fixtures
-@pytest.fixture(scope="session")
-def pool():
-    """The process's pool of POOL_SIZE workers, for the session (gloo: this suite tests the CPU backend;
-    ``ch.choose_backend(n)`` picks nccl where there is a CUDA device per rank)."""
-    p = ch.shared_pool("gloo")
-    yield p
-    p.close()
-
-
-@pytest.fixture
-def ranks(pool, candidate):
-    """The pool, started (again, after a fault) before the test runs, bound to the candidate's spec."""
-    pool.ensure_started()
-    return ch.Ranks(pool, ch.candidate_spec(candidate))
+# the pool and ranks fixtures: _collectives_helpers (shared with the other collectives module)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
