@@ -37,9 +37,9 @@ import psutil
 
 MAX_CAPTURE = 10_000
 # modules whose public attributes a cheat would replace; suites.* test modules are added after collection
+# (the suites' own helper modules are added by suite_helper_modules())
 GUARDED = ("torch", "torch.nn.functional", "torch.linalg", "torch.testing", "torch.autograd", "math",
-           "hypothesis", "fmspec.suites.tolerances", "fmspec.suites.asserts", "fmspec.suites.strategies",
-           "fmspec.outcomes")
+           "hypothesis", "fmspec.outcomes")
 GUARDED_CLASSES = ("torch.Tensor",)
 
 
