@@ -515,15 +515,25 @@ def pytest_runtest_call(item: pytest.Item):
 _DEADLINE: list[float | None] = [None]
 
 
+def configured_timeout(config: pytest.Config) -> object | None:
+    """The run's timeout as pytest-timeout reads it, in its order: --timeout, PYTEST_TIMEOUT, the ini value;
+    None where none is set (0 where pytest-timeout is not installed: no timeout to keep)."""
+    try:
+        for value in (config.getoption("timeout"), os.environ.get("PYTEST_TIMEOUT") or None,
+                      config.getini("timeout") or None):
+            if value is not None:
+                return value
+    except ValueError:  # pytest-timeout not installed (it is a dependency; a broken environment)
+        return 0
+    return None
+
+
 def _timeout_of(item: pytest.Item) -> float | None:
-    """pytest-timeout's limit for this test: its marker, else --timeout / PYTEST_TIMEOUT / the ini value."""
+    """pytest-timeout's limit for this test: its marker, else the run's (:func:`configured_timeout`)."""
     marker = item.get_closest_marker("timeout")
-    value = (marker.args[0] if marker and marker.args else marker.kwargs.get("timeout")) if marker else None
+    value = (marker.args[0] if marker.args else marker.kwargs.get("timeout")) if marker else None
     if value is None:
-        try:
-            value = item.config.getoption("timeout") or os.environ.get("PYTEST_TIMEOUT") or item.config.getini("timeout")
-        except ValueError:  # pytest-timeout not installed
-            return None
+        value = configured_timeout(item.config)
     try:
         return float(value) if value else None
     except (TypeError, ValueError):

@@ -12,7 +12,6 @@ pytest configuration says.
 from __future__ import annotations
 
 import fnmatch
-import os
 from pathlib import Path
 
 import pytest
@@ -40,17 +39,8 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Mod
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if _timeout_configured(config):
+    if plugin.configured_timeout(config) is not None:
         return
     for item in items:
         if item.path.resolve().parent == HERE and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(DEFAULT_TIMEOUT))
-
-
-def _timeout_configured(config: pytest.Config) -> bool:
-    """pytest-timeout's own settings, in its order: --timeout, PYTEST_TIMEOUT, the ini file."""
-    try:
-        return (config.getoption("timeout") is not None or bool(os.environ.get("PYTEST_TIMEOUT"))
-                or bool(config.getini("timeout")))
-    except ValueError:  # pytest-timeout not installed (it is a dependency; a broken environment)
-        return True
