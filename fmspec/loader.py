@@ -15,12 +15,15 @@ into a usage error (exit status 4), never a traceback.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import importlib
 import importlib.metadata as md
 import importlib.util
+import inspect
 import re
 import sys
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,7 +71,10 @@ class Candidate:
     def __getattr__(self, name: str) -> Any:  # candidate.posenc.sinusoidal(...) in tests
         if name.startswith("__"):
             raise AttributeError(name)
-        return getattr(self.obj, name)
+        value = getattr(self.obj, name)
+        if name.isupper():  # CAPABILITIES, CANDIDATE_NAME
+            return value
+        return _checked(value, name, top=True)
 
     def __repr__(self) -> str:  # shown in hypothesis's falsifying examples: keep it short
         return f"<candidate {self.name}>"
@@ -79,6 +85,45 @@ class Candidate:
     def identity(self) -> dict:
         return {"name": self.name, "source": self.source, "version": self.version, "error": self.error,
                 "flags": list(self.flags)}
+
+
+class Checked:
+    """A candidate's component namespace as tests see it: each function reached through it is called
+    through ``asserts.checked_call``, which holds every call to the contract (no argument modified in place;
+    outputs new tensors on the arguments' device and dtype). Classes, constants and the objects the
+    functions return are the candidate's own."""
+
+    def __init__(self, namespace: Any, path: str):
+        object.__setattr__(self, "_namespace", namespace)
+        object.__setattr__(self, "_path", path)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _checked(getattr(self._namespace, name), f"{self._path}.{name}")
+
+    def __dir__(self) -> list[str]:
+        return dir(self._namespace)
+
+    def __repr__(self) -> str:
+        return f"<{self._path} of a candidate>"
+
+
+def _checked(value: Any, path: str, top: bool = False) -> Any:
+    """``value`` as tests reach it: functions checked on every call, namespaces wrapped, the rest as is."""
+    if inspect.isroutine(value) or isinstance(value, functools.partial):
+        from fmspec.suites import asserts
+
+        @functools.wraps(value)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            __tracebackhide__ = True
+            return asserts.checked_call(value, path, args, kwargs)
+
+        checked.__fmspec_checked__ = True
+        return checked
+    if isinstance(value, (types.ModuleType, types.SimpleNamespace)) or (top and inspect.isclass(value)):
+        return Checked(value, path)
+    return value
 
 
 def entry_points() -> dict[str, md.EntryPoint]:

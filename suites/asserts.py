@@ -4,7 +4,10 @@ Each helper hides its own frame from the traceback and says what differed, by ho
 ``out: rel. error 3.1e-02 > allowed 3.8e-06 (float32, n=64) at (0, 2): got 0.5, expected 0.25
 [posenc.sinusoidal(5, 8)]``. The bracket is a snippet that reproduces the call.
 
-- :func:`call`: call a candidate function, and fail if it modified a tensor argument in place;
+- :func:`call` / :func:`checked_call`: call a candidate function and hold it to the contract's promises
+  for every call: no argument modified in place; outputs new tensors on the arguments' device, in their
+  floating dtype (:func:`check_outputs`). The loader applies :func:`checked_call` to every function a test
+  reaches through the ``candidate`` fixture;
 - :func:`assert_tensor`: a tensor of the expected shape and dtype;
 - :func:`assert_close`: error against a float64 oracle within :func:`tolerances.allowed`, relative to the
   oracle or (``scale=``) to the size of the terms a sum cancels; :func:`flat` makes one vector of the
@@ -77,10 +80,27 @@ def _versions(value: Any) -> list[int]:
 
 
 def call(fn: Callable, name: str, *args: Any, **kwargs: Any) -> Any:
-    """Call a candidate function and check it modified none of its tensor inputs: neither their values
-    (compared with a snapshot) nor, even if it put them back, their version counters.
+    """Call a candidate function through :func:`checked_call` (the contract's checks of every call).
 
-    ``name`` is the feature (``"attention.scaled_dot_product"``), used in messages.
+    ``name`` is the feature (``"attention.scaled_dot_product"``), used in messages. A function reached
+    through the ``candidate`` fixture (``candidate.posenc.sinusoidal``) is already checked on every call;
+    this helper then only names the call.
+    """
+    __tracebackhide__ = True
+    if getattr(fn, "__fmspec_checked__", False):
+        return fn(*args, **kwargs)
+    return checked_call(fn, name, args, kwargs)
+
+
+def checked_call(fn: Callable, name: str, args: tuple, kwargs: dict) -> Any:
+    """Call ``fn(*args, **kwargs)`` and hold the result to the contract's promises for every function:
+
+    - no tensor argument modified in place: neither its values (compared with a snapshot) nor, even if it
+      was put back, its version counter;
+    - the outputs are new tensors on the arguments' device, and floating outputs have the floating
+      arguments' dtype (:func:`check_outputs`).
+
+    The loader applies it to every function a test reaches through the ``candidate`` fixture.
     """
     __tracebackhide__ = True
     before_args = [_snapshot(a) for a in args]
@@ -101,7 +121,69 @@ def call(fn: Callable, name: str, *args: Any, **kwargs: Any) -> Any:
         if _versions(v) != versions[1][k]:
             raise AssertionError(f"argument {k!r} was modified in place (and perhaps restored: its version "
                                  f"counter moved) [{snippet(name, *args, **kwargs)}]")
+    check_outputs(out, name, args, kwargs)
     return out
+
+
+# Outputs whose dtype the contract derives otherwise from the arguments' floating dtype
+# (feature -> {output: rule}). Every other floating output has the arguments' dtype.
+OWN_DTYPE: dict[str, dict[str, Callable[[torch.dtype], torch.dtype]]] = {
+    # return_lse=True: the log-sum-exp is kept in float32 at least (float64 for float64 inputs)
+    "flash.flash_attention": {"[1]": lambda d: torch.promote_types(d, torch.float32)},
+}
+
+# Features whose outputs may share memory with an argument (feature or component -> why).
+MAY_SHARE = {
+    "autodiff": "a reverse-mode engine passes a cotangent through a reshape or an identity unchanged, as "
+                "torch.autograd.grad does: the gradient is then a view of the cotangent",
+    "vit.patchify": "a pure rearrangement: like torch.reshape, a view where the layout allows one",
+    "vit.unpatchify": "a pure rearrangement: like torch.reshape, a view where the layout allows one",
+}
+
+
+def _tensors(value: Any, path: str = "") -> list[tuple[str, torch.Tensor]]:
+    """The tensors in ``value`` (a tensor, or tuples, lists and dicts of them) with where each sits."""
+    if isinstance(value, torch.Tensor):
+        return [(path, value)]
+    if isinstance(value, (list, tuple)):
+        return [t for i, v in enumerate(value) for t in _tensors(v, f"{path}[{i}]")]
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in _tensors(v, f"{path}[{k!r}]")]
+    return []
+
+
+def check_outputs(out: Any, name: str, args: tuple, kwargs: dict) -> None:
+    """The outputs of one call are new tensors on the arguments' device, floating ones in the floating
+    arguments' dtype (where the arguments agree on one device and one floating dtype; :data:`OWN_DTYPE`
+    lists the outputs whose dtype the contract fixes otherwise).
+
+    ``attention(q, k, v)`` with float32 ``q, k, v`` returning float64, or returning ``v.expand(...)``
+    (a view sharing ``v``'s memory), fails here.
+    """
+    __tracebackhide__ = True
+    inputs = [(f"{i}{p}", t) for i, a in enumerate(args) for p, t in _tensors(a)]
+    inputs += [(f"{k!r}{p}", t) for k, v in kwargs.items() for p, t in _tensors(v)]
+    outputs = _tensors(out)
+    if not inputs or not outputs:
+        return
+    devices = {t.device for _, t in inputs}
+    floating = {t.dtype for _, t in inputs if t.is_floating_point()}
+    where = snippet(name, *args, **kwargs)
+    storages = {t.untyped_storage().data_ptr(): p for p, t in inputs if t.untyped_storage().nbytes() > 0}
+    for path, t in outputs:
+        label = f"out{path}"
+        if len(devices) == 1 and t.device not in devices:
+            raise AssertionError(f"{label}.device={t.device}, expected {next(iter(devices))} (the arguments' device) [{where}]")
+        dtype = next(iter(floating)) if len(floating) == 1 else None
+        if dtype is not None and path in OWN_DTYPE.get(name, {}):
+            dtype = OWN_DTYPE[name][path](dtype)
+        if dtype is not None and t.is_floating_point() and t.dtype != dtype:
+            why = "the contract's" if path in OWN_DTYPE.get(name, {}) else "the arguments'"
+            raise AssertionError(f"{label}.dtype={t.dtype}, expected {dtype} ({why} dtype) [{where}]")
+        ptr = t.untyped_storage().data_ptr() if t.untyped_storage().nbytes() > 0 else None
+        if ptr in storages and name not in MAY_SHARE and name.split(".")[0] not in MAY_SHARE:
+            raise AssertionError(f"{label} shares memory with argument {storages[ptr]} (a view of it, or the "
+                                 f"argument itself): outputs must be new tensors [{where}]")
 
 
 def assert_tensor(out: Any, shape: tuple[int, ...] | None = None, dtype: torch.dtype | None = None, *,

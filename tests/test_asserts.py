@@ -292,3 +292,56 @@ def test_call_reports_an_input_modified_in_place_and_put_back():
     x = torch.tensor([1.0, 2.0], dtype=torch.float64)
     with pytest.raises(AssertionError, match=r"argument 0 .* version counter moved"):
         ah.call(sneaky, "toy.sneaky", x)
+
+
+def test_call_reports_an_output_in_another_dtype():
+    x32 = torch.ones(3)
+    ah.call(lambda a: a * 2, "toy.f", x32)
+    ah.call(lambda a: (a * 2, a.argmax()), "toy.f", x32)  # integer outputs keep their own dtype
+    ah.call(lambda a, b: a + b, "toy.f", x32, t64(1.0))  # arguments of two dtypes: no rule
+    with pytest.raises(AssertionError, match=r"out\.dtype=torch\.float64, expected torch\.float32 \(the arguments' "
+                                             r"dtype\) \[toy\.f\(tensor"):
+        ah.call(lambda a: a.double(), "toy.f", x32)
+    with pytest.raises(AssertionError, match=r"out\[1\]\['b'\]\.dtype=torch\.float16"):
+        ah.call(lambda a: (a * 1, {"b": a.half()}), "toy.f", x32)
+
+
+def test_call_applies_the_contracts_own_dtypes():
+    """flash's log-sum-exp is float32 for low-precision inputs and float64 for float64 ones."""
+    fn = lambda q, dtype: (q * 2, (q * 0).to(dtype))  # noqa: E731
+    ah.call(fn, "flash.flash_attention", torch.ones(2, dtype=torch.float16), torch.float32)
+    ah.call(fn, "flash.flash_attention", t64(1.0), torch.float64)
+    with pytest.raises(AssertionError, match=r"out\[1\]\.dtype=torch\.float16, expected torch\.float32 \(the "
+                                             r"contract's dtype\)"):
+        ah.call(fn, "flash.flash_attention", torch.ones(2, dtype=torch.float16), torch.float16)
+
+
+def test_call_reports_an_output_on_another_device():
+    with pytest.raises(AssertionError, match=r"out\.device=meta, expected cpu \(the arguments' device\)"):
+        ah.call(lambda a: a.to("meta"), "toy.f", torch.ones(2))
+
+
+def test_call_reports_an_output_sharing_an_arguments_memory():
+    v = t64(1.0, 2.0)
+    with pytest.raises(AssertionError, match=r"out shares memory with argument 1 .* must be new tensors"):
+        ah.call(lambda q, v: v.expand(3, 2), "toy.attend", t64(0.0), v)
+    with pytest.raises(AssertionError, match=r"out\[0\] shares memory with argument 'v'"):
+        ah.call(lambda v: (v[1:], None), "toy.f", v=v)
+    ah.call(lambda v: v.clone(), "toy.f", v)
+    ah.call(lambda v: v.reshape(2, 1), "vit.patchify", v)  # a rearrangement may be a view (asserts.MAY_SHARE)
+
+
+def test_functions_reached_through_a_candidate_are_checked_on_every_call():
+    """The loader wraps a candidate's component functions, so a direct call in a test is checked too."""
+    import types
+
+    from fmspec import loader
+
+    ns = types.SimpleNamespace(attention=types.SimpleNamespace(f=lambda v: v.expand(2, 2), g=lambda v: v * 2,
+                                                               Layer=torch.nn.Linear))
+    cand = loader.Candidate("toy", "test", "0", ns)
+    assert torch.equal(cand.attention.g(t64(1.0, 2.0)), t64(2.0, 4.0))
+    assert cand.attention.Layer is torch.nn.Linear  # classes, constants and returned objects are the candidate's own
+    with pytest.raises(AssertionError, match=r"shares memory with argument 0 .* \[attention\.f\("):
+        cand.attention.f(t64(1.0, 2.0))
+    assert ah.call(cand.attention.g, "attention.g", t64(1.0)).item() == 2.0  # checked once, not twice
