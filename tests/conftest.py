@@ -3,3 +3,9 @@
 import torch  # noqa: F401
 
 pytest_plugins = ["pytester"]
+
+
+def pytest_addoption(parser):
+    parser.addoption("--mutant-seeds", default="", metavar="N,N,...",
+                     help="tests/test_mutants.py: also run every mutant under random examples from each of these "
+                          "seeds (--fmspec-hidden-seed), and report mutants caught only under some")

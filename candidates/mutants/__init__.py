@@ -159,7 +159,36 @@ def discover() -> list[Mutant]:
     return out
 
 
+# Suite tests no mutant here can be caught by, with why (every other suite test must be in some CAUGHT_BY).
+UNCAUGHT = {
+    "test_patch_embed_agrees_with_timm": "its oracle is timm's PatchEmbed; timm cannot be installed beside the "
+                                         "CPU build of torch, so the test skips wherever the mutants run",
+}
+
+
+def suite_tests() -> list[tuple[str, str]]:
+    """Every test function of the suites as (component, name): ``suites/test_<component>[_<part>].py``."""
+    from fmspec import COMPONENTS
+    from fmspec import suites
+
+    out = []
+    for path in sorted(Path(suites.__file__).parent.glob("test_*.py")):
+        component = next(c for c in sorted(COMPONENTS, key=len, reverse=True)
+                         if path.stem == f"test_{c}" or path.stem.startswith(f"test_{c}_"))
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        out += [(component, node.name) for node in tree.body
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test_")]
+    return out
+
+
+def uncaught() -> list[tuple[str, str]]:
+    """The suite tests that no mutant lists in CAUGHT_BY or CAUGHT_BY_GPU."""
+    listed = {(m.component, t) for m in discover() for t in m.caught_by + m.caught_by_gpu}
+    return [test for test in suite_tests() if test not in listed]
+
+
 def markdown() -> str:
+    found, tests, missed = discover(), suite_tests(), uncaught()
     lines = [
         "# Mutants and what catches them",
         "",
@@ -169,10 +198,15 @@ def markdown() -> str:
         "[benchmarks/mutants-h200.md](../benchmarks/mutants-h200.md)); a mutant that only they catch is skipped",
         "on a machine without a GPU.",
         "",
+        f"{len(found)} mutants; {len(tests)} suite test functions, {len(tests) - len(missed)} of them listed as catching at "
+        f"least one mutant (`tests/test_mutants.py` checks that every test is, except these):",
+        "",
+        *[f"- `{c}` `{t}`: {UNCAUGHT.get(t, 'no mutant yet')}" for c, t in missed],
+        "",
         "| component | mutant | bug | caught by |",
         "| --- | --- | --- | --- |",
     ]
-    for m in discover():
+    for m in found:
         caught = ", ".join([f"`{t}`" for t in m.caught_by] + [f"`{t}` (GPU)" for t in m.caught_by_gpu])
         lines.append(f"| {m.component} | `{m.name}` | {m.bug} | {caught} |")
     return "\n".join(lines) + "\n"
