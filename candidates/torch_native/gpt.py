@@ -25,7 +25,11 @@ import torch.nn.functional as F
 from torch import nn
 
 AdamW = torch.optim.AdamW
-clip_grad_norm = torch.nn.utils.clip_grad_norm_
+
+
+def clip_grad_norm(params, max_norm):
+    """torch's ``clip_grad_norm_`` under the contract's parameter names."""
+    return torch.nn.utils.clip_grad_norm_(params, max_norm)
 
 
 def embed(ids: torch.Tensor, token_table: torch.Tensor, position_table: torch.Tensor) -> torch.Tensor:
