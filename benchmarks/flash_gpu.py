@@ -9,15 +9,12 @@ suite's rule, ``suites/tolerances.py``); and the allocator peak of forward+backw
 ``--grid``: the issue's grid (bf16, B·T = 16k tokens, H = 2048/D), forward and forward+backward, for the
 reference kernel and the three torch SDPA backends (flash, cuDNN, efficient), device-timed by
 ``fmspec/gpu_bench.py``. Writes DIR/flash_gpu.json and prints a table last.
-``--before-after``: also time ``reference_before``, the same kernels autotuned without the heavy-first grid
-order (``HEAVY_FIRST``, see reference/flash_triton.py): the kernel as it was, in the same process.
 ``--repeats N``: the whole grid N times (the run-to-run spread of the medians).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import sys
@@ -160,7 +157,6 @@ def run_grid(results, args):
     ceiling = gb.ceilings()
     results["ceilings"] = ceiling
     log("CEILINGS", json.dumps(ceiling))
-    args.before = before_kernels() if args.before_after else {}
     for repeat in range(args.repeats):
         run_grid_once(results, args, repeat)
 
@@ -174,8 +170,6 @@ def run_grid_once(results, args, repeat):
                            for _ in range(3)]
                 do = torch.randn_like(q)
                 impls = {"reference": lambda: ref_flash.flash_attention(q, k, v, causal=causal)}
-                if args.before_after and causal:  # the grid order only changes causal launches
-                    impls["reference_before"] = impls["reference"]
                 if args.tma_compare:
                     impls["reference_notma"] = lambda: ft.attention(q, k, v, causal=causal, use_tma=False)[0]
                 for name, backend in SDPA.items():
@@ -184,21 +178,19 @@ def run_grid_once(results, args, repeat):
                     row = {"D": D, "causal": causal, "T": T, "B": B, "H": H, "mode": mode}
                     c = cost(B, H, T, D, causal, mode)
                     for name, f in impls.items():
-                        switch = swapped(args.before) if name == "reference_before" else contextlib.nullcontext()
                         try:
-                            with switch:
-                                if mode == "fwd":
-                                    with torch.no_grad():
-                                        tm = timed(f, None)
-                                else:
-                                    tm = timed(lambda f=f: f().backward(do), [q, k, v])
+                            if mode == "fwd":
+                                with torch.no_grad():
+                                    tm = timed(f, None)
+                            else:
+                                tm = timed(lambda f=f: f().backward(do), [q, k, v])
                             row[name] = round(tm.median_ms, 4)
                             row[name + "_spread"] = round(tm.spread, 3)
                             row[name + "_tflops"] = round(c.flops / tm.median_ms / 1e9, 1)
                         except Exception as exc:
                             row[name] = None
                             row[name + "_error"] = repr(exc)[:200]
-                    for base in [*SDPA, "reference_before"]:
+                    for base in SDPA:
                         if row.get(base) and row.get("reference"):
                             row["x_" + base] = round(row[base] / row["reference"], 3)
                     row["repeat"] = repeat
@@ -209,45 +201,19 @@ def run_grid_once(results, args, repeat):
                 torch.cuda.empty_cache()
 
 
-def before_kernels() -> dict:
-    """The query-block kernels autotuned over the space without ``HEAVY_FIRST``: the kernel before the
-    grid-order change (every other config identical)."""
-    import triton
-
-    def tuned(kind, fn):
-        space = [c for c in ft._configs(kind) if not c.kwargs.get("HEAVY_FIRST")]
-        return triton.autotune(space, key=ft._KEY, prune_configs_by=ft._PRUNE)(fn)
-
-    return {"_attn_fwd_tuned": tuned("fwd", ft._attn_fwd), "_attn_bwd_dq_tuned": tuned("dq", ft._attn_bwd_dq)}
-
-
-@contextlib.contextmanager
-def swapped(kernels: dict):
-    """The module's autotuned kernels replaced by ``kernels`` for the duration (a benchmark-only switch)."""
-    saved = {name: getattr(ft, name) for name in kernels}
-    for name, kern in kernels.items():
-        setattr(ft, name, kern)
-    try:
-        yield
-    finally:
-        for name, kern in saved.items():
-            setattr(ft, name, kern)
-
-
 def _sdpa(q, k, v, causal, backend):
     with sdpa_kernel(backend):
         return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
 
 
 def table(results) -> str:
-    lines = ["| repeat | D | causal | T | mode | ref TFLOP/s | before | flash | cuDNN | efficient | x flash | x cuDNN | "
-             "before/after ms |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| repeat | D | causal | T | mode | ref TFLOP/s | flash | cuDNN | efficient | x flash | x cuDNN |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in results["grid"]:
         lines.append(f"| {r.get('repeat', 0)} | {r['D']} | {r['causal']} | {r['T']} | {r['mode']} | "
-                     f"{r.get('reference_tflops')} | {r.get('reference_before_tflops', '')} | "
+                     f"{r.get('reference_tflops')} | "
                      f"{r.get('sdpa_flash_tflops')} | {r.get('sdpa_cudnn_tflops')} | {r.get('sdpa_efficient_tflops')} | "
-                     f"{r.get('x_sdpa_flash')} | {r.get('x_sdpa_cudnn')} | {r.get('x_reference_before', '')} |"
+                     f"{r.get('x_sdpa_flash')} | {r.get('x_sdpa_cudnn')} |"
                      + (f" notma {r.get('reference_notma_tflops')}" if 'reference_notma_tflops' in r else ""))
     return "\n".join(lines)
 
@@ -258,7 +224,6 @@ def main():
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--grid", action="store_true")
     ap.add_argument("--tma-compare", action="store_true")
-    ap.add_argument("--before-after", action="store_true")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--dims", default="64,128")
     ap.add_argument("--seqs", default="1024,2048,4096,8192,16384")

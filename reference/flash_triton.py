@@ -8,8 +8,7 @@ FlashAttention-2 paper (Dao, 2023):
   value tiles stream through shared memory (TMA descriptors, software-pipelined by ``num_stages``);
   running max ``m`` and running sum ``l`` in base 2 (``exp2``, with ``log2(e)`` folded into the scale);
   the loop is split into an unmasked part and a masked part, so the mask costs nothing on full blocks;
-* causal block skipping: key blocks after the diagonal are never visited (half the work); the autotuner
-  may launch the longest rows first (``HEAVY_FIRST``: no tail of a few long rows at the end);
+* causal block skipping: key blocks after the diagonal are never visited (half the work);
 * any T: rows and columns past the end are zero-filled by the TMA descriptor (or a masked load) and the
   last key block is masked; outputs are clipped at the end of each head;
 * backward by recomputation from the saved log-sum-exp: a preprocessing pass ``delta = rowsum(dO∘O) −
@@ -101,18 +100,6 @@ def _desc(base, n_rows, BLOCK: tl.constexpr, D: tl.constexpr, USE_TMA: tl.conste
         return base
 
 
-@triton.jit
-def _program(HEAVY_FIRST: tl.constexpr):
-    """(query block, batch·head) of this program. Launched as (query blocks, B·H), the GPU starts programs
-    in that order: one head's blocks, then the next head's. Causal rows grow with the block index, so with
-    ``HEAVY_FIRST`` the grid is (B·H, query blocks) and read backwards: every head's longest rows start
-    first and the last wave holds short ones (no long tail of a few full rows)."""
-    if HEAVY_FIRST:
-        return tl.num_programs(1) - 1 - tl.program_id(1), tl.program_id(0).to(tl.int64)
-    else:
-        return tl.program_id(0), tl.program_id(1).to(tl.int64)
-
-
 # ---------------------------------------------------------------------------------------------- forward
 @triton.jit
 def _fwd_inner(acc, l_i, m_i, q, k_base, k_desc, v_base, v_desc, offs_m, lo, hi, Tk, qk_scale,
@@ -147,8 +134,9 @@ def _fwd_inner(acc, l_i, m_i, q, k_base, k_desc, v_base, v_desc, offs_m, lo, hi,
 @triton.jit
 def _attn_fwd(Q, K, V, O, L, qk_scale, Tq, Tk, L_stride, T_BUCKET,
               D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr,
-              USE_TMA: tl.constexpr, HEAVY_FIRST: tl.constexpr = False):
-    pid_m, bh = _program(HEAVY_FIRST)
+              USE_TMA: tl.constexpr):
+    pid_m = tl.program_id(0)
+    bh = tl.program_id(1).to(tl.int64)
     m0 = pid_m * BLOCK_M
     q_base = Q + bh * Tq * D
     k_base = K + bh * Tk * D
@@ -285,8 +273,9 @@ def _dq_inner(dq, q, do, lse2, delta, k_base, k_desc, v_base, v_desc, offs_m, lo
 @triton.jit
 def _attn_bwd_dq(Q, K, V, DO, L, DELTA, DQ, qk_scale, sm_scale, Tq, Tk, L_stride, T_BUCKET,
                  D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr,
-                 USE_TMA: tl.constexpr, HEAVY_FIRST: tl.constexpr = False):
-    pid_m, bh = _program(HEAVY_FIRST)
+                 USE_TMA: tl.constexpr):
+    pid_m = tl.program_id(0)
+    bh = tl.program_id(1).to(tl.int64)
     m0 = pid_m * BLOCK_M
     q_base = Q + bh * Tq * D
     do_base = DO + bh * Tq * D
@@ -331,22 +320,17 @@ def _configs(kind: str) -> list:
         space = [(64, 128, 8, 3), (32, 128, 4, 4), (64, 64, 4, 3), (32, 64, 4, 4)]
     else:  # dq: (BLOCK_M: the query block a program owns, BLOCK_N over keys)
         space = [(128, 64, 8, 3), (128, 32, 4, 4), (64, 64, 4, 3), (128, 64, 4, 2)]
-    heavy = (False, True) if kind in ("fwd", "dq") else (False,)  # the grid order (see _program)
-    return [triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "USE_TMA": tma, **({"HEAVY_FIRST": h} if kind != "dkdv" else {})},
-                          num_warps=warps, num_stages=stages)
-            for h in heavy for tma in (True, False) for bm, bn, warps, stages in space]
+    return [triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "USE_TMA": tma}, num_warps=warps, num_stages=stages)
+            for tma in (True, False) for bm, bn, warps, stages in space]
 
 
 def _prune(configs, named_args, **kwargs):
     d = named_args.get("D", kwargs.get("D"))
-    causal = named_args.get("CAUSAL", kwargs.get("CAUSAL"))
     hopper = torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 9
     keep = []
     for c in configs:
         bm, bn = c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"]
         if c.kwargs["USE_TMA"] and not hopper:
-            continue
-        if c.kwargs.get("HEAVY_FIRST") and not causal:  # every row has the same work: the order is moot
             continue
         if d >= 256 and (bm * bn > 64 * 64 or c.num_stages > 2):  # registers and shared memory of a 256-wide head
             continue
@@ -398,14 +382,6 @@ def _tuned(block_q, block_k, use_tma, interpret) -> bool:
     return block_q is None and block_k is None and use_tma is None and not interpret
 
 
-def _grid(Tq: int, BH: int):
-    """The launch grid of a kernel with one program per query block (see ``_program`` for the order)."""
-    def grid(meta):
-        blocks = triton.cdiv(Tq, meta["BLOCK_M"])
-        return (BH, blocks) if meta.get("HEAVY_FIRST") else (blocks, BH)
-    return grid
-
-
 def _launch_fwd(q, k, v, o, lse2, qk_scale, causal, block_q, block_k, use_tma, interpret):
     kern = _kernels(interpret)
     B, H, Tq, D = q.shape
@@ -413,12 +389,12 @@ def _launch_fwd(q, k, v, o, lse2, qk_scale, causal, block_q, block_k, use_tma, i
     args = (q, k, v, o, lse2, qk_scale, Tq, Tk, L_stride, _bucket(max(Tq, Tk)))
     with _mode(interpret):
         if _tuned(block_q, block_k, use_tma, interpret):
-            kern._attn_fwd_tuned[_grid(Tq, B * H)](*args, D=D, CAUSAL=causal)
+            grid = lambda meta: (triton.cdiv(Tq, meta["BLOCK_M"]), B * H)  # noqa: E731
+            kern._attn_fwd_tuned[grid](*args, D=D, CAUSAL=causal)
         else:
             bm, bn, use_tma = block_q or 64, block_k or 64, bool(use_tma)
-            meta = dict(BLOCK_M=bm, HEAVY_FIRST=causal)  # fixed blocks: causal rows longest first
-            kern._attn_fwd[_grid(Tq, B * H)(meta)](*args, D=D, BLOCK_N=bn, CAUSAL=causal, USE_TMA=use_tma,
-                                                   num_warps=4, num_stages=2, **meta)
+            kern._attn_fwd[(triton.cdiv(Tq, bm), B * H)](*args, D=D, BLOCK_M=bm, BLOCK_N=bn, CAUSAL=causal,
+                                                         USE_TMA=use_tma, num_warps=4, num_stages=2)
 
 
 def _launch_bwd(q, k, v, o, do, dlse, lse2, dq, dk, dv, qk_scale, scale, causal, block_q, block_k, use_tma,
@@ -435,14 +411,14 @@ def _launch_bwd(q, k, v, o, do, dlse, lse2, dq, dk, dv, qk_scale, scale, causal,
                                                       BLOCK_M=64)
         if _tuned(block_q, block_k, use_tma, interpret):
             grid_kv = lambda meta: (triton.cdiv(Tk, meta["BLOCK_N"]), B * H)  # noqa: E731
+            grid_q = lambda meta: (triton.cdiv(Tq, meta["BLOCK_M"]), B * H)  # noqa: E731
             kern._attn_bwd_dkdv_tuned[grid_kv](q, k, v, do, lse2, delta, dk, dv, *args, D=D, CAUSAL=causal)
-            kern._attn_bwd_dq_tuned[_grid(Tq, B * H)](q, k, v, do, lse2, delta, dq, *args, D=D, CAUSAL=causal)
+            kern._attn_bwd_dq_tuned[grid_q](q, k, v, do, lse2, delta, dq, *args, D=D, CAUSAL=causal)
         else:
             bm, bn, use_tma = block_q or 64, block_k or 64, bool(use_tma)
             fixed = dict(D=D, BLOCK_M=bm, BLOCK_N=bn, CAUSAL=causal, USE_TMA=use_tma, num_warps=4, num_stages=2)
             kern._attn_bwd_dkdv[(triton.cdiv(Tk, bn), B * H)](q, k, v, do, lse2, delta, dk, dv, *args, **fixed)
-            kern._attn_bwd_dq[_grid(Tq, B * H)(dict(BLOCK_M=bm, HEAVY_FIRST=causal))](
-                q, k, v, do, lse2, delta, dq, *args, HEAVY_FIRST=causal, **fixed)
+            kern._attn_bwd_dq[(triton.cdiv(Tq, bm), B * H)](q, k, v, do, lse2, delta, dq, *args, **fixed)
 
 
 class _TritonAttention(torch.autograd.Function):
