@@ -12,6 +12,18 @@ Convention: every function returns ``scale = absmax / 127 = 1 / c``, the size of
 so dequantization is ``q · scale`` and an all-zero block has scale 0 (not c = inf) and dequantizes to 0.
 Rounding is torch.round (half to even). Each element is off by at most half a step: |x - q·scale| ≤ scale/2.
 
+Arithmetic, to the bit: codes and NF4 values are computed in float32 for float16, bfloat16 and float32
+inputs (in float16, 127 / absmax overflows once absmax < 0.002), in float64 for float64;
+``c = 127 / absmax`` and ``scale = absmax / 127`` are correctly rounded divisions on every device (torch
+itself turns ``t / 127`` into ``t · (1/127)`` on CUDA and ``127 / t`` into ``127 · (1/t)`` everywhere,
+which differ in the last bit; both are written as tensor divisions here). That is what lets the
+Triton kernels of ``reference/quant_triton.py`` give the same bits as this code.
+
+Dispatch: blockwise (and last-dim) absmax quantize/dequantize and NF4 dequantize of float16, bfloat16
+and float32 run the Triton kernels on CUDA from :data:`TRITON_MIN_NUMEL` elements (bit-exact with the
+code below, which is the oracle; the suite's CUDA tests check it), and on CPU when ``TRITON_INTERPRET=1``
+is set (Triton's interpreter, for the tests at small sizes); everything else runs the code below.
+
 Worked example (per tensor): x = [1.0, -2.5, 0.3, 4.0], absmax = 4, c = 127/4 = 31.75,
 c·x = [31.75, -79.375, 9.525, 127] -> q = [32, -79, 10, 127], scale = 4/127,
 dequant = [1.00787, -2.48819, 0.31496, 4.0]. With the outlier 100 in x = [0.1, 0.2, -0.3, 100] every
@@ -43,7 +55,9 @@ and per row of w, over the non-outlier columns), multiplied in int32 and rescale
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import os
 from dataclasses import dataclass
 
 import torch
@@ -58,6 +72,8 @@ NF4_LEVELS = (
     0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0,
 )
 DOUBLE_QUANT_BLOCK = 256
+TRITON_MIN_NUMEL = 1 << 16  # on CUDA, smaller inputs take the code below (a few launches either way)
+TRITON_MAX_BLOCK = 16384  # blocks (or rows) larger than this take the code below (quant_triton.MAX_BLOCK)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -88,10 +104,38 @@ def _from_blocks(blocks: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return blocks.reshape(-1)[: math.prod(shape)].reshape(shape)
 
 
+def _work_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype codes are computed in: float64 for float64, float32 for everything else."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
 def _round_codes(x: torch.Tensor, absmax: torch.Tensor) -> torch.Tensor:
     """round(127 / absmax · x), with 0 where absmax is 0 (an all-zero block)."""
-    c = Q_MAX / torch.where(absmax > 0, absmax, torch.ones_like(absmax))  # the lecture's constant c
-    return torch.round(c * x).to(torch.int8)
+    work = _work_dtype(x.dtype)
+    absmax = absmax.to(work)
+    c = torch.div(Q_MAX, torch.where(absmax > 0, absmax, 1.0))  # the lecture's constant c, one division
+    return torch.round(c * x.to(work)).to(torch.int8)
+
+
+def _step(absmax: torch.Tensor) -> torch.Tensor:
+    """absmax / 127, a correctly rounded division on every device (in absmax's dtype)."""
+    return absmax / torch.full_like(absmax, Q_MAX)
+
+
+def _kernels():
+    """The Triton kernels (triton is an optional dependency: imported only when used)."""
+    from fmspec.reference import quant_triton
+    return quant_triton
+
+
+def _use_triton(x: torch.Tensor, numel: int, block: int) -> bool:
+    """Whether ``numel`` elements of ``x``'s dtype and device, in blocks of ``block``, go to the Triton kernels."""
+    if x.dtype not in (torch.float16, torch.bfloat16, torch.float32) or block > TRITON_MAX_BLOCK:
+        return False
+    if x.is_cuda:
+        return numel >= TRITON_MIN_NUMEL
+    return x.device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1" \
+        and importlib.util.find_spec("triton") is not None
 
 
 # ------------------------------------------------------------------------------------------ absmax int8
@@ -106,18 +150,25 @@ def absmax_quantize(x: torch.Tensor, block_size: int | None = None, dim: int | N
         raise ValueError("give block_size or dim, not both")
     if block_size is not None:
         _check_block(block_size)
+        if _use_triton(x, x.numel(), block_size):
+            q, scale = _kernels().absmax_quantize(x, block_size, interpret=not x.is_cuda)
+            return q.reshape(x.shape), scale
         blocks = _to_blocks(x, block_size)  # (n_blocks, block_size)
         absmax = blocks.abs().amax(dim=1)  # (n_blocks,)
         q = _from_blocks(_round_codes(blocks, absmax[:, None]), x.shape)
     elif dim is not None:
-        if not isinstance(dim, int) or not -x.dim() <= dim < x.dim():
+        if not isinstance(dim, int) or isinstance(dim, bool) or not -x.dim() <= dim < x.dim():
             raise ValueError(f"dim must be an int in [-{x.dim()}, {x.dim()}), got {dim!r}")
+        if dim % x.dim() == x.dim() - 1 and x.is_contiguous() and _use_triton(x, x.numel(), x.shape[-1]):
+            # one row = one block of x.shape[-1] consecutive elements
+            q, scale = _kernels().absmax_quantize(x, x.shape[-1], interpret=not x.is_cuda)
+            return q.reshape(x.shape), scale.reshape(*x.shape[:-1], 1)
         absmax = x.abs().amax(dim=dim, keepdim=True)  # x.shape with 1 at dim
         q = _round_codes(x, absmax)
     else:
         absmax = x.abs().amax()  # ()
         q = _round_codes(x, absmax)
-    return q, absmax / Q_MAX
+    return q, _step(absmax)
 
 
 def absmax_dequantize(q: torch.Tensor, scale: torch.Tensor, block_size: int | None = None,
@@ -130,10 +181,13 @@ def absmax_dequantize(q: torch.Tensor, scale: torch.Tensor, block_size: int | No
         raise ValueError("give block_size or dim, not both")
     if block_size is not None:
         _check_block(block_size)
-        blocks = _to_blocks(q.to(scale.dtype), block_size)  # (n_blocks, block_size)
-        if scale.shape != (blocks.shape[0],):
-            raise ValueError(f"scale must have shape ({blocks.shape[0]},) for block_size={block_size}, "
+        n_blocks = -(-q.numel() // block_size)
+        if scale.shape != (n_blocks,):
+            raise ValueError(f"scale must have shape ({n_blocks},) for block_size={block_size}, "
                              f"got {tuple(scale.shape)}")
+        if q.dtype == torch.int8 and _use_triton(scale, q.numel(), block_size):
+            return _kernels().absmax_dequantize(q, scale, block_size, interpret=not q.is_cuda).reshape(q.shape)
+        blocks = _to_blocks(q.to(scale.dtype), block_size)  # (n_blocks, block_size)
         return _from_blocks(blocks * scale[:, None], q.shape)
     if dim is not None:
         expected = list(q.shape)
@@ -236,15 +290,38 @@ def nf4_dequantize(state: NF4State) -> torch.Tensor:
         absmax = state.absmax
     else:  # double quantization: undo the second level first
         absmax = absmax_dequantize(state.absmax_q, state.absmax_scale, DOUBLE_QUANT_BLOCK) + state.absmax_mean
+    work = _work_dtype(state.dtype)
+    levels = torch.tensor(NF4_LEVELS, dtype=work, device=state.packed.device)  # (16,)
+    n = math.prod(state.shape)
+    if _use_triton(absmax, n, state.block_size):
+        out = _kernels().nf4_dequantize(state.packed, absmax, levels, n, state.block_size, state.dtype,
+                                        interpret=not absmax.is_cuda)
+        return out.reshape(state.shape)
     codes = torch.stack([state.packed >> 4, state.packed & 0xF], dim=1).reshape(-1)  # (n_padded (+1),)
     n_blocks = absmax.numel()
     codes = codes[: n_blocks * state.block_size].reshape(n_blocks, state.block_size).long()
-    levels = torch.tensor(NF4_LEVELS, dtype=torch.float64, device=codes.device)  # (16,)
-    out = levels[codes] * absmax.to(torch.float64)[:, None]  # (n_blocks, block_size)
+    out = levels[codes] * absmax.to(work)[:, None]  # (n_blocks, block_size)
     return _from_blocks(out, state.shape).to(state.dtype)
 
 
 # ----------------------------------------------------------------------------------------- LLM.int8, tier 3
+def _int8_dot(qx: torch.Tensor, qw: torch.Tensor) -> torch.Tensor:
+    """qx @ qw.T of int8 codes, (M, K) and (N, K) -> (M, N) int32, exact while K · 127² < 2^31 (K < 133 143).
+
+    CPU: an int32 matmul. CUDA has none ("addmm_cuda" is not implemented for Int); torch._int_mm (cuBLASLt's
+    int8 GEMM, int32 accumulation) takes M > 16 and K, N multiples of 8, so zero rows and columns are added
+    to reach those sizes: they change no dot product and are cut off after. (A float32 matmul of the codes
+    would not do: it is exact only while every partial sum stays below 2^24, i.e. K · 127² < 2^24, K ≤ 1040.)
+    """
+    if not qx.is_cuda:
+        return qx.to(torch.int32) @ qw.to(torch.int32).T
+    (M, K), N = qx.shape, qw.shape[0]
+    m, k, n = max(M, 17), -(-K // 8) * 8, -(-N // 8) * 8
+    a = torch.nn.functional.pad(qx, (0, k - K, 0, m - M))  # (m, k)
+    b = torch.nn.functional.pad(qw, (0, k - K, 0, n - N))  # (n, k); b.T is the column-major (k, n) cuBLASLt wants
+    return torch._int_mm(a, b.T)[:M, :N]
+
+
 def int8_matmul(x: torch.Tensor, w: torch.Tensor, threshold: float = 6.0) -> torch.Tensor:
     """x @ w.T with LLM.int8's mixed-precision decomposition. x (..., in), w (out, in) -> (..., out)."""
     _check_float(x)
@@ -260,6 +337,6 @@ def int8_matmul(x: torch.Tensor, w: torch.Tensor, threshold: float = 6.0) -> tor
     if x_r.shape[1]:
         qx, sx = absmax_quantize(x_r, dim=-1)  # (M, K') int8, (M, 1)
         qw, sw = absmax_quantize(w_r, dim=-1)  # (N, K') int8, (N, 1)
-        acc = qx.to(torch.int32) @ qw.to(torch.int32).T  # (M, N) exact integer dot products
+        acc = _int8_dot(qx, qw)  # (M, N) exact integer dot products
         y = y + acc.to(w.dtype) * sx * sw.T  # dequantize with the outer product of the row steps
     return y.reshape(*x.shape[:-1], w.shape[0]).to(x.dtype)

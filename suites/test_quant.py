@@ -3,7 +3,13 @@ reference: reference/quant.py).
 
 Codes are compared exactly with the formula evaluated in float64 (``round(127 / absmax · x)``), except
 where the float64 value sits within the candidate dtype's rounding of a .5 tie: there either neighbour
-is right. Error bounds are half a quantization step plus the rounding floor of ``suites/tolerances.py``.
+is right. At an exact tie (127 / absmax and the product exact in every precision) half to even is
+required. Error bounds are half a quantization step plus the rounding floor of ``suites/tolerances.py``.
+
+Inputs are drawn on the CPU (the oracle sees them in float64), the candidate runs on each device of
+``DEVICES``, and its outputs come back to the CPU to be judged. The ``..._under_triton_interpreter``
+tests set ``TRITON_INTERPRET=1``, under which a candidate may route CPU calls to Triton kernels run in
+Triton's interpreter (the reference does): they must give the same bits as without it.
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ NQ, ND = "quant.nf4_quantize", "quant.nf4_dequantize"
 MM = "quant.int8_matmul"
 
 DTYPES = [pytest.param(torch.float32, id="float32"), pytest.param(torch.float64, id="float64")]
+KERNEL_DTYPES = [pytest.param(torch.float32, id="float32"), pytest.param(torch.float16, id="float16"),
+                 pytest.param(torch.bfloat16, id="bfloat16")]
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 # QLoRA appendix E: the 16 NF4 levels (float32 values as published)
 NF4_LEVELS = torch.tensor([
     -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453,
@@ -101,41 +110,50 @@ def scale_per_element(scale: torch.Tensor, shape: tuple[int, ...], where: str, *
     return scale.to(torch.float64).reshape(()).expand(shape)
 
 
-def quantize(candidate, x: torch.Tensor, **kw):
+def quantize(candidate, x: torch.Tensor, device: str = "cpu", **kw):
+    """The candidate's (q, scale) of ``x`` computed on ``device``, brought back to the CPU; and the call."""
+    x = x.to(device)
     where = ah.snippet(AQ, x, **kw)
     out = ah.call(candidate.quant.absmax_quantize, AQ, x, **kw)
     assert isinstance(out, tuple) and len(out) == 2, f"expected (q, scale), got {ah.describe(out)} [{where}]"
     q, scale = out
     ah.assert_tensor(q, tuple(x.shape), torch.int8, name="q", where=where)
-    return q, scale, where
+    return q.cpu(), scale.cpu(), where
+
+
+def dequantize(candidate, q: torch.Tensor, scale: torch.Tensor, device: str = "cpu", **kw) -> torch.Tensor:
+    """The candidate's absmax_dequantize on ``device``, brought back to the CPU."""
+    return ah.call(candidate.quant.absmax_dequantize, AD, q.to(device), scale.to(device), **kw).cpu()
 
 
 # ------------------------------------------------------------------------------------ worked examples
 @pytest.mark.smoke
 @pytest.mark.needs(AQ, AD)
-def test_absmax_worked_example(candidate):
+@pytest.mark.parametrize("device", DEVICES)
+def test_absmax_worked_example(candidate, device):
     """x = [1, -2.5, 0.3, 4]: c = 127/4 = 31.75, c·x = [31.75, -79.375, 9.525, 127] -> q = [32, -79, 10, 127]."""
     x = torch.tensor([1.0, -2.5, 0.3, 4.0], dtype=torch.float64)
-    q, scale, where = quantize(candidate, x)
+    q, scale, where = quantize(candidate, x, device)
     ah.assert_equal(q, torch.tensor([32, -79, 10, 127], dtype=torch.int8), name="q", where=where)
     ah.assert_close(scale.reshape(()), torch.tensor(4.0 / 127, dtype=torch.float64), name="scale", where=where)
-    deq = ah.call(candidate.quant.absmax_dequantize, AD, q, scale)
+    deq = dequantize(candidate, q, scale, device)
     expected = torch.tensor([32, -79, 10, 127], dtype=torch.float64) * 4 / 127
     ah.assert_close(deq, expected, name="dequant", where=ah.snippet(AD, q, scale))
 
 
 @pytest.mark.smoke
 @pytest.mark.needs(AQ, AD)
-def test_blockwise_worked_example_outlier(candidate):
+@pytest.mark.parametrize("device", DEVICES)
+def test_blockwise_worked_example_outlier(candidate, device):
     """The lecture's "outliers cause issues -> chunks with their own c": per tensor, 100 leaves the small
     values at 0; with block_size=3 the block [0.1, 0.2, -0.3] gets c = 127/0.3 -> [42, 85, -127]."""
     x = torch.tensor([0.1, 0.2, -0.3, 100.0], dtype=torch.float64)
-    q, _, where = quantize(candidate, x)
+    q, _, where = quantize(candidate, x, device)
     ah.assert_equal(q, torch.tensor([0, 0, 0, 127], dtype=torch.int8), name="q per tensor", where=where)
-    q, scale, where = quantize(candidate, x, block_size=3)
+    q, scale, where = quantize(candidate, x, device, block_size=3)
     ah.assert_equal(q, torch.tensor([42, 85, -127, 127], dtype=torch.int8), name="q blockwise", where=where)
     ah.assert_close(scale, torch.tensor([0.3 / 127, 100 / 127], dtype=torch.float64), name="scale", where=where)
-    deq = ah.call(candidate.quant.absmax_dequantize, AD, q, scale, block_size=3)
+    deq = dequantize(candidate, q, scale, device, block_size=3)
     expected = torch.tensor([42 * 0.3 / 127, 85 * 0.3 / 127, -0.3, 100.0], dtype=torch.float64)
     ah.assert_close(deq, expected, name="dequant", where=ah.snippet(AD, q, scale, block_size=3))
 
@@ -168,15 +186,16 @@ def test_codes_are_int8_within_127(candidate, dtype, shape, seed, mode, pick, ma
 
 
 @pytest.mark.needs(AQ)
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @given(shape=shapes, seed=ss.seeds(), mode=modes, pick=st.integers(0, 100), magnitude=magnitudes)
 @layout_examples(magnitude=1.0)
-def test_codes_match_absmax_formula(candidate, dtype, shape, seed, mode, pick, magnitude):
+def test_codes_match_absmax_formula(candidate, device, dtype, shape, seed, mode, pick, magnitude):
     """Oracle: q = round(127 / absmax · x) with the absmax of the element's tensor, row or block."""
     kw = layout(mode, shape, pick)
     x = ss.randn(shape, seed, dtype, scale=magnitude)
     v, _ = absmax_values(x.to(torch.float64), **kw)
-    q, _, where = quantize(candidate, x, **kw)
+    q, _, where = quantize(candidate, x, device, **kw)
     ah.assert_rounded(q, v, dtype, where=where)
 
 
@@ -205,17 +224,18 @@ def test_largest_entry_maps_to_127(candidate, shape, seed, mode, pick):
 
 
 @pytest.mark.needs(AQ, AD)
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @given(shape=shapes, seed=ss.seeds(), mode=modes, pick=st.integers(0, 100), magnitude=magnitudes)
 @layout_examples(magnitude=1.0)
-def test_error_at_most_half_step(candidate, dtype, shape, seed, mode, pick, magnitude):
+def test_error_at_most_half_step(candidate, device, dtype, shape, seed, mode, pick, magnitude):
     """|x - dequant(quant(x))| <= absmax / 254 (half a step) in each group, plus the dtype's rounding."""
     kw = layout(mode, shape, pick)
     x = ss.randn(shape, seed, dtype, scale=magnitude)
     x64 = x.to(torch.float64)
     _, absmax = absmax_values(x64, **kw)
-    q, scale, where = quantize(candidate, x, **kw)
-    deq = ah.call(candidate.quant.absmax_dequantize, AD, q, scale, **kw)
+    q, scale, where = quantize(candidate, x, device, **kw)
+    deq = dequantize(candidate, q, scale, device, **kw)
     ah.assert_tensor(deq, shape, dtype, name="dequant", where=where)
     bound = absmax / 254 + tol.rounding_floor(dtype) * absmax
     ah.assert_within((deq.to(torch.float64) - x64).abs(), bound, name="dequant error", where=where)
@@ -235,19 +255,22 @@ def test_dequantize_is_codes_times_scale(candidate, dtype, shape, seed, mode, pi
 
 
 @pytest.mark.needs(AQ, AD)
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @given(shape=shapes, seed=ss.seeds(), mode=modes, pick=st.integers(0, 100),
        zeroed=st.sets(st.integers(0, 63), min_size=1, max_size=4))
 @layout_examples(zeroed={1})
-def test_zero_groups_give_zeros(candidate, dtype, shape, seed, mode, pick, zeroed):
+@example(shape=(2, 3), seed=0, mode="tensor", pick=0, zeroed={0})  # an all-zero tensor
+@example(shape=(3, 7), seed=0, mode="block", pick=4, zeroed={4})  # the partial last block (5 | 21) all zero
+def test_zero_groups_give_zeros(candidate, device, dtype, shape, seed, mode, pick, zeroed):
     """A group (tensor, row or block) of zeros: codes 0, scale 0, dequantized zeros; never NaN."""
     kw = layout(mode, shape, pick)
     ids = groups(shape, **kw)
     x = ss.randn(shape, seed, dtype)
     mask = torch.isin(ids, torch.tensor(sorted(g % (int(ids.max()) + 1) for g in zeroed)))
     x[mask] = 0.0
-    q, scale, where = quantize(candidate, x, **kw)
-    deq = ah.call(candidate.quant.absmax_dequantize, AD, q, scale, **kw)
+    q, scale, where = quantize(candidate, x, device, **kw)
+    deq = dequantize(candidate, q, scale, device, **kw)
     per = scale_per_element(scale, shape, where, **kw)
     assert bool(torch.isfinite(per).all()) and bool(torch.isfinite(deq).all()), f"NaN or inf in scale or dequant [{where}]"
     ah.assert_equal(q[mask], torch.zeros_like(q[mask]), name="q of zero groups", where=where)
@@ -258,6 +281,7 @@ def test_zero_groups_give_zeros(candidate, dtype, shape, seed, mode, pick, zeroe
 @pytest.mark.parametrize("mode", ["dim", "block"])
 @given(shape=shapes, seed=ss.seeds(), pick=st.integers(0, 100), where_at=st.integers(0, 10**6))
 @example(shape=(3, 7), seed=0, pick=3, where_at=9)
+@example(shape=(3, 7), seed=0, pick=4, where_at=20)  # block_size 5: the outlier alone in the partial last block
 def test_outlier_changes_only_its_group(candidate, mode, shape, seed, pick, where_at):
     """Make one entry 1000 times the largest: codes and scales of every other row or block are unchanged."""
     kw = layout(mode, shape, pick)
@@ -275,23 +299,25 @@ def test_outlier_changes_only_its_group(candidate, mode, shape, seed, pick, wher
 
 
 @pytest.mark.needs(AQ, AD)
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @given(n_full=st.integers(0, 4), block_size=st.integers(2, 16), seed=ss.seeds(), tail_at=st.integers(0, 100))
 @example(n_full=3, block_size=8, seed=0, tail_at=2)
-def test_last_partial_block_has_its_own_scale(candidate, dtype, n_full, block_size, seed, tail_at):
+@example(n_full=0, block_size=16, seed=0, tail_at=0)  # a single element: one short block
+def test_last_partial_block_has_its_own_scale(candidate, device, dtype, n_full, block_size, seed, tail_at):
     """n = k·b + t (0 < t < b): ceil(n/b) scales; the short tail, 1000 times smaller, keeps its precision."""
     tail = 1 + tail_at % (block_size - 1)
     x = ss.randn((n_full * block_size + tail,), seed, dtype)
     x[n_full * block_size:] *= 1e-3
     x64 = x.to(torch.float64)
-    q, scale, where = quantize(candidate, x, block_size=block_size)
+    q, scale, where = quantize(candidate, x, device, block_size=block_size)
     ah.assert_tensor(scale, (n_full + 1,), name="scale", where=where)
     tail64 = x64[n_full * block_size:]
     ah.assert_close(scale[-1:], tail64.abs().max().reshape(1) / 127, dtype=dtype, name="scale of the last block",
                     where=where)
     v, absmax = absmax_values(x64, block_size=block_size)
     ah.assert_rounded(q[n_full * block_size:], v[n_full * block_size:], dtype, where=where)
-    deq = ah.call(candidate.quant.absmax_dequantize, AD, q, scale, block_size=block_size)
+    deq = dequantize(candidate, q, scale, device, block_size=block_size)
     bound = (absmax / 254 + tol.rounding_floor(dtype) * absmax)[n_full * block_size:]
     ah.assert_within((deq.to(torch.float64)[n_full * block_size:] - tail64).abs(), bound, name="tail error",
                      where=where)
@@ -322,18 +348,143 @@ def test_same_answer_when_called_twice(candidate):
     ah.assert_equal(s2, s1, name="second scale", where=where)
 
 
+# Exact ties: with absmax = 127 (c = 1) or 63.5 (c = 2), c and c·x are exact in every precision, so
+# x = k + 0.5 (or (k + 0.5) / 2) is a true .5 tie and half to even decides: 0.5 -> 0, 1.5 -> 2, 2.5 -> 2.
+TIE_ROW = [127.0, 0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 126.5]  # per row of 8 (c = 1)
+TIE_CODES = [127, 0, 2, 2, 0, -2, -2, 126]
+HALF_ROW = [63.5, 0.25, 0.75, 1.25, -0.25, -0.75, -1.25, 3.25]  # c = 2: ties at 0.5, 1.5, 2.5, 6.5
+HALF_CODES = [127, 0, 2, 2, 0, -2, -2, 6]
+
+
+def tie_input(rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, 8) alternating rows of TIE_ROW and HALF_ROW (float64, exact in bfloat16), and their codes."""
+    x = torch.tensor([TIE_ROW, HALF_ROW], dtype=torch.float64).repeat(-(-rows // 2), 1)[:rows]
+    q = torch.tensor([TIE_CODES, HALF_CODES], dtype=torch.int8).repeat(-(-rows // 2), 1)[:rows]
+    return x, q
+
+
+def check_exact_ties(candidate, x: torch.Tensor, codes: torch.Tensor, device: str) -> None:
+    """Codes of the layouts whose groups are one tie row each (rows, blocks of 8), and per tensor for
+    the c = 1 rows alone."""
+    for kw in ({"dim": -1}, {"block_size": 8}):
+        q, _, where = quantize(candidate, x, device, **kw)
+        ah.assert_equal(q, codes, name="codes of exact ties", where=where)
+    ones = x[0::2]  # the rows with absmax 127: per tensor, c = 1 too
+    q, _, where = quantize(candidate, ones, device)
+    ah.assert_equal(q, codes[0::2], name="codes of exact ties (per tensor)", where=where)
+
+
 @pytest.mark.needs(AQ)
-@pytest.mark.parametrize("kw", [{"block_size": 0}, {"block_size": -4}, {"block_size": 2.5},
-                                {"block_size": 4, "dim": 0}, {"dim": 5}],
-                         ids=["block-0", "block-negative", "block-float", "block-and-dim", "dim-out-of-range"])
-def test_bad_arguments_raise_value_error(candidate, kw):
-    with pytest.raises((ValueError, TypeError, IndexError)):
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_exact_ties_round_half_to_even(candidate, device, dtype):
+    """torch.round's rule where it is unambiguous: exact .5 ties go to the even neighbour, per row, per
+    block and per tensor. On CUDA the input is large (2^17 rows of 8), where fast paths take over."""
+    x, codes = tie_input(2**17 if device == "cuda" else 6)
+    check_exact_ties(candidate, x.to(dtype), codes, device)
+
+
+@pytest.mark.needs(AQ)
+@pytest.mark.parametrize("device", ["cpu"])
+@pytest.mark.parametrize("dtype", KERNEL_DTYPES)
+def test_kernels_round_exact_ties_to_even_under_triton_interpreter(candidate, device, dtype, monkeypatch):
+    """The same exact ties with TRITON_INTERPRET=1, in float32, float16 and bfloat16 (every tie is exact
+    there): candidates that route CPU calls to Triton kernels run them in Triton's interpreter."""
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    x, codes = tie_input(6)
+    check_exact_ties(candidate, x.to(dtype), codes, device)
+
+
+# Kernel-sized cases: (shape, layout); block sizes that are not powers of two, partial last blocks
+KERNEL_CASES = [((1000,), {"block_size": 64}), ((23,), {"block_size": 5}), ((3, 100), {"block_size": 24}),
+                ((7,), {"block_size": 1}), ((2, 300), {"block_size": 100}), ((5, 37), {"dim": -1}),
+                ((4, 64), {"block_size": 256})]
+
+
+def quant_outputs(candidate, x: torch.Tensor, kw: dict) -> dict[str, torch.Tensor]:
+    """Everything the candidate computes from x: codes, scales, the dequantized codes, and (blockwise)
+    the NF4 round trip."""
+    q, scale, _ = quantize(candidate, x, **kw)
+    out = {"q": q, "scale": scale, "dequant": dequantize(candidate, q, scale, **kw)}
+    if "block_size" in kw:
+        out["nf4 dequant"] = nf4_round_trip(candidate, x, block_size=kw["block_size"])[0]
+    return out
+
+
+@pytest.mark.needs(AQ, AD, NQ, ND)
+@pytest.mark.capability("nf4")
+@pytest.mark.parametrize("device", ["cpu"])
+@pytest.mark.parametrize("dtype", KERNEL_DTYPES)
+@pytest.mark.parametrize("case", KERNEL_CASES, ids=lambda c: f"{'x'.join(map(str, c[0]))}-{'-'.join(f'{k}{v}' for k, v in c[1].items())}")
+def test_kernels_match_eager_under_triton_interpreter(candidate, device, dtype, case, monkeypatch):
+    """With TRITON_INTERPRET=1 the candidate gives the same bits as without it (the reference: its Triton
+    kernels in the interpreter against its readable code), for float32, float16 and bfloat16, block sizes
+    that are not powers of two, partial last blocks and all-zero blocks."""
+    shape, kw = case
+    x = ss.randn(shape, 7, dtype)
+    x.view(-1)[: min(x.numel(), 5)] = 0.0  # the first block all zero for block sizes <= 5, partly zero else
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    eager = quant_outputs(candidate, x, kw)
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    kernels = quant_outputs(candidate, x, kw)
+    where = ah.snippet(AQ, x, **kw)
+    for name, expected in eager.items():
+        ah.assert_equal(kernels[name], expected, name=f"{name} with TRITON_INTERPRET=1", where=where)
+    ah.assert_nontrivial(eager["q"].to(torch.float64), name="codes")
+
+
+PIECE = 4096  # elements of one piece: a small input
+
+
+@pytest.mark.needs(AQ, AD, NQ, ND)
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("mode", ["block", "row", "nf4"])
+def test_large_input_equals_its_pieces(candidate, device, mode):
+    """Each block (or row) is quantized on its own, so a large input (3·2^16 + 40 elements, a partial last
+    block) gives, bit for bit, what its block-aligned pieces of 4096 elements give: fast paths that take
+    over for large inputs compute the same numbers as the plain code for small ones."""
+    if mode == "row":
+        x = ss.randn((4900, 40), 5, torch.float32)  # 196 000 elements in rows of 40
+        x[0] = 0.0  # an all-zero row
+        kw, pieces = {"dim": -1}, x.split(PIECE // 40)  # 102 rows a piece
+    else:
+        x = ss.randn((3 * 2**16 + 40,), 5, torch.float32)
+        x[:64] = 0.0  # an all-zero block
+        kw, pieces = {"block_size": 64}, x.split(PIECE)
+    where = ah.snippet(NQ if mode == "nf4" else AQ, x, **kw)
+    if mode == "nf4":
+        whole = nf4_round_trip(candidate, x, device, **kw)[0]
+        parts = torch.cat([nf4_round_trip(candidate, p, device, **kw)[0] for p in pieces])
+        ah.assert_equal(whole, parts, name="nf4 dequant of the whole vs its pieces", where=where)
+        return
+    q, scale, _ = quantize(candidate, x, device, **kw)
+    deq = dequantize(candidate, q, scale, device, **kw)
+    got = [quantize(candidate, p, device, **kw) for p in pieces]
+    ah.assert_equal(q, torch.cat([g[0] for g in got]), name="q of the whole vs its pieces", where=where)
+    ah.assert_equal(scale, torch.cat([g[1] for g in got]), name="scale of the whole vs its pieces", where=where)
+    parts = torch.cat([dequantize(candidate, g[0], g[1], device, **kw) for g in got])
+    ah.assert_equal(deq, parts, name="dequant of the whole vs its pieces", where=where)
+
+
+# a bad value raises ValueError, a value of the wrong type TypeError or ValueError (docs/contract.md);
+# either way the message names the argument
+BAD_VALUE, BAD_TYPE = ValueError, (TypeError, ValueError)
+
+
+@pytest.mark.needs(AQ)
+@pytest.mark.parametrize("kw, error, argument", [
+    ({"block_size": 0}, BAD_VALUE, "block_size"), ({"block_size": -4}, BAD_VALUE, "block_size"),
+    ({"block_size": 2.5}, BAD_TYPE, "block_size"), ({"block_size": 4, "dim": 0}, BAD_VALUE, "block_size"),
+    ({"dim": 5}, BAD_VALUE, "dim")],
+    ids=["block-0", "block-negative", "block-float", "block-and-dim", "dim-out-of-range"])
+def test_bad_arguments_raise_value_error(candidate, kw, error, argument):
+    with pytest.raises(error, match=rf"\b{argument}\b"):
         candidate.quant.absmax_quantize(ss.randn((4, 4), 0), **kw)
 
 
 @pytest.mark.needs(AQ)
 def test_integer_input_raises_type_error(candidate):
-    with pytest.raises((TypeError, ValueError)):
+    with pytest.raises(TypeError, match=r"\bx\b"):
         candidate.quant.absmax_quantize(torch.arange(8))
 
 
@@ -458,12 +609,14 @@ def nf4_oracle(x64: torch.Tensor, block_size: int) -> tuple[torch.Tensor, torch.
     return normed, (normed[..., None] - NF4_LEVELS).abs().argmin(-1), absmax
 
 
-def nf4_round_trip(candidate, x: torch.Tensor, **kw) -> tuple[torch.Tensor, str]:
+def nf4_round_trip(candidate, x: torch.Tensor, device: str = "cpu", **kw) -> tuple[torch.Tensor, str]:
+    """dequant(quant(x)) by the candidate on ``device``, brought back to the CPU; and the call."""
+    x = x.to(device)
     where = f"{ah.snippet(ND, ah.snippet(NQ, x, **kw))}"
     state = ah.call(candidate.quant.nf4_quantize, NQ, x, **kw)
     deq = ah.call(candidate.quant.nf4_dequantize, ND, state)
     ah.assert_tensor(deq, tuple(x.shape), x.dtype, name="dequant", where=where)
-    return deq, where
+    return deq.cpu(), where
 
 
 nf4_blocks = st.sampled_from([16, 32, 64])
@@ -486,14 +639,15 @@ def test_nf4_levels_reproduced_exactly(candidate, dtype, n_blocks, seed, magnitu
 
 @pytest.mark.needs(NQ, ND)
 @pytest.mark.capability("nf4")
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @given(shape=shapes, seed=ss.seeds(), block_size=nf4_blocks, magnitude=magnitudes)
 @example(shape=(3, 40), seed=0, block_size=16, magnitude=1.0)
-def test_nf4_rounds_to_nearest_level(candidate, dtype, shape, seed, block_size, magnitude):
+def test_nf4_rounds_to_nearest_level(candidate, device, dtype, shape, seed, block_size, magnitude):
     """Oracle: each value becomes absmax(block) times the NF4 level nearest to x / absmax (ties: either)."""
     x = ss.randn(shape, seed, dtype, scale=magnitude)
     normed, idx, absmax = nf4_oracle(x.to(torch.float64), block_size)
-    deq, where = nf4_round_trip(candidate, x, block_size=block_size)
+    deq, where = nf4_round_trip(candidate, x, device, block_size=block_size)
     got = deq.to(torch.float64)
     # accept the neighbour level too where x / absmax is within the dtype's rounding of a midpoint
     slack = tol.rounding_floor(dtype)
@@ -522,9 +676,10 @@ def test_nf4_zero_blocks_give_zeros(candidate, shape, seed, block_size, double_q
 
 @pytest.mark.needs(NQ, ND)
 @pytest.mark.capability("nf4")
+@pytest.mark.parametrize("device", DEVICES)
 @given(n=st.integers(1, 1200), seed=ss.seeds(), block_size=nf4_blocks, magnitude=magnitudes)
 @example(n=1000, seed=0, block_size=16, magnitude=1.0)
-def test_nf4_double_quant_matches_formula(candidate, n, seed, block_size, magnitude):
+def test_nf4_double_quant_matches_formula(candidate, device, n, seed, block_size, magnitude):
     """Oracle: block constants c -> m = mean(c), c' = absmax-int8 of (c - m) in blocks of 256, + m;
     every value is its level times c'. Up to ~19 blocks of 64 (or 75 of 16), so several groups of 256
     appear only with the small block sizes."""
@@ -535,15 +690,18 @@ def test_nf4_double_quant_matches_formula(candidate, n, seed, block_size, magnit
     v, a2 = absmax_values(c - m, block_size=256)
     c2 = torch.round(v) * a2 / 127 + m  # (n_blocks,) the doubly quantized constants
     expected = NF4_LEVELS[idx] * c2[torch.arange(n) // block_size]
-    deq, where = nf4_round_trip(candidate, x, block_size=block_size, double_quant=True)
-    ah.assert_close(deq, expected, n=block_size, name="dequant with double quantization", where=where)
+    deq, where = nf4_round_trip(candidate, x, device, block_size=block_size, double_quant=True)
+    # c2 = q2·s2 + m is a sum: its roundings are relative to its terms, m and max|c - m|
+    terms = float(m.abs() + (c - m).abs().max())
+    ah.assert_close(deq, expected, n=block_size, scale=terms, name="dequant with double quantization", where=where)
 
 
 @pytest.mark.needs(NQ)
 @pytest.mark.capability("nf4")
-@pytest.mark.parametrize("block_size", [0, -64, 1.5], ids=["zero", "negative", "float"])
-def test_nf4_bad_block_size_raises(candidate, block_size):
-    with pytest.raises((ValueError, TypeError)):
+@pytest.mark.parametrize("block_size, error", [(0, BAD_VALUE), (-64, BAD_VALUE), (1.5, BAD_TYPE)],
+                         ids=["zero", "negative", "float"])
+def test_nf4_bad_block_size_raises(candidate, block_size, error):
+    with pytest.raises(error, match=r"\bblock_size\b"):
         candidate.quant.nf4_quantize(ss.randn((64,), 0), block_size=block_size)
 
 
@@ -576,43 +734,61 @@ def outlier_input(shape: tuple[int, ...], seed: int, dtype: torch.dtype, n_outli
 mm_shapes = st.tuples(ss.sizes(1, 3), ss.sizes(1, 6), ss.sizes(2, 24), ss.sizes(1, 8))  # B, T, in, out
 
 
+def int8_matmul(candidate, x: torch.Tensor, w: torch.Tensor, device: str = "cpu", **kw):
+    """The candidate's int8_matmul on ``device``, brought back to the CPU; and the call."""
+    x, w = x.to(device), w.to(device)
+    where = ah.snippet(MM, x, w, **kw)
+    return ah.call(candidate.quant.int8_matmul, MM, x, w, **kw).cpu(), where
+
+
+def dot_terms(x64: torch.Tensor, w64: torch.Tensor) -> float:
+    """The size of the terms of x @ w.T (its entries are sums that may cancel): max of |x| @ |w|.T."""
+    return float((x64.abs().reshape(-1, x64.shape[-1]) @ w64.abs().T).max())
+
+
+# sizes of the CUDA path's padding (torch._int_mm takes M > 16, K and N multiples of 8): 17 rows, K 20, N 12
 @pytest.mark.needs(MM)
 @pytest.mark.capability("int8_matmul")
+@pytest.mark.parametrize("device", DEVICES)
 @given(dims=mm_shapes, seed=ss.seeds(), n_outliers=st.integers(0, 3))
 @example(dims=(2, 3, 16, 5), seed=0, n_outliers=2)
-def test_int8_matmul_matches_llm_int8_formula(candidate, dims, seed, n_outliers):
+@example(dims=(1, 17, 20, 12), seed=0, n_outliers=1)
+@example(dims=(3, 8, 24, 8), seed=1, n_outliers=0)  # no outlier: all through int8
+def test_int8_matmul_matches_llm_int8_formula(candidate, device, dims, seed, n_outliers):
     """Oracle: x[:, O] @ w[:, O].T + (qx @ qw.T)·sx·sw.T, O = columns holding any |x| >= 6."""
     B, T, K, N = dims
     x = outlier_input((B, T, K), seed, torch.float64, n_outliers)
     w = ss.randn((N, K), seed + 2)
     expected = int8_oracle(x, w, 6.0)
-    where = ah.snippet(MM, x, w)
-    y = ah.call(candidate.quant.int8_matmul, MM, x, w)
-    ah.assert_close(y, expected, n=K, name="int8_matmul", where=where)
+    y, where = int8_matmul(candidate, x, w, device)
+    ah.assert_close(y, expected, n=K, scale=dot_terms(x, w), name="int8_matmul", where=where)
 
 
 @pytest.mark.needs(MM)
 @pytest.mark.capability("int8_matmul")
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @given(dims=mm_shapes, seed=ss.seeds())
 @example(dims=(2, 3, 16, 5), seed=0)
-def test_int8_matmul_all_outliers_is_exact_matmul(candidate, dtype, dims, seed):
+def test_int8_matmul_all_outliers_is_exact_matmul(candidate, device, dtype, dims, seed):
     """With a threshold below every |x|, every column is an outlier: plain x @ w.T."""
     B, T, K, N = dims
     x, w = ss.randn((B, T, K), seed, dtype), ss.randn((N, K), seed + 2, dtype)
     expected = x.to(torch.float64) @ w.to(torch.float64).T
     baseline = x @ w.T
-    y = ah.call(candidate.quant.int8_matmul, MM, x, w, threshold=1e-30)
-    ah.assert_close(y, expected, dtype=dtype, n=K, baseline=baseline, name="int8_matmul",
-                    where=ah.snippet(MM, x, w, threshold=1e-30))
+    y, where = int8_matmul(candidate, x, w, device, threshold=1e-30)
+    ah.assert_close(y, expected, dtype=dtype, n=K, baseline=baseline, scale=dot_terms(x.double(), w.double()),
+                    name="int8_matmul", where=where)
 
 
 @pytest.mark.needs(MM)
 @pytest.mark.capability("int8_matmul")
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @given(dims=mm_shapes, seed=ss.seeds(), n_outliers=st.integers(1, 3))
 @example(dims=(2, 3, 16, 5), seed=0, n_outliers=2)
-def test_int8_matmul_error_bounded_despite_outliers(candidate, dtype, dims, seed, n_outliers):
+@example(dims=(1, 17, 20, 12), seed=0, n_outliers=1)
+def test_int8_matmul_error_bounded_despite_outliers(candidate, device, dtype, dims, seed, n_outliers):
     """|y - x @ w.T| <= sum_k over regular columns of (hx |w_k| + |x_k| hw + hx hw), hx and hw half the
     int8 steps of the row of x and of w without the outlier columns: outliers cost no precision."""
     B, T, K, N = dims
@@ -626,8 +802,7 @@ def test_int8_matmul_error_bounded_despite_outliers(candidate, dtype, dims, seed
     bound = hx * wr.sum(1)[None, :] + xr.sum(1)[:, None] * hw.T + reg.sum() * hx * hw.T  # (M, N)
     exact = x64 @ w64.T
     bound = bound + tol.rounding_floor(dtype, K) * (x64.abs() @ w64.abs().T)
-    y = ah.call(candidate.quant.int8_matmul, MM, x, w)
-    where = ah.snippet(MM, x, w)
+    y, where = int8_matmul(candidate, x, w, device)
     ah.assert_tensor(y, (B, T, N), dtype, name="int8_matmul", where=where)
     ah.assert_within((y.to(torch.float64).reshape(-1, N) - exact).abs(), bound, name="int8_matmul error", where=where)
 
@@ -637,10 +812,10 @@ def test_int8_matmul_error_bounded_despite_outliers(candidate, dtype, dims, seed
 @pytest.mark.parametrize("case", ["shape-mismatch", "threshold-zero", "threshold-negative"])
 def test_int8_matmul_bad_arguments_raise(candidate, case):
     x, w = ss.randn((3, 8), 0), ss.randn((4, 8), 1)
-    kwargs = {}
+    kwargs, argument = {}, "threshold"
     if case == "shape-mismatch":
-        w = ss.randn((4, 7), 1)
+        w, argument = ss.randn((4, 7), 1), "w"
     else:
         kwargs["threshold"] = 0.0 if case == "threshold-zero" else -1.0
-    with pytest.raises((ValueError, TypeError)):
+    with pytest.raises(ValueError, match=rf"\b{argument}\b"):
         candidate.quant.int8_matmul(x, w, **kwargs)
