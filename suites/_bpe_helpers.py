@@ -8,6 +8,7 @@ merge ranks): slow, short, and easy to check by eye against docs/spec/bpe.md.
 from __future__ import annotations
 
 import functools
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -139,6 +140,17 @@ def naive_train(text: str, vocab_size: int, specials=()) -> list[tuple[bytes, by
     return recount_merges(byte_words(text, specials), vocab_size - 256 - len(specials), greatest_of_most_frequent)
 
 
+@functools.lru_cache(maxsize=1024)
+def reachable_merges(text: str, specials: tuple[str, ...] = ()) -> int:
+    """How many merges the spec's trainer learns on ``text`` before no pair is left (every pre-token one token)."""
+    return len(recount_merges(byte_words(text, specials), sys.maxsize, greatest_of_most_frequent))
+
+
+def reachable_word_merges(word_counts: dict[str, int]) -> int:
+    """How many merges the lecture's trainer learns before every word is one symbol."""
+    return len(naive_train_words(word_counts, sys.maxsize))
+
+
 def naive_train_words(word_counts: dict[str, int], num_merges: int) -> list[tuple[str, str]]:
     """The lecture's trainer: characters + </w>, ties to the first occurrence."""
     return recount_merges(end_of_word_words(word_counts), num_merges, first_of_most_frequent)
@@ -240,9 +252,32 @@ def word_counts(draw):
     return dict(zip(words, counts))
 
 
+# Training runs within reach: the number of merges asked for is at most what the corpus allows, so training
+# never runs out of pairs. Stopping early has tests of its own (test_*_stops_early_when_no_pair_is_left); a
+# trainer that crashes there fails those, and each property test still reports what it checks.
+@st.composite
+def training_runs(draw, min_merges: int = 0, max_merges: int = 30, max_words: int = 30):
+    """(text, special_tokens, vocab_size): a corpus of :func:`corpora` and a vocab_size that the spec's
+    trainer reaches (256 + specials + at most as many merges as the corpus allows)."""
+    text, specials = draw(corpora(max_words=max_words))
+    reach = reachable_merges(text, specials)
+    merges = draw(st.integers(min(min_merges, reach), min(max_merges, reach)), label="merges")
+    return text, specials, 256 + len(specials) + merges
+
+
+@st.composite
+def word_runs(draw, max_merges: int = 15):
+    """(word_counts, num_merges): word counts of :func:`word_counts` and at most as many merges as they allow."""
+    counts = draw(word_counts())
+    return counts, draw(st.integers(0, min(max_merges, reachable_word_merges(counts))), label="num_merges")
+
+
 # any text, except lone surrogates (no UTF-8 form) and code points unassigned in Python's Unicode
 # database (HF's regex engine and the regex module disagree about characters assigned since)
 texts = st.text(st.characters(exclude_categories=["Cs", "Cn"]), max_size=40)
+# texts to encode with a small trained vocabulary: any text, or text over the training alphabet (where the
+# order in which merges apply matters)
+probe_texts = st.one_of(texts, st.text(LETTERS + " '\n", max_size=40))
 
 
 # ------------------------------------------------------------------------------------------ cached data
@@ -276,6 +311,3 @@ def hf_from_files(vocab_path: str, merges_path: str, specials=()):
     tok.decoder = decoders.ByteLevel()
     tok.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in specials])
     return tok
-# texts to encode with a small trained vocabulary: any text, or text over the training alphabet (where the
-# order in which merges apply matters)
-probe_texts = st.one_of(texts, st.text(LETTERS + " '\n", max_size=40))

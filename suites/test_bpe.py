@@ -7,8 +7,11 @@ from the same vocab and merges, including the real GPT-2 vocabulary on real text
 
 from __future__ import annotations
 
+import itertools
+import json
+
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from fmspec.suites import _bpe_helpers as bh
@@ -58,9 +61,9 @@ ROUND_TRIP_EXAMPLES = ["", " ", "a", "e\u0301t\u00e9", "\U0001F469\u200d\U0001F4
 
 
 # ---------------------------------------------------------------------------------------- call wrappers
-def train_words(candidate, word_counts, num_merges):
+def train_words(candidate, word_counts, num_merges, *, call=ah.call):
     where = ah.snippet(F_TRAIN_WORDS, word_counts, num_merges)
-    merges = ah.call(candidate.bpe.train_words, F_TRAIN_WORDS, word_counts, num_merges)
+    merges = call(candidate.bpe.train_words, F_TRAIN_WORDS, word_counts, num_merges)
     assert isinstance(merges, list), f"merges: expected a list, got {type(merges).__name__} [{where}]"
     return [tuple(m) for m in merges]
 
@@ -70,9 +73,9 @@ def segment_word(candidate, word, merges):
     return list(symbols)
 
 
-def train(candidate, text, vocab_size, specials=()):
+def train(candidate, text, vocab_size, specials=(), *, call=ah.call):
     where = ah.snippet(F_TRAIN, text, vocab_size, special_tokens=list(specials))
-    out = ah.call(candidate.bpe.train, F_TRAIN, text, vocab_size, special_tokens=list(specials))
+    out = call(candidate.bpe.train, F_TRAIN, text, vocab_size, special_tokens=list(specials))
     assert isinstance(out, tuple) and len(out) == 2, f"expected (vocab, merges), got {ah.describe(out)} [{where}]"
     vocab, merges = out
     assert isinstance(vocab, dict), f"vocab: expected a dict, got {type(vocab).__name__} [{where}]"
@@ -112,6 +115,19 @@ def gpt2_tokenizer(candidate):
         vocab, merges = bh.load_gpt2()
         _GPT2_TOKENIZERS[id(cls)] = (cls, tokenizer(candidate, vocab, merges, [bh.EOT]))  # holding cls keeps its id
     return _GPT2_TOKENIZERS[id(cls)][1]
+
+
+def call_past_the_last_pair(fn, name: str, *args, **kwargs):
+    """``ah.call`` for a trainer asked for more merges than its corpus allows: an exception is the failure
+    reported (a trainer that crashes once no pair is left), not an error of the test."""
+    __tracebackhide__ = True
+    try:
+        return ah.call(fn, name, *args, **kwargs)
+    except NotImplementedError:
+        raise  # a missing function stays missing
+    except Exception as exc:
+        raise AssertionError(f"training raised {type(exc).__name__}: {exc} once no pair was left, instead of "
+                             f"stopping early with the merges it found [{ah.snippet(name, *args, **kwargs)}]") from exc
 
 
 def assert_each_merge_most_frequent(words: dict[tuple, int], merges, where: str) -> dict[tuple, int]:
@@ -169,34 +185,74 @@ def test_lecture_walkthrough(candidate, k):
 
 
 # ============================================================================ word level: properties
+# explicit cases a random draw finds only rarely: ties at the first step, runs ("aaaa" holds (a, a) three
+# times, merges to aa aa), a word that is one symbol plus </w>, and the last merge the words allow
+WORD_RUNS = [
+    ({"ab": 1, "ba": 1}, 3),  # (a, b), (b, </w>), (b, a), (a, </w>) tie at 1: (a, b) comes first
+    ({"ba": 2, "ab": 2}, 2),  # the same, the other word first
+    ({"aaaa": 1, "bcbc": 1}, 4),  # (a, a) 3, (b, c) 2 and (c, b) 1 at every position
+    ({"aaa": 3, "a": 5}, 3),  # (a, </w>) 8 before (a, a) 6; then (a, a) ties (a, a</w>) at 3, comes first
+    ({"a": 1}, 1),  # one merge, then nothing is left
+]
+
+
+def word_examples(test):
+    """``test`` with the explicit cases of WORD_RUNS (as its ``run`` argument)."""
+    for run in reversed(WORD_RUNS):
+        test = example(run=run)(test)
+    return test
+
+
 @pytest.mark.needs(F_TRAIN_WORDS)
-@given(counts=bh.word_counts(), num_merges=st.integers(0, 15))
-def test_word_merges_are_most_frequent(candidate, counts, num_merges):
+@given(run=bh.word_runs())
+@word_examples
+def test_word_merges_are_most_frequent(candidate, run):
     """Replaying the merges, each is a most frequent pair at its step (recounted from scratch, any tie rule);
-    training stops early only when no pair is left."""
+    as many merges as asked (the corpus always allows them here)."""
+    counts, num_merges = run
     where = ah.snippet(F_TRAIN_WORDS, counts, num_merges)
     merges = train_words(candidate, dict(counts), num_merges)
-    assert len(merges) <= num_merges, f"{len(merges)} merges, asked for {num_merges} [{where}]"
-    words = assert_each_merge_most_frequent(bh.end_of_word_words(counts), merges, where)
-    if len(merges) < num_merges:
-        assert not bh.pair_counts(words), f"stopped after {len(merges)} merges with pairs left [{where}]"
+    ah.assert_equal(len(merges), num_merges, name="number of merges", where=where)
+    assert_each_merge_most_frequent(bh.end_of_word_words(counts), merges, where)
 
 
 @pytest.mark.needs(F_TRAIN_WORDS)
-@given(counts=bh.word_counts(), num_merges=st.integers(0, 15))
-def test_word_ties_go_to_first_occurrence(candidate, counts, num_merges):
+@given(counts=bh.word_counts(), beyond=st.integers(1, 10))
+@example(counts={"a": 1}, beyond=1)  # one symbol plus </w>: one merge, then no pair
+@example(counts={"ab": 2, "b": 1}, beyond=5)
+@example(counts={"aaaa": 1}, beyond=3)
+def test_word_training_stops_early_when_no_pair_is_left(candidate, counts, beyond):
+    """Asked for more merges than the words allow, training stops when every word is one symbol and returns
+    the merges it found: each a most frequent pair at its step, and no pair left after the last."""
+    num_merges = bh.reachable_word_merges(counts) + beyond
+    where = ah.snippet(F_TRAIN_WORDS, counts, num_merges)
+    merges = train_words(candidate, dict(counts), num_merges, call=call_past_the_last_pair)
+    assert len(merges) < num_merges, f"{len(merges)} merges, but the words allow fewer than {num_merges} [{where}]"
+    words = assert_each_merge_most_frequent(bh.end_of_word_words(counts), merges, where)
+    left = bh.pair_counts(words)
+    assert not left, f"stopped after {len(merges)} merges with pairs left, {next(iter(left))!r} among them [{where}]"
+
+
+@pytest.mark.needs(F_TRAIN_WORDS)
+@given(run=bh.word_runs())
+@word_examples
+def test_word_ties_go_to_first_occurrence(candidate, run):
     """Oracle: the lecture's rule, recounting at every step; ties to the pair seen first (words in the
     mapping's order, symbols left to right)."""
+    counts, num_merges = run
     expected = bh.naive_train_words(counts, num_merges)
     ah.assert_equal(train_words(candidate, dict(counts), num_merges), expected, name="merges",
                     where=ah.snippet(F_TRAIN_WORDS, counts, num_merges))
 
 
 @pytest.mark.needs(F_TRAIN_WORDS, F_SEGMENT)
-@given(counts=bh.word_counts(), num_merges=st.integers(0, 15), new=st.text("abcdef", min_size=1, max_size=10))
-def test_segment_word_applies_merges_by_rank(candidate, counts, num_merges, new):
+@given(run=bh.word_runs(), new=st.text("abcdef", min_size=1, max_size=10))
+@example(run=({"aaaa": 1, "bcbc": 1}, 4), new="aaaaa")  # runs: aa aa a, not a aa aa
+@example(run=({"ab": 1, "ba": 1}, 3), new="abab")
+def test_segment_word_applies_merges_by_rank(candidate, run, new):
     """segment_word equals the literal rule (merge the lowest-ranked pair present, all occurrences, until
     none is left), on the training words and on a new word; the pieces spell the word plus </w>."""
+    counts, num_merges = run
     merges = train_words(candidate, dict(counts), num_merges)
     for word in [*counts, new]:
         where = ah.snippet(F_SEGMENT, word, merges)
@@ -205,19 +261,23 @@ def test_segment_word_applies_merges_by_rank(candidate, counts, num_merges, new)
         ah.assert_equal("".join(got), word + bh.END, name="joined segments", where=where)
 
 
-@pytest.mark.needs(F_TRAIN_WORDS, F_SEGMENT)
-@pytest.mark.parametrize("function, args", [
-    ("train_words", ({}, 3)),
-    ("train_words", (["low", "lower"], 3)),
-    ("train_words", ({"low": 5}, -1)),
-    ("train_words", ({"low": -2}, 3)),
-    ("segment_word", (42, [])),
-], ids=["train_words-empty", "train_words-not-a-mapping", "train_words-negative-merges", "train_words-negative-count",
-        "segment_word-not-a-str"])
-def test_word_level_bad_arguments_raise(candidate, function, args):
-    """An empty corpus, a list instead of a mapping, negative counts or merges, a non-str word: ValueError or TypeError."""
-    with pytest.raises((ValueError, TypeError)):
-        getattr(candidate.bpe, function)(*args)
+WORD_LEVEL_BAD = {  # id: (feature, args, the argument the error names)
+    "train_words-empty": (F_TRAIN_WORDS, ({}, 3), "word_counts"),
+    "train_words-not-a-mapping": (F_TRAIN_WORDS, (["low", "lower"], 3), "word_counts"),
+    "train_words-negative-merges": (F_TRAIN_WORDS, ({"low": 5}, -1), "num_merges"),
+    "train_words-negative-count": (F_TRAIN_WORDS, ({"low": -2}, 3), "word_counts"),
+    "segment_word-not-a-str": (F_SEGMENT, (42, []), "word"),
+}
+
+
+@pytest.mark.parametrize("feature, args, argument", [
+    pytest.param(*case, marks=pytest.mark.needs(case[0]), id=name) for name, case in WORD_LEVEL_BAD.items()])
+def test_word_level_bad_arguments_raise(candidate, feature, args, argument):
+    """An empty corpus, a list instead of a mapping, negative counts or merges, a non-str word: ValueError or
+    TypeError whose message names the argument (a whole word), so that an incidental error passes no more."""
+    fn = candidate.resolve(feature)
+    with pytest.raises((ValueError, TypeError), match=rf"\b{argument}\b"):
+        fn(*args)
 
 
 # ============================================================================ byte level: training
@@ -244,25 +304,42 @@ def test_train_counts_pairs_at_every_position(candidate):
     ah.assert_equal(merges, [(b"a", b"a"), (b"x", b"y")], name="merges", where=ah.snippet(F_TRAIN, text, 258))
 
 
+# explicit cases a random draw finds only rarely, (text, special_tokens, vocab_size), each within reach
+TRAIN_RUNS = [
+    ("ab ba", (), 257),  # (a, b), ( , b), (b, a) tie at 1: the greatest is (b, a), the first (a, b), the least ( , b)
+    ("aaa aaa", (), 259),  # "aaa" holds (a, a) twice: (a, a) 4 times, then aa a -> aaa, then ( , aaa)
+    ("aaaa xyxyx", (), 258),  # (a, a) 3 at every position, 2 without overlap, where (y, x) 2 would win
+    ("ab<|endoftext|>ab<|endoftext|><|endoftext|>ba", (bh.EOT, bh.EOT + bh.EOT), 260),  # specials against text
+    ("é ßé éß", (), 262),  # two-byte characters: ties between pairs of their bytes
+]
+
+
+def training_examples(test):
+    """``test`` with the explicit cases of TRAIN_RUNS (as its ``run`` argument)."""
+    for run in reversed(TRAIN_RUNS):
+        test = example(run=run)(test)
+    return test
+
+
 @pytest.mark.needs(F_TRAIN)
-@given(corpus=bh.corpora(), extra=st.integers(0, 30))
-def test_train_merges_are_most_frequent(candidate, corpus, extra):
+@given(run=bh.training_runs())
+@training_examples
+def test_train_merges_are_most_frequent(candidate, run):
     """Replaying the merges on the pre-tokens, each is a most frequent pair at its step (recounted from
     scratch at every position, weighted by frequency; any tie rule)."""
-    text, specials = corpus
-    vocab_size = 256 + len(specials) + extra
+    text, specials, vocab_size = run
     where = ah.snippet(F_TRAIN, text, vocab_size, special_tokens=specials)
     _, merges = train(candidate, text, vocab_size, specials)
     assert_each_merge_most_frequent(bh.byte_words(text, specials), merges, where)
 
 
 @pytest.mark.needs(F_TRAIN)
-@given(corpus=bh.corpora(), extra=st.integers(0, 30))
-def test_train_ties_go_to_greater_pair(candidate, corpus, extra):
+@given(run=bh.training_runs())
+@training_examples
+def test_train_ties_go_to_greater_pair(candidate, run):
     """Oracle: the spec's trainer (full recount per merge, ties to the lexicographically greater pair of byte
     strings) gives the same merges, in the same order."""
-    text, specials = corpus
-    vocab_size = 256 + len(specials) + extra
+    text, specials, vocab_size = run
     expected = bh.naive_train(text, vocab_size, specials)
     _, merges = train(candidate, text, vocab_size, specials)
     ah.assert_equal(merges, expected, name="merges", where=ah.snippet(F_TRAIN, text, vocab_size, special_tokens=specials))
@@ -283,29 +360,48 @@ def test_train_matches_oracle_on_real_text(candidate, name, chars, vocab_size, s
 
 
 @pytest.mark.needs(F_TRAIN)
-@given(corpus=bh.corpora(), extra=st.integers(0, 30))
-def test_vocab_is_bytes_specials_and_merges(candidate, corpus, extra):
-    """len(vocab) = 256 + specials + merges = vocab_size (fewer only when no pair is left); its tokens are
-    the 256 single bytes, each special token's UTF-8, and each merge's concatenation, all distinct."""
-    text, specials = corpus
-    vocab_size = 256 + len(specials) + extra
+@given(run=bh.training_runs())
+@training_examples
+def test_vocab_is_bytes_specials_and_merges(candidate, run):
+    """len(vocab) = 256 + specials + merges = vocab_size (the corpus allows that many merges here); its
+    tokens are the 256 single bytes, each special token's UTF-8, and each merge's concatenation, all distinct."""
+    text, specials, vocab_size = run
     where = ah.snippet(F_TRAIN, text, vocab_size, special_tokens=specials)
     vocab, merges = train(candidate, text, vocab_size, specials)
-    possible = len(bh.naive_train(text, vocab_size, specials))
-    ah.assert_equal(len(merges), possible, name="number of merges", where=where)
-    ah.assert_equal(len(vocab), 256 + len(specials) + len(merges), name="len(vocab)", where=where)
+    ah.assert_equal(len(merges), vocab_size - 256 - len(specials), name="number of merges", where=where)
+    ah.assert_equal(len(vocab), vocab_size, name="len(vocab)", where=where)
     expected = sorted([bytes([b]) for b in range(256)] + [s.encode() for s in specials] + [a + b for a, b in merges])
     ah.assert_equal(sorted(vocab.values()), expected, name="sorted vocab tokens", where=where)
     assert len(set(vocab.values())) == len(vocab), f"vocab holds a token twice [{where}]"
 
 
 @pytest.mark.needs(F_TRAIN)
-@given(corpus=bh.corpora(), extra=st.integers(1, 30))
-def test_no_token_crosses_a_pretoken_boundary(candidate, corpus, extra):
+@given(corpus=bh.corpora(), beyond=st.integers(1, 30))
+@example(corpus=("a", ()), beyond=1)  # no pair from the start
+@example(corpus=("ab ab ab", ()), beyond=5)  # (a, b), then ( , ab): two merges
+@example(corpus=("aaa<|endoftext|>aaa", (bh.EOT,)), beyond=1)  # (a, a), then (aa, a); the special is no pair
+def test_train_stops_early_when_no_pair_is_left(candidate, corpus, beyond):
+    """vocab_size beyond what the corpus can reach: training stops once every pre-token is one token and
+    returns the merges it found (each a most frequent pair at its step, no pair left after the last) and a
+    vocab of 256 + specials + those merges."""
+    text, specials = corpus
+    vocab_size = 256 + len(specials) + bh.reachable_merges(text, specials) + beyond
+    where = ah.snippet(F_TRAIN, text, vocab_size, special_tokens=specials)
+    vocab, merges = train(candidate, text, vocab_size, specials, call=call_past_the_last_pair)
+    assert len(vocab) < vocab_size, f"len(vocab)={len(vocab)}, but the corpus allows fewer than {vocab_size} [{where}]"
+    words = assert_each_merge_most_frequent(bh.byte_words(text, specials), merges, where)
+    left = bh.pair_counts(words)
+    assert not left, f"stopped after {len(merges)} merges with pairs left, {next(iter(left))!r} among them [{where}]"
+    ah.assert_equal(len(vocab), 256 + len(specials) + len(merges), name="len(vocab)", where=where)
+
+
+@pytest.mark.needs(F_TRAIN)
+@given(run=bh.training_runs(min_merges=1))
+@training_examples
+def test_no_token_crosses_a_pretoken_boundary(candidate, run):
     """Every merged token lies inside one pre-token of the training text (specials cut out first), so no
     token spans two words, and none holds part of a special token that does not occur outside specials."""
-    text, specials = corpus
-    vocab_size = 256 + len(specials) + extra
+    text, specials, vocab_size = run
     where = ah.snippet(F_TRAIN, text, vocab_size, special_tokens=specials)
     _, merges = train(candidate, text, vocab_size, specials)
     pretokens = list(bh.pretoken_counts(text, specials))
@@ -317,20 +413,21 @@ def test_no_token_crosses_a_pretoken_boundary(candidate, corpus, extra):
 def test_special_tokens_are_never_merged(candidate):
     """A corpus made mostly of one special token: its bytes are never counted, so nothing of it is merged."""
     text = ("<|endoftext|>" * 30 + "ab ab ") * 3
-    _, merges = train(candidate, text, 300, [bh.EOT])
-    where = ah.snippet(F_TRAIN, text, 300, special_tokens=[bh.EOT])
+    _, merges = train(candidate, text, 259, [bh.EOT])  # the two merges the text allows
+    where = ah.snippet(F_TRAIN, text, 259, special_tokens=[bh.EOT])
     ah.assert_equal(merges, [(b"a", b"b"), (b" ", b"ab")], name="merges", where=where)
 
 
 @pytest.mark.needs(F_TRAIN, F_TOKENIZER)
-@given(corpus=bh.corpora(max_words=25), extra=st.integers(1, 12))
+@given(run=bh.training_runs(min_merges=1, max_merges=12, max_words=25))
+@example(run=("aaaa aaa", (), 259))  # (a, a) counted 5 times, replaced 3 times
+@example(run=TRAIN_RUNS[3])
 @settings(max_examples=10)  # one Tokenizer per merge prefix: an example costs about 10 ordinary ones
-def test_each_merge_lowers_token_count_by_its_occurrences(candidate, corpus, extra):
+def test_each_merge_lowers_token_count_by_its_occurrences(candidate, run):
     """Encoding the training pre-tokens with the first k merges and then k + 1, the token count drops by the
     number of occurrences merge k + 1 replaces: its pair count when its two tokens differ; in a run like
     "aaaa", where (a, a) is counted 3 times, by 2 (left to right, no overlap)."""
-    text, specials = corpus
-    vocab_size = 256 + len(specials) + extra
+    text, specials, vocab_size = run
     vocab, merges = train(candidate, text, vocab_size, specials)
     counts = bh.pretoken_counts(text, specials)
     segments = {p: tuple(bytes([b]) for b in p) for p in counts}
@@ -366,18 +463,24 @@ def test_same_merges_when_called_twice(candidate):
     ah.assert_equal(train(candidate, text, 300), first, name="second call", where=ah.snippet(F_TRAIN, text, 300))
 
 
+TRAIN_BAD = {  # id: (args, the argument the error names)
+    "vocab-below-256": (("some text", 255), "vocab_size"),
+    "vocab-below-256-plus-specials": (("some text", 256, [bh.EOT]), "vocab_size"),
+    "empty-corpus": (("", 300), "text"),
+    "bytes-corpus": ((b"some bytes", 300), "text"),
+    "int-corpus": ((12345, 300), "text"),
+    "float-vocab-size": (("some text", 300.5), "vocab_size"),
+    "empty-special": (("some text", 300, [""]), "special_tokens"),
+    "duplicate-specials": (("some text", 300, [bh.EOT, bh.EOT]), "special_tokens"),
+}
+
+
 @pytest.mark.needs(F_TRAIN)
-@pytest.mark.parametrize("args", [
-    pytest.param(("some text", 255), id="vocab-below-256"),
-    pytest.param(("some text", 256, ["<|endoftext|>"]), id="vocab-below-256-plus-specials"),
-    pytest.param(("", 300), id="empty-corpus"),
-    pytest.param((b"some bytes", 300), id="bytes-corpus"),
-    pytest.param((12345, 300), id="int-corpus"),
-    pytest.param(("some text", 300.5), id="float-vocab-size"),
-])
-def test_train_bad_arguments_raise(candidate, args):
-    """vocab_size below 256 + specials, an empty corpus, a corpus neither str nor path, a float vocab_size."""
-    with pytest.raises((ValueError, TypeError)):
+@pytest.mark.parametrize("args, argument", list(TRAIN_BAD.values()), ids=list(TRAIN_BAD))
+def test_train_bad_arguments_raise(candidate, args, argument):
+    """vocab_size below 256 + specials, an empty corpus, a corpus neither str nor path, a float vocab_size,
+    an empty or a repeated special token: ValueError or TypeError whose message names the argument."""
+    with pytest.raises((ValueError, TypeError), match=rf"\b{argument}\b"):
         candidate.bpe.train(*args)
 
 
@@ -394,8 +497,26 @@ def test_encode_rank_order_example(candidate):
                     where=ah.snippet("bpe.Tokenizer(bytes + [bc, ab], [(b, c), (a, b)]).encode", "abc"))
 
 
+# explicit (corpus, extra merges, text to encode): the empty string; specials against text, back to back and
+# overlapping (<|endoftext|><|endoftext|> is a special itself); runs where the order of merges matters
+ENCODE_CASES = [
+    (("ab ab", (bh.EOT,)), 3, ""),
+    (("ab<|endoftext|>ab ba", (bh.EOT, bh.EOT + bh.EOT)), 4,
+     "<|endoftext|>ab<|endoftext|><|endoftext|><|endoftext|>ba<|"),
+    (("aaaa aaa", ()), 4, "aaaaaaa aaaaa"),
+]
+
+
+def encode_examples(test):
+    """``test`` with the explicit cases of ENCODE_CASES (as its ``corpus``, ``extra`` and ``text`` arguments)."""
+    for corpus, extra, text in reversed(ENCODE_CASES):
+        test = example(corpus=corpus, extra=extra, text=text)(test)
+    return test
+
+
 @pytest.mark.needs(F_TOKENIZER)
 @given(corpus=bh.corpora(), extra=st.integers(0, 30), text=bh.probe_texts)
+@encode_examples
 def test_encode_applies_merges_by_rank(candidate, corpus, extra, text):
     """Oracle: the literal rule (in each pre-token, merge the lowest-ranked pair present, all occurrences,
     until none is left; specials as single ids), on the training text and on any text."""
@@ -410,6 +531,7 @@ def test_encode_applies_merges_by_rank(candidate, corpus, extra, text):
 
 @pytest.mark.needs(F_TOKENIZER)
 @given(corpus=bh.corpora(), extra=st.integers(0, 30), text=bh.probe_texts)
+@encode_examples
 def test_encode_matches_hf_tokenizers(candidate, corpus, extra, text):
     """Oracle: HF ``tokenizers`` (BPE model, ByteLevel pre-tokenizer, the same special tokens) built from the
     same vocab and merges gives the same ids."""
@@ -441,6 +563,8 @@ def test_encode_matches_hf_on_gpt2_vocab(candidate, name):
 
 @pytest.mark.needs(F_TOKENIZER)
 @given(text=bh.texts)
+@example(text="")
+@example(text="Straße über 日本語<|endoftext|>😀")  # words whose merges apply out of left-to-right order
 def test_encode_matches_hf_on_gpt2_vocab_any_text(candidate, text):
     """The GPT-2 vocabulary on any text (accents, scripts, emoji, control characters, whitespace runs)."""
     pytest.importorskip("tokenizers")
@@ -480,6 +604,7 @@ def test_decode_inverts_encode_examples(candidate, text):
 
 @pytest.mark.needs(F_TOKENIZER)
 @given(corpus=bh.corpora(), extra=st.integers(0, 30), text=st.text(max_size=80))
+@encode_examples
 def test_decode_inverts_encode(candidate, corpus, extra, text):
     """decode(encode(s)) == s for any str without lone surrogates (Unicode scalar values), on a small
     trained vocabulary with special tokens."""
@@ -513,19 +638,53 @@ def test_decode_replaces_invalid_utf8(candidate, raw):
 
 
 @pytest.mark.needs(F_TOKENIZER)
-@given(corpus=bh.corpora(), extra=st.integers(0, 30), text=st.lists(st.sampled_from(STREAM_PIECES), max_size=30).map("".join), data=st.data())
-def test_encode_iterable_any_chunking(candidate, corpus, extra, text, data):
+@given(corpus=bh.corpora(), extra=st.integers(0, 30), text=st.lists(st.sampled_from(STREAM_PIECES), max_size=30).map("".join),
+       cuts=st.lists(st.integers(0, 1 << 16), max_size=12))
+@example(corpus=("ab ab", (bh.EOT,)), extra=3, text="<|endoftext|>ab<|endoftext|>",  # cuts inside both specials,
+         cuts=[0, 0, 8, 8, 9, 21, 21])  # and empty chunks (a cut repeated, one at the start)
+@example(corpus=("I'll", ()), extra=2, text="'ll  \n\n ab", cuts=[2, 3, 7, 9])  # a contraction, whitespace runs
+def test_encode_iterable_any_chunking(candidate, corpus, extra, text, cuts):
     """Encoding the text as an iterable of chunks, cut anywhere (inside a word, a contraction, a whitespace
-    run or a special token), yields the ids of encoding it whole."""
+    run or a special token; empty chunks too), yields the ids of encoding it whole."""
     train_text, specials = corpus
     merges = bh.naive_train(train_text, 256 + len(specials) + extra, specials)
     tok = tokenizer(candidate, base_vocab(merges, specials), merges, specials)
     whole = train_text + text
-    cuts = sorted(data.draw(st.lists(st.integers(0, len(whole)), max_size=12), label="cuts"))
+    cuts = sorted(c % (len(whole) + 1) for c in cuts)  # positions 0..len(whole)
     chunks = [whole[i:j] for i, j in zip([0] + cuts, cuts + [len(whole)])]
     where = ah.snippet("bpe.Tokenizer(vocab, merges, specials).encode_iterable", chunks, specials=specials)
     got = list(ah.call(tok.encode_iterable, "bpe.Tokenizer.encode_iterable", iter(chunks)))
     ah.assert_equal(got, encode(tok, whole), name="ids", where=where)
+
+
+STREAM_LINE = "the cat's hat,  <|endoftext|>the mat\n"
+STREAM_LIMIT = 1 << 20  # characters: an encoder that streams yields its first ids long before
+
+
+@pytest.mark.needs(F_TOKENIZER)
+def test_encode_iterable_streams(candidate):
+    """encode_iterable yields ids as the chunks arrive, not after reading them all: on an endless input (a
+    generator that fails once it has given 1 MiB, so that joining it all fails instead of hanging) the first
+    ids come while it is still being read, and they are those of encoding the text whole."""
+    specials = [bh.EOT]
+    merges = bh.naive_train(STREAM_LINE * 3, 280, specials)
+    tok = tokenizer(candidate, base_vocab(merges, specials), merges, specials)
+    where = ah.snippet("bpe.Tokenizer(vocab, merges, specials).encode_iterable", f"<endless {STREAM_LINE!r}>",
+                       specials=specials)
+    pulled = 0
+
+    def endless():
+        nonlocal pulled
+        while True:
+            if pulled * len(STREAM_LINE) >= STREAM_LIMIT:
+                raise AssertionError(f"encode_iterable read {pulled} lines ({pulled * len(STREAM_LINE)} characters) "
+                                     f"of an endless input without yielding an id: it does not stream [{where}]")
+            pulled += 1
+            yield STREAM_LINE
+
+    expected = encode(tok, STREAM_LINE * 200)[:1000]
+    got = list(itertools.islice(ah.call(tok.encode_iterable, "bpe.Tokenizer.encode_iterable", endless()), len(expected)))
+    ah.assert_equal(got, expected, name="the first ids", where=where)
 
 
 @pytest.mark.needs(F_TOKENIZER)
@@ -550,19 +709,31 @@ def test_same_ids_when_called_twice(candidate):
     ah.assert_equal(encode(tok, text), first, name="second call", where=ah.snippet("bpe.Tokenizer(gpt2...).encode", text))
 
 
+TOKENIZER_BAD = {  # id: (method, argument value, the argument the error names)
+    "encode-bytes": ("encode", b"bytes", "text"),
+    "encode-none": ("encode", None, "text"),
+    "decode-unknown-id": ("decode", [0, 999999], "ids"),
+    "decode-negative-id": ("decode", [-1], "ids"),
+    "decode-str-id": ("decode", ["a"], "ids"),
+}
+
+
 @pytest.mark.needs(F_TOKENIZER)
-@pytest.mark.parametrize("method, arg", [
-    ("encode", b"bytes"),
-    ("encode", None),
-    ("decode", [0, 999999]),
-    ("decode", [-1]),
-    ("decode", ["a"]),
-], ids=["encode-bytes", "encode-none", "decode-unknown-id", "decode-negative-id", "decode-str-id"])
-def test_tokenizer_bad_arguments_raise(candidate, method, arg):
-    """encode of a non-str, decode of an id outside the vocabulary or of a non-int: ValueError or TypeError."""
+@pytest.mark.parametrize("method, arg, argument", list(TOKENIZER_BAD.values()), ids=list(TOKENIZER_BAD))
+def test_tokenizer_bad_arguments_raise(candidate, method, arg, argument):
+    """encode of a non-str, decode of an id outside the vocabulary or of a non-int: ValueError or TypeError
+    whose message names the argument."""
     tok = tokenizer(candidate, base_vocab([]), [])
-    with pytest.raises((ValueError, TypeError)):
+    with pytest.raises((ValueError, TypeError), match=rf"\b{argument}\b"):
         getattr(tok, method)(arg)
+
+
+@pytest.mark.needs(F_TOKENIZER)
+@pytest.mark.parametrize("specials", [[""], [bh.EOT, "<|pad|>", bh.EOT]], ids=["empty", "duplicate"])
+def test_tokenizer_bad_special_tokens_raise(candidate, specials):
+    """An empty or a repeated special token: ValueError or TypeError naming special_tokens."""
+    with pytest.raises((ValueError, TypeError), match=r"\bspecial_tokens\b"):
+        candidate.bpe.Tokenizer(base_vocab([]), [], specials)
 
 
 # ============================================================================ files
@@ -580,6 +751,25 @@ def test_from_files_reads_gpt2(candidate):
         text = bh.read(name)
         ah.assert_equal(encode(tok, text), bh.hf_gpt2().encode(text).ids, name="ids",
                         where=ah.snippet(F_FROM_FILES, "gpt2/vocab.json", "gpt2/merges.txt", [bh.EOT]) + f".encode(<{name}>)")
+
+
+BYTES_VOCAB_JSON = json.dumps({bh.gpt2_text(bytes([b])): b for b in range(256)})  # the 256 bytes, GPT-2's format
+BAD_FILES = {  # id: (vocab.json text, merges.txt text, the argument the error names)
+    "vocab-not-an-object": ('["a", "b"]', "#version: 0.2\n", "vocab_path"),
+    "merge-of-three-tokens": (BYTES_VOCAB_JSON, "#version: 0.2\na b c\n", "merges_path"),
+}
+
+
+@pytest.mark.needs(F_FROM_FILES)
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_from_files_bad_files_raise(candidate, tmp_path, case):
+    """A vocab.json that is not an object token -> id, a merges.txt line that is not two tokens: ValueError or
+    TypeError naming the file's argument (vocab_path or merges_path)."""
+    vocab_text, merges_text, argument = BAD_FILES[case]
+    (tmp_path / "vocab.json").write_text(vocab_text, encoding="utf-8")
+    (tmp_path / "merges.txt").write_text(merges_text, encoding="utf-8")
+    with pytest.raises((ValueError, TypeError), match=rf"\b{argument}\b"):
+        candidate.bpe.Tokenizer.from_files(str(tmp_path / "vocab.json"), str(tmp_path / "merges.txt"))
 
 
 SAVE_CASES = {

@@ -11,7 +11,7 @@ the real texts of ``suites/data``, so that the readable trainer stays what the r
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from fmspec.candidates.mutants import edit_source
@@ -49,6 +49,10 @@ def assert_same_training(fast, text: str, vocab_size: int, specials=()) -> None:
 
 
 @given(corpus=bh.corpora(), extra=st.integers(0, 60))
+@example(corpus=("ab ba", ()), extra=3)  # a three-way tie at the first step, then running out of pairs
+@example(corpus=("aaaa aaa aaaaa", ()), extra=10)  # runs: a word holding the merged pair twice
+@example(corpus=("ab<|endoftext|>ab<|endoftext|><|endoftext|>ba", (EOT, EOT + EOT)), extra=5)  # specials against text
+@example(corpus=("a", ()), extra=1)  # no pair at all
 def test_same_training_on_drawn_corpora(corpus, extra):
     """Words over a tiny alphabet (runs, overlaps, many ties), with special tokens; up to 60 merges, so
     that training often runs out of pairs."""

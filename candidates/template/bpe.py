@@ -34,7 +34,7 @@ def train(text: str | os.PathLike, vocab_size: int, special_tokens: Sequence[str
 
     ``vocab_size`` counts the 256 bytes, the special tokens and the merges. Ties go to the
     lexicographically greater pair of byte strings. Vocab ids: bytes 0..255 (id = byte value), then the
-    specials, then the merges in order.
+    specials, then the merges in order. Stops early (fewer merges) when no pair is left.
     """
     raise NotImplementedError("bpe.train")
 
@@ -47,7 +47,8 @@ def save(vocab: Mapping[int, bytes], merges: Sequence[tuple[bytes, bytes]],
 
 
 class Tokenizer:
-    """Encode and decode with a byte-level vocabulary ``{id: bytes}`` and ``merges`` in rank order."""
+    """Encode and decode with a byte-level vocabulary ``{id: bytes}`` and ``merges`` in rank order. An empty or
+    repeated special token raises ValueError naming ``special_tokens``."""
 
     def __init__(self, vocab: Mapping[int, bytes], merges: Sequence[tuple[bytes, bytes]],
                  special_tokens: Sequence[str] | None = ()):
@@ -56,7 +57,8 @@ class Tokenizer:
     @classmethod
     def from_files(cls, vocab_path: str | os.PathLike, merges_path: str | os.PathLike,
                    special_tokens: Sequence[str] | None = ()) -> "Tokenizer":
-        """Read GPT-2's ``vocab.json`` and ``merges.txt`` (an optional ``#version`` first line)."""
+        """Read GPT-2's ``vocab.json`` and ``merges.txt`` (an optional ``#version`` first line). A file not in
+        that format raises ValueError naming ``vocab_path`` or ``merges_path``."""
         raise NotImplementedError("bpe.Tokenizer.from_files")
 
     def encode(self, text: str) -> list[int]:
@@ -69,5 +71,7 @@ class Tokenizer:
         raise NotImplementedError("bpe.Tokenizer.decode")
 
     def encode_iterable(self, lines: Iterable[str]) -> Iterator[int]:
-        """The ids of ``"".join(lines)``, for any way the text is cut into chunks."""
+        """The ids of ``"".join(lines)``, for any way the text is cut into chunks, yielded as the chunks
+        arrive: the first ids come before an endless iterable (a file read line by line) ends, so never join
+        it all first."""
         raise NotImplementedError("bpe.Tokenizer.encode_iterable")

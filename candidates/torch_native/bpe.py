@@ -14,14 +14,19 @@ function is left out (it shows as *missing*):
   ``ValueError``, so the text is checked first.
 - ``Tokenizer.decode``: HF silently skips unknown ids and, by default, special tokens; here unknown ids raise
   and specials are kept (``skip_special_tokens=False``).
-- ``Tokenizer.encode_iterable``: HF has no streaming encoder; the chunks are joined and encoded once
-  (correct for any chunking, but it holds the whole text in memory).
+- ``Tokenizer.encode_iterable``: HF has no streaming encoder. Here the chunks are gathered in a buffer whose
+  final pieces (special tokens, and HF's ByteLevel pre-tokens of the text between them) are encoded as they
+  arrive: a piece is final once it ends more than 3 characters (the pattern's look-ahead) and more than the
+  longest special token's length before the end of the buffer.
+- ``Tokenizer`` and ``from_files`` check their arguments (empty or repeated special tokens, files not in
+  GPT-2's format) before HF sees them: HF deduplicates special tokens silently.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from tokenizers import AddedToken
@@ -29,6 +34,7 @@ from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, pre_tokenizers
 
 _END = "</w>"
+_LOOKAHEAD = 3  # the GPT-2 pattern decides a pre-token by looking at most 3 characters ahead ("'ll")
 _END_CHAR = "\ue000"  # stands for </w> inside HF's model
 
 
@@ -68,6 +74,14 @@ class Tokenizer:
                  special_tokens: Sequence[str] | None = ()):
         self.vocab = dict(vocab)
         specials = list(special_tokens or ())
+        if any(not isinstance(s, str) or not s for s in specials):
+            raise ValueError(f"special_tokens must be non-empty str, got {specials!r}")
+        if len(set(specials)) != len(specials):
+            raise ValueError(f"special_tokens has duplicates: {specials!r}")
+        self._specials = specials
+        # leftmost, and of those starting at one place the longest (as HF matches added tokens)
+        longest_first = sorted(specials, key=len, reverse=True)
+        self._special_re = re.compile("|".join(map(re.escape, longest_first))) if specials else None
         ids = {t: i for i, t in self.vocab.items()}
         for s in specials:  # a special token missing from vocab gets the next free id
             token = s.encode("utf-8")
@@ -90,14 +104,19 @@ class Tokenizer:
     def from_files(cls, vocab_path: str | os.PathLike, merges_path: str | os.PathLike,
                    special_tokens: Sequence[str] | None = ()) -> "Tokenizer":
         with open(vocab_path, encoding="utf-8") as f:
-            vocab = {i: bytes(_U2B[c] for c in tok) for tok, i in json.load(f).items()}
+            as_text = json.load(f)
+        if not isinstance(as_text, dict):
+            raise ValueError(f"vocab_path: {os.fspath(vocab_path)!r} does not hold a JSON object token -> id")
+        vocab = {i: bytes(_U2B[c] for c in tok) for tok, i in as_text.items()}
         merges = []
         with open(merges_path, encoding="utf-8") as f:
             for n, line in enumerate(f):
                 line = line.rstrip("\r\n")
                 if line and not (n == 0 and line.startswith("#version")):
-                    a, b = line.split(" ")
-                    merges.append((bytes(_U2B[c] for c in a), bytes(_U2B[c] for c in b)))
+                    parts = line.split(" ")
+                    if len(parts) != 2:
+                        raise ValueError(f"merges_path: line {n + 1} is not two tokens separated by one space: {line!r}")
+                    merges.append(tuple(bytes(_U2B[c] for c in t) for t in parts))
         return cls(vocab, merges, special_tokens)
 
     def encode(self, text: str) -> list[int]:
@@ -116,7 +135,34 @@ class Tokenizer:
         return self._hf.decode(ids, skip_special_tokens=False)
 
     def encode_iterable(self, lines: Iterable[str]) -> Iterator[int]:
-        yield from self.encode("".join(lines))
+        hold = max([_LOOKAHEAD] + [len(s) for s in self._specials])
+        buffer = ""
+        for chunk in lines:
+            buffer += chunk
+            cut = self._final_prefix(buffer, hold)
+            if cut:
+                yield from self.encode(buffer[:cut])
+                buffer = buffer[cut:]
+        if buffer:
+            yield from self.encode(buffer)
+
+    def _final_prefix(self, buffer: str, hold: int) -> int:
+        """The longest prefix of ``buffer`` ending at a piece boundary at least ``hold`` characters before its end."""
+        cut = 0
+        for end in self._piece_ends(buffer):
+            if end > len(buffer) - hold:
+                break
+            cut = end
+        return cut
+
+    def _piece_ends(self, text: str) -> Iterator[int]:
+        """Where each special token and each HF pre-token of the text between them ends, in order."""
+        pos = 0
+        for m in self._special_re.finditer(text) if self._special_re else ():
+            yield from (pos + end for _, (_, end) in self._hf.pre_tokenizer.pre_tokenize_str(text[pos:m.start()]))
+            yield m.end()
+            pos = m.end()
+        yield from (pos + end for _, (_, end) in self._hf.pre_tokenizer.pre_tokenize_str(text[pos:]))
 
 
 def save(vocab: Mapping[int, bytes], merges: Sequence[tuple[bytes, bytes]],

@@ -75,7 +75,10 @@ def load(vocab_path: str | os.PathLike, merges_path: str | os.PathLike
         as_text = json.load(f)
     if not isinstance(as_text, dict):
         raise ValueError(f"vocab_path: {os.fspath(vocab_path)!r} does not hold a JSON object token -> id")
-    vocab = {int(i): text_to_token(tok, source="vocab_path") for tok, i in as_text.items()}
+    bad = next(((tok, i) for tok, i in as_text.items() if not isinstance(i, int) or isinstance(i, bool)), None)
+    if bad:
+        raise ValueError(f"vocab_path: the id of {bad[0]!r} is {bad[1]!r}, not an int")
+    vocab = {i: text_to_token(tok, source="vocab_path") for tok, i in as_text.items()}
     merges = []
     with open(merges_path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):

@@ -84,7 +84,10 @@ def check_special_tokens(special_tokens: Sequence[str]) -> tuple[str, ...]:
             raise TypeError(f"special_tokens must hold str, got {type(s).__name__} {s!r}")
         if not s:
             raise ValueError("special_tokens: the empty string cannot be a special token")
-        s.encode("utf-8")  # a lone surrogate raises UnicodeEncodeError, a ValueError
+        try:
+            s.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"special_tokens: {s!r} holds a lone surrogate, which has no UTF-8 form") from None
     if len(set(specials)) != len(specials):
         raise ValueError(f"special_tokens has duplicates: {list(specials)!r}")
     return specials
