@@ -187,14 +187,16 @@ def checkpoint_selective(block: nn.Module, x: torch.Tensor, recompute: Callable[
     def rematerialize() -> None:
         seen = [0]
 
-        def keep(t: torch.Tensor) -> torch.Tensor:
+        def keep(t: torch.Tensor) -> None:
             if seen[0] in dropped:
                 cache[seen[0]] = t.detach()
             seen[0] += 1
-            return t
+            # nothing of the replay's own graph is kept: a saved output held as itself would reference its
+            # own grad_fn, a cycle through autograd's nodes the garbage collector cannot free
+            return None
 
         z = x.detach().requires_grad_(x.requires_grad)
-        with _replay(rng, x), torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
+        with _replay(rng, x), torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(keep, lambda _: None):
             block(z)
 
     def unpack(p):

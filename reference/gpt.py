@@ -82,7 +82,8 @@ def embed(ids: torch.Tensor, token_table: torch.Tensor, position_table: torch.Te
         raise ValueError(f"position_table has width {position_table.shape[1]}, token_table {token_table.shape[1]}")
     T, V = ids.shape[1], token_table.shape[0]
     if T > position_table.shape[0]:
-        raise ValueError(f"context T={T} is longer than the positional table ({position_table.shape[0]} positions)")
+        raise ValueError(f"ids: context T={T} is longer than the positional table, position_table "
+                         f"({position_table.shape[0]} positions)")
     if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= V):
         raise ValueError(f"ids must lie in [0, {V}) (the vocabulary), got [{int(ids.min())}, {int(ids.max())}]")
     return token_table[ids] + position_table[:T]  # (B, T, d) + (T, d)

@@ -50,6 +50,7 @@ import threading
 import time
 import traceback
 import weakref
+from dataclasses import dataclass
 from datetime import timedelta
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -60,6 +61,8 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+
+from fmspec.suites import asserts as ah
 
 POOL_SIZE = 4  # the largest world; 1, 2 and 3 are its subgroups
 CALL_TIMEOUT = 15.0  # seconds every rank of one call may take, before the suite calls it a hang
@@ -375,6 +378,106 @@ def ring_bytes(numel: int, world: int, itemsize: int) -> tuple[int, int]:
     return 2 * (world - 1) * math.ceil(numel / world) * itemsize, 2 * (world - 1) * numel * itemsize
 
 
+# ------------------------------------------------------------------- the suite's side: calls and checks
+# (the parent's only: hypothesis and the strategies module are imported inside, never in a worker)
+def inputs(world: int, shape: tuple[int, ...], dtype: torch.dtype, seed: int) -> list[torch.Tensor]:
+    """Rank r's tensor: N(0, 1) entries drawn from ``seed + r`` (integers in [-50, 50))."""
+    from fmspec.suites import strategies as ss
+
+    if dtype.is_floating_point:
+        return [ss.randn(shape, seed + r, dtype) for r in range(world)]
+    return [torch.randint(-50, 50, shape, generator=torch.Generator().manual_seed(seed + r), dtype=dtype)
+            for r in range(world)]
+
+
+class _Comm:
+    def __repr__(self) -> str:
+        return "comm"
+
+
+def where(fn: str, xs: list[torch.Tensor], seed: int | None = None, **kwargs) -> str:
+    """``collectives.all_reduce(comm, tensor(shape=(4,), dtype=float32), op='sum') on 3 ranks, inputs from seed 5``."""
+    seeded = f", inputs from seed {seed}" if seed is not None else ""
+    return f"{ah.snippet(fn, _Comm(), xs[0], **kwargs)} on {len(xs)} ranks{seeded}"
+
+
+def results(ranks, fn: str, xs: list, what: str, **kwargs) -> list[dict]:
+    """Every rank's result; a candidate's exception fails the test (NotImplementedError: missing); an input
+    changed in place fails it too."""
+    __tracebackhide__ = True
+    res = ranks.collective(fn.rpartition(".")[2], xs, what=what, **kwargs)
+    raise_candidate_errors(res, what)
+    for rank, (r, x) in enumerate(zip(res, xs)):
+        ah.assert_equal(r["input_after"], x, name=f"rank {rank}'s input after the call (inputs are never modified)",
+                        where=what)
+    return res
+
+
+def check_reduction(out, expected: torch.Tensor, xs: list[torch.Tensor], op: str, baseline=None, *, name: str,
+                    where: str) -> None:
+    """``out`` equals the reduction: exactly for integers, max and min (no rounding involved); within the
+    dtype's tolerance of the float64 oracle for sum and mean, relative to the terms' scale (a sum over
+    ranks may cancel) and at most twice torch.distributed's own error in the same dtype."""
+    __tracebackhide__ = True
+    dtype = xs[0].dtype
+    ah.assert_tensor(out, tuple(expected.shape), dtype, name=name, where=where)
+    if not dtype.is_floating_point or op in ("max", "min"):
+        ah.assert_equal(out, expected.to(dtype), name=name, where=where)
+        return
+    scale = terms_scale(xs) / (len(xs) if op == "mean" else 1)
+    ah.assert_close(out, expected, dtype=dtype, n=len(xs), scale=scale, baseline=baseline, name=name, where=where)
+
+
+def needs_baseline(dtype: torch.dtype, op: str) -> bool:
+    """A bfloat16 sum's rounding depends on the order of the additions: torch.distributed's own result in
+    bfloat16 sets the bar (float32 and float64 sums stay within the rounding floor; the rest is exact)."""
+    return dtype == torch.bfloat16 and op in ("sum", "mean")
+
+
+def op_for(op: str, dtype: torch.dtype) -> str:
+    """op="mean" is for floating tensors (on integers it is a bad-input case, tested apart): "sum" instead."""
+    return "sum" if op == "mean" and not dtype.is_floating_point else op
+
+
+def assert_same_on_every_rank(res: list[dict], *, name: str, where: str) -> None:
+    __tracebackhide__ = True
+    for rank in range(1, len(res)):
+        ah.assert_equal(res[rank]["out"], res[0]["out"], name=f"{name} on rank {rank} vs rank 0", where=where)
+
+
+def reduction_call(ranks, fn: str, dtype: torch.dtype, world: int, shape: tuple[int, ...], op: str, seed: int,
+                   **kwargs) -> tuple[list, str, list[dict], str]:
+    """One reducing collective on :func:`inputs`, with torch.distributed's own result as the baseline where
+    :func:`needs_baseline`: ``(xs, op, results, what)``, ``op`` as :func:`op_for` adapts it to ``dtype``."""
+    __tracebackhide__ = True
+    op = op_for(op, dtype)
+    xs = inputs(world, shape, dtype, seed)
+    what = where(fn, xs, seed, **kwargs, op=op)
+    return xs, op, results(ranks, fn, xs, what, **kwargs, op=op, oracle=needs_baseline(dtype, op)), what
+
+
+def plain_call(ranks, fn: str, dtype: torch.dtype, world: int, shape: tuple[int, ...], seed: int,
+               **kwargs) -> tuple[list, list[dict], str]:
+    """``fn`` on :func:`inputs`, without torch.distributed's baseline (exact results, byte counts):
+    ``(xs, results, what)``."""
+    __tracebackhide__ = True
+    xs = inputs(world, shape, dtype, seed)
+    what = where(fn, xs, seed, **kwargs)
+    return xs, results(ranks, fn, xs, what, **kwargs, oracle=False), what
+
+
+def assert_sent(res: list[dict], most: int, least: int, what: str, *, most_is: str, least_is: str) -> None:
+    """The bytes each rank sent (the communicator's count) are at most ``most`` (``most_is``, its formula), and
+    the ranks together sent at least ``least``."""
+    __tracebackhide__ = True
+    sent = [r["bytes_sent"] for r in res]
+    worst = max(range(len(sent)), key=lambda rank: sent[rank])
+    assert sent[worst] <= most, (f"rank {worst} sent {sent[worst]} bytes, more than {most_is} = {most} "
+                                 f"(bytes sent by rank: {sent}) [{what}]")
+    assert sum(sent) >= least, (f"the ranks sent {sum(sent)} bytes in all, less than {least_is} = {least}: "
+                                f"payload must go through comm.send/isend (bytes sent by rank: {sent}) [{what}]")
+
+
 # ----------------------------------------------------------------------------- DDP: model and oracle
 VOCAB, DIM = 7, 5
 MOMENTUM = 0.5
@@ -439,17 +542,23 @@ def sgd_step(model: nn.Module, momenta: dict, lr: float) -> None:
             p.grad = None
 
 
-def train_single_process(config: dict, state: dict, batches: list, lr: float, adamw: bool = False) -> tuple[dict, dict, list]:
+def train_single_process(config: dict, state: dict, batches: list, lr: float,
+                         adamw: bool = False) -> tuple[dict, dict, list, dict]:
     """The oracle of DDP: one process, rank 0's initial state, each step on the concatenation of every
     rank's micro-batches with the mean loss, then SGD (``sgd_step``) or torch.optim.AdamW(**ADAMW).
     ``batches[step][rank][micro] = (ids, targets)``. Returns the final state, the gradients of the last
-    step, and (AdamW) the bytes of each parameter's optimizer state."""
+    step, (AdamW) the bytes of each parameter's optimizer state, and the size of the terms behind each final
+    value (:func:`_final_terms`)."""
     model = Net(**config)
     load_state(model, state)
     opt = torch.optim.AdamW(model.parameters(), **ADAMW) if adamw else None
     momenta: dict = {}
     grads: dict = {}
+    terms = {name: value.abs() for name, value in state_of(model).items()}  # |p_0|
+    pushed: dict = {}  # SGD: the terms of the momentum buffer b, by parameter name
     for step in batches:
+        gradient_terms = _gradient_terms(model, step)
+        before = state_of(model)
         ids = torch.cat([ids for rank in step for ids, _ in rank])  # (N·M·B, T)
         targets = torch.cat([t for rank in step for _, t in rank])
         net_loss(model(ids), targets).backward()
@@ -457,10 +566,94 @@ def train_single_process(config: dict, state: dict, batches: list, lr: float, ad
         if opt is not None:
             opt.step()
             opt.zero_grad(set_to_none=True)
+            for name, value in state_of(model).items():
+                terms[name] = terms[name] + (value - before[name]).abs()  # the size of AdamW's update
         else:
             sgd_step(model, momenta, lr)
+            for name, g in gradient_terms.items():
+                pushed[name] = g if name not in pushed else MOMENTUM * pushed[name] + g
+                terms[name] = terms[name] + lr * pushed[name]
     shares = [_tensor_bytes(s.values()) for s in opt.state.values()] if opt is not None else []
-    return state_of(model), grads, shares
+    return state_of(model), grads, shares, {name: t.max().item() for name, t in terms.items()}
+
+
+def _gradient_terms(model: nn.Module, step: list) -> dict[str, torch.Tensor]:
+    """The terms of one step's gradient, the mean over the ranks' micro-batches of each micro-batch's mean-loss
+    gradient (an all-reduced sum, which may cancel far below its terms): the mean of their absolute values,
+    by parameter name; parameters no micro-batch reaches are left out. With ``train_single_process`` this makes
+    the terms of a final parameter |p_0| + lr · sum over steps of the momentum buffer's terms (SGD)."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    parts = [micro for rank in step for micro in rank]
+    out: dict[str, torch.Tensor] = {}
+    for ids, targets in parts:
+        gs = torch.autograd.grad(net_loss(model(ids), targets), [p for _, p in named], allow_unused=True)
+        for (name, _), g in zip(named, gs):
+            if g is not None:
+                out[name] = out.get(name, 0) + g.abs() / len(parts)
+    return out
+
+
+def ddp_case(world: int, config: dict, seed: int, steps: int, batch: int, micro: int = 1) -> tuple[list, list]:
+    """Each rank's initial state (rank r's own random weights and buffer, which DDP must replace by rank 0's)
+    and its batches: ``batches[step][rank][micro] = (ids, targets)``, (batch, 3) token ids each."""
+    from fmspec.suites import strategies as ss
+
+    states = []
+    for rank in range(world):
+        state = state_of(Net(**config))
+        for i, name in enumerate(state):
+            state[name] = 0.5 * ss.randn(tuple(state[name].shape), seed + 1000 * rank + i)
+        states.append(state)
+    gen = torch.Generator().manual_seed(seed)
+
+    def tokens() -> torch.Tensor:
+        return torch.randint(0, VOCAB, (batch, 3), generator=gen)  # (B, T)
+
+    batches = [[[(tokens(), tokens()) for _ in range(micro)] for _ in range(world)] for _ in range(steps)]
+    return states, batches
+
+
+@dataclass
+class DDPRun:
+    """One DDP training run: every rank's result and the single-process oracle's."""
+
+    res: list[dict]  # each rank's: constructed, final, grads, sent, state_bytes, bytes_sent
+    final: dict  # the oracle's final parameters and buffers
+    grads: dict  # the oracle's gradients of the last step
+    shares: list  # the oracle's AdamW state bytes, by parameter
+    terms: dict  # the size of the terms behind each final value (train_single_process)
+    states: list  # each rank's initial state
+    tokens: int  # the tokens of one step, over every rank and micro-batch
+    what: str
+
+
+def run_ddp(ranks, config: dict, world: int, seed: int, steps: int, batch: int, micro: int = 1,
+            bucket_cap_bytes: int = 2**20, lr: float = 0.3, sharded: bool = False) -> DDPRun:
+    """Train with the candidate's DDP (and, ``sharded``, its ShardedOptimizer over AdamW), and the oracle."""
+    __tracebackhide__ = True
+    states, batches = ddp_case(world, config, seed, steps, batch, micro)
+    optimizer = f"ShardedOptimizer(AdamW, {ADAMW})" if sharded else f"SGD(lr={lr}, momentum={MOMENTUM})"
+    what = (f"collectives.DistributedDataParallel(Net({', '.join(f'{k}={v}' for k, v in config.items())}), comm, "
+            f"bucket_cap_bytes={bucket_cap_bytes}) on {world} ranks, {steps} {optimizer} steps of {micro} "
+            f"micro-batch(es) of {batch}x3 tokens a rank, seed {seed}")
+    res = ranks.ddp(states, [[step[r] for step in batches] for r in range(world)], what=what, config=config, lr=lr,
+                    bucket_cap_bytes=bucket_cap_bytes, sharded=sharded)
+    raise_candidate_errors(res, what)
+    final, grads, shares, terms = train_single_process(config, states[0], batches, lr, adamw=sharded)
+    return DDPRun(res, final, grads, shares, terms, states, world * micro * batch * 3, what)
+
+
+def assert_trained_like_one_process(run: DDPRun) -> None:
+    """Every rank holds the same bits, equal (float64) to the single process's parameters and buffers, relative
+    to the size of the terms behind them (the initial value and every update's averaged gradient terms)."""
+    __tracebackhide__ = True
+    for rank, r in enumerate(run.res):
+        for name, value in run.final.items():
+            if rank > 0:
+                ah.assert_equal(r["final"][name], run.res[0]["final"][name], name=f"{name} on rank {rank} vs rank 0",
+                                where=run.what)
+            ah.assert_close(r["final"][name], value, n=run.tokens, scale=run.terms[name],
+                            name=f"{name} after training, rank {rank}", where=run.what)
 
 
 def _tensor_bytes(values, seen: set | None = None) -> int:

@@ -13,6 +13,7 @@ import copy
 import math
 from dataclasses import dataclass
 
+import pytest
 import torch
 from torch import nn
 
@@ -42,8 +43,9 @@ def trainable(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
 
 
 class Toy(nn.Module):
-    """Attention-like projections q, k, v, a decoy "fq" (a target "q" must not match it), an MLP and a norm.
-    Every Linear holds a multiple of 16 weights (64 or 128), so block sizes 1, 2, 4, 8 and 16 divide them all."""
+    """Attention-like projections q, k, v, a decoy "fq" (a target "q" must not match it), an MLP and a norm,
+    in float64. At the default d = 8 every Linear holds a multiple of 16 weights (64 or 128), so block sizes 1,
+    2, 4, 8 and 16 divide them all (the lora suite uses d = 6)."""
 
     def __init__(self, d: int = 8):
         super().__init__()
@@ -72,9 +74,41 @@ BAD_TARGETS = [["nope"], ["q", "nope"], ["norm"]]
 BAD_TARGET_IDS = ["unknown", "one-unknown", "not-linear"]
 
 
-def toy(seed: int) -> Toy:
+def toy(seed: int, d: int = 8) -> Toy:
     torch.manual_seed(seed)  # the toy's own weights; nothing of the candidate's depends on it
-    return Toy()
+    return Toy(d)
+
+
+def toy_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """The toy's Linear layers by name (the objects, to check later which were replaced)."""
+    return {name: model.get_submodule(name) for name in TOY_LINEARS}
+
+
+def assert_only_targets_replaced(model: nn.Module, layers: dict, wrapped, where: str) -> None:
+    """Every Linear of the toy that is no target is still the very layer it was."""
+    __tracebackhide__ = True
+    for name in TOY_LINEARS:
+        if name not in wrapped:
+            assert model.get_submodule(name) is layers[name], f"{name} was changed but is no target [{where}]"
+
+
+def assert_only_these_train(model: nn.Module, ids: set, what: str, where: str) -> None:
+    """No trainable parameter of ``model`` but those whose id is in ``ids``."""
+    __tracebackhide__ = True
+    others = [n for n, p in trainable(model) if id(p) not in ids]
+    assert not others, f"parameters other than {what} train: {others} [{where}]"
+
+
+def assert_toy_untouched(model: nn.Module, fn: str) -> None:
+    """After a call that raised: nothing frozen, no layer replaced."""
+    __tracebackhide__ = True
+    assert all(p.requires_grad for p in model.parameters()), f"a failed {fn} froze parameters"
+    assert all(isinstance(model.get_submodule(n), nn.Linear) for n in TOY_LINEARS), f"a failed {fn} replaced layers"
+
+
+def raises_naming(argument: str):
+    """The contract's bad-argument error: ValueError (or TypeError) whose message names ``argument`` as a word."""
+    return pytest.raises((ValueError, TypeError), match=rf"\b{argument}\b")
 
 
 # --------------------------------------------------------------------------------------- adapter oracle
@@ -165,6 +199,34 @@ def bits_bound(quant: str, n: int, block_size: int) -> int:
     return 8 * math.ceil(n / 2) + 8 * n_blocks + 32 * math.ceil(n_blocks / refq.DOUBLE_QUANT_BLOCK) + 32
 
 
+# --------------------------------------------------------------------------------------- the QLoRA layer
+def qlora(candidate, base: nn.Linear, r: int, alpha: float, quant: str, block_size: int):
+    """The candidate's QLoRALinear around ``base``, after checking A and B have the contract's shapes and dtype."""
+    where = ah.snippet(QL, f"Linear({base.in_features}, {base.out_features})", r, alpha, quant=quant,
+                       block_size=block_size)
+    layer = candidate.finetune.QLoRALinear(base, r, alpha, quant=quant, block_size=block_size)
+    ah.assert_tensor(layer.A, (r, base.in_features), base.weight.dtype, name="A", where=where)
+    ah.assert_tensor(layer.B, (base.out_features, r), base.weight.dtype, name="B", where=where)
+    return layer, where
+
+
+def qlora_case(candidate, dtype, dims, alpha, seed, quant, bias=True):
+    """A wrapped layer, its bias and its dequantized weight (float64, from the candidate's buffers)."""
+    n_in, n_out, r, block = dims
+    base = make_base(n_in, n_out, seed, dtype, bias)
+    b = None if base.bias is None else base.bias.detach().double().clone()
+    layer, where = qlora(candidate, base, r, alpha, quant, block)
+    W = dequantized(read_state(layer, quant, n_out, n_in, block, where), quant, n_out, n_in, block)
+    return layer, W, b, where
+
+
+def trained_qlora_case(candidate, dtype, dims, alpha, seed, quant, bias=True):
+    """:func:`qlora_case` with A and B given random values (as after training): layer, W, b, A, B, where."""
+    layer, W, b, where = qlora_case(candidate, dtype, dims, alpha, seed, quant, bias)
+    A, B = set_ab(layer, seed)
+    return layer, W, b, A, B, where
+
+
 # ----------------------------------------------------------------------------------------- LoRA oracles
 def set_ab(layer: nn.Module, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Give A and B random values (as after some training); returns them in float64."""
@@ -188,6 +250,20 @@ def lora_terms(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None, A: torc
                scaling: float) -> float:
     """The largest sum of absolute terms behind an element of h (the oracle at absolute values)."""
     return lora_oracle(x.abs(), W.abs(), None if b is None else b.abs(), A.abs(), B.abs(), scaling).max().item()
+
+
+def lora_grad_terms(x: torch.Tensor, g: torch.Tensor, W: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+                    scaling: float) -> dict[str, float]:
+    """For loss = sum(G ∘ h): the largest sum of absolute terms behind an element of dL/dB = s Gᵀ (X Aᵀ),
+    dL/dA = s Bᵀ Gᵀ X and dL/dx = G W + s G B A (each a sum over the batch or the features, which may cancel)."""
+    x, g, W, A, B = (t.detach().double().abs() for t in (x, g, W, A, B))
+    return {"dL/dB": (scaling * g.T @ (x @ A.T)).max().item(), "dL/dA": (scaling * B.T @ g.T @ x).max().item(),
+            "dL/dx": (g @ W + scaling * g @ B @ A).max().item()}
+
+
+def merged_terms(W: torch.Tensor, A: torch.Tensor, B: torch.Tensor, scaling: float) -> float:
+    """The largest sum of absolute terms behind an element of the merged weight W + s B A."""
+    return (W.double().abs() + scaling * B.double().abs() @ A.double().abs()).max().item()
 
 
 class DequantLoRA(nn.Module):

@@ -17,6 +17,7 @@ import torch
 
 from fmspec import outcomes, plugin
 from fmspec.reference import gpt
+from fmspec.suites import asserts as ah
 
 DEBUG = gpt.DEBUG
 # the float64 runs: small enough for a few exact steps, with dropout (replayed by checkpointing), sinusoidal
@@ -122,6 +123,42 @@ def assert_curve_near_reference(got: list, ref: list, where: str) -> None:
                                   f"[{where}]")
 
 
+def composition(candidate, metrics: dict, cfg: gpt.Config, dtype: torch.dtype, lora: bool = False) -> tuple:
+    """The parts a composition test uses (recorded in its metrics; missing or unsupported as
+    :func:`require_some` says) and the debug slice tokenized by them: ``(parts, data)``."""
+    parts = parts_of(candidate)
+    metrics["pieces"] = require_some(candidate, parts, cfg, dtype, lora=lora)
+    with reported(metrics):
+        data = debug_data(parts)
+    return parts, data
+
+
+def debug_runs(candidate, metrics: dict, cfg: gpt.Config) -> tuple[gpt.Result, gpt.Result]:
+    """The debug run of ``cfg`` with the candidate's pieces and with the reference's (same seed, data and
+    batches), both recorded in the metrics: ``(candidate's, reference's)``."""
+    parts, data = composition(candidate, metrics, cfg, torch.float32)
+    with reported(metrics):
+        ref = reference_run(cfg, DEBUG.train, data)
+        got = run(parts, cfg, DEBUG.train, data)
+    record_run(metrics, "candidate", got)
+    record_run(metrics, "reference", ref)
+    return got, ref
+
+
+def assert_same_small_curve(candidate, metrics: dict, cfg: gpt.Config, names: tuple[str, str], what: str) -> None:
+    """Five float64 steps of SMALL and of ``cfg`` (SMALL with one thing changed) give the same loss curve, to
+    the rounding of a batch's tokens times d; both curves in the metrics under ``names``."""
+    __tracebackhide__ = True
+    parts, data = composition(candidate, metrics, cfg, torch.float64)
+    with reported(metrics):
+        base = run(parts, SMALL, SMALL_TRAIN, data)
+        other = run(parts, cfg, SMALL_TRAIN, data)
+    metrics.update({names[0]: base.losses, names[1]: other.losses})
+    ah.assert_close(torch.tensor(other.losses, dtype=torch.float64), torch.tensor(base.losses, dtype=torch.float64),
+                    n=SMALL_TRAIN.batch * SMALL.context * SMALL.d, name=f"loss curve with {what}",
+                    where=f"pieces {other.pieces}")
+
+
 def small_model(parts: gpt.Parts, data: gpt.Data, **overrides) -> gpt.GPT:
     """A float64 model of the SMALL configuration on ``data``'s vocabulary, built from ``parts``."""
     cfg = replace(SMALL, vocab_size=data.vocab_size, **overrides)
@@ -133,6 +170,27 @@ def binomial_bound(k: int, n: int, p: float, z: float = 5.0) -> tuple[float, flo
     (z = 5, normal approximation; the 1 covers its error at small n p)."""
     half = z * math.sqrt(n * p * (1 - p)) + 1
     return n * p - half, n * p + half
+
+
+# ------------------------------------------------------------------------------- the size of the terms
+def embed_terms(ids: torch.Tensor, E: torch.Tensor, P: torch.Tensor, g: torch.Tensor) -> dict[str, float]:
+    """For x = E[ids] + P[:T] and the loss sum(g ∘ x): the largest sum of absolute terms behind an element
+    of x (two rows added), of dL/dE (a token's row sums g over every position holding it) and of dL/dP (a
+    position's row sums g over the batch), for ``assert_close(scale=)``: each sum may cancel."""
+    E, P, g = (t.detach().double().abs() for t in (E, P, g))
+    T, d = ids.shape[1], E.shape[1]
+    dE = torch.zeros_like(E).index_add_(0, ids.reshape(-1), g.reshape(-1, d))  # (V, d)
+    return {"x": (E[ids] + P[:T]).max().item(), "dL/dE": dE.max().item(), "dL/dP": g.sum(0).max().item()}
+
+
+def cross_entropy_terms(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """The mean over predictions of |logsumexp(z)| + |z_target|: the terms each -log softmax(z)[target] =
+    logsumexp(z) - z_target subtracts (a confident prediction's loss is far smaller than both)."""
+    z = logits.detach().double().reshape(-1, logits.shape[-1])  # (N, V)
+    if not z.numel():
+        return 0.0
+    lse = torch.logsumexp(z, dim=-1)
+    return (lse.abs() + z.gather(-1, targets.reshape(-1, 1))[:, 0].abs()).mean().item()
 
 
 # ------------------------------------------------------------------------------------------ the block

@@ -11,7 +11,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from fmspec.reference import tiny_gpt  # the lecture's program, measured; its counts are not an answer key
@@ -98,6 +98,8 @@ def test_bfloat16_weights_and_h100s_to_hold_them(candidate, n_params, terabytes,
 
 @pytest.mark.needs(BYTES, GPUS)
 @given(n_params=st.floats(1e6, 1e13), bytes_per_param=st.sampled_from([0.5, 1, 2, 4]), gpu_gb=st.sampled_from([16, 24, 40, 80, 141]))
+@example(n_params=400e9, bytes_per_param=2, gpu_gb=80)  # exactly 10 GPUs: a `<` for `<=` adds one
+@example(n_params=1e6, bytes_per_param=0.5, gpu_gb=141)  # far below one GPU: still 1, not 0
 def test_gpus_to_hold_is_fewest_that_fit(candidate, n_params, bytes_per_param, gpu_gb):
     """ceil: the GPUs hold all the weights, one GPU fewer would not."""
     gpu_bytes = gpu_gb * 1e9
@@ -112,6 +114,8 @@ def test_gpus_to_hold_is_fewest_that_fit(candidate, n_params, bytes_per_param, g
 @pytest.mark.smoke
 @pytest.mark.needs(PARAMS)
 @given(d=dims, L=dims, V=st.integers(1, 100_000))
+@example(d=1, L=1, V=1)  # the smallest model: every term 1 before its coefficient
+@example(d=3, L=2, V=5)  # d, L and V distinct: a term with the wrong factor shows
 def test_transformer_params_formula(candidate, d, L, V):
     """12 d^2 L + 2 d V (seed line 1766): W_Q, W_K, W_V, W_1, W_2, W_proj a layer, W_embed and W_unembed."""
     got = ah.call(candidate.accounting.transformer_params, PARAMS, d, L, V)
@@ -120,6 +124,8 @@ def test_transformer_params_formula(candidate, d, L, V):
 
 @pytest.mark.needs(FORWARD)
 @given(d=dims, T=dims, V=st.integers(1, 100_000), H=small, B=small)
+@example(d=1, T=1, V=1, H=1, B=1)
+@example(d=3, T=5, V=7, H=3, B=2)  # several heads and sequences
 def test_forward_memory_formula(candidate, d, T, V, H, B):
     """B (4dT + N_heads T^2 + VT) (seed line 1863)."""
     got = ah.call(candidate.accounting.forward_memory, FORWARD, d, T, V, n_heads=H, B=B)
@@ -130,6 +136,8 @@ def test_forward_memory_formula(candidate, d, T, V, H, B):
 @pytest.mark.smoke
 @pytest.mark.needs(GRAPH)
 @given(d=dims, L=dims, T=dims, V=st.integers(1, 100_000), H=small, B=small)
+@example(d=1, L=1, T=1, V=1, H=1, B=1)
+@example(d=3, L=2, T=5, V=7, H=3, B=2)
 def test_graph_memory_formula(candidate, d, L, T, V, H, B):
     """B (12 L dT + L N_heads T^2 + 2 VT) (seed line 1888)."""
     got = ah.call(candidate.accounting.graph_memory, GRAPH, d, L, T, V, n_heads=H, B=B)
@@ -139,6 +147,8 @@ def test_graph_memory_formula(candidate, d, L, T, V, H, B):
 
 @pytest.mark.needs(CKPT)
 @given(d=dims, L=dims, T=dims, V=st.integers(1, 100_000), H=small, B=small)
+@example(d=1, L=1, T=1, V=1, H=1, B=1)  # one layer: option 1 keeps L dT + 12 dT, option 2 12 L dT
+@example(d=3, L=4, T=5, V=7, H=2, B=3)
 def test_checkpoint_memory_formula(candidate, d, L, T, V, H, B):
     """Option 1 (seed lines 2050-2051): B (L dT + 12 dT + N_heads T^2); option 2 (seed line 2081): B 12 L dT."""
     for option, expected in ((1, B * (L * d * T + 12 * d * T + H * T * T)), (2, B * 12 * L * d * T)):
@@ -149,6 +159,7 @@ def test_checkpoint_memory_formula(candidate, d, L, T, V, H, B):
 @pytest.mark.needs(MFU)
 @given(N=st.floats(1e6, 1e13), D=st.floats(1e6, 1e14), G=st.integers(1, 100_000),
        P=st.floats(1e12, 1e16), t=st.floats(1.0, 1e8))
+@example(N=405e9, D=16.5e12, G=16_000, P=1671e12, t=54 * 24 * 60 * 60.0)  # the lecture's Llama 3
 def test_mfu_formula(candidate, N, D, G, P, t):
     """6 N D / (G P t): forward 2 N D and backward 4 N D FLOPs a token, over what G GPUs of peak P do in t."""
     got = ah.call(candidate.accounting.mfu, MFU, N, D, G, P, t)
@@ -164,6 +175,7 @@ def test_arithmetic_intensity_formula(candidate, flops, bandwidth):
 
 @pytest.mark.needs(FORWARD, GRAPH, CKPT)
 @given(d=dims, L=dims, T=dims, V=dims, H=small, B=st.integers(2, 8))
+@example(d=1, L=1, T=1, V=1, H=1, B=2)
 def test_memory_scales_with_batch(candidate, d, L, T, V, H, B):
     """Every activation term is per sequence: B sequences take B times the memory of one."""
     acc = candidate.accounting
@@ -183,6 +195,10 @@ def models(draw):
     d = H * dh
     return dict(d=d, L=draw(st.integers(1, 3)), T=draw(st.sampled_from([3, 5, 7])), V=draw(st.integers(4 * d + 1, 4 * d + 9)),
                 H=H, B=draw(st.integers(1, 2)), seed=draw(ss.seeds()))
+
+
+ONE_LAYER = dict(d=2, L=1, T=3, V=9, H=1, B=1, seed=0)  # one layer, one head, one sequence
+MANY_HEADS = dict(d=6, L=3, T=7, V=33, H=3, B=2, seed=1)  # three heads of 2, three layers, two sequences
 
 
 def build(m) -> tuple[tiny_gpt.TinyGPT, torch.Tensor, torch.Tensor]:
@@ -208,6 +224,8 @@ def args_of(m) -> tuple:
 @pytest.mark.smoke
 @pytest.mark.needs(PARAMS)
 @given(m=models())
+@example(m=ONE_LAYER)
+@example(m=MANY_HEADS)
 def test_params_equal_model_parameter_count(candidate, m):
     """The lecture's model has exactly 12 d^2 L + 2 d V parameters (no biases, no layer norms)."""
     model, _, _ = build(m)
@@ -218,6 +236,8 @@ def test_params_equal_model_parameter_count(candidate, m):
 
 @pytest.mark.needs(FORWARD)
 @given(m=models())
+@example(m=ONE_LAYER)
+@example(m=MANY_HEADS)
 def test_forward_memory_sums_largest_intermediates(candidate, m):
     """The three terms of the forward memory are the largest tensors a forward pass allocates: the MLP's
     4d-wide hidden (4dT), the attention matrices (N_heads T^2), the logits (VT), each times B."""
@@ -238,6 +258,8 @@ def test_forward_memory_sums_largest_intermediates(candidate, m):
 @pytest.mark.smoke
 @pytest.mark.needs(GRAPH)
 @given(m=models())
+@example(m=ONE_LAYER)
+@example(m=MANY_HEADS)
 def test_graph_memory_against_saved_tensors(candidate, m):
     """What the model saves for backward (saved_tensors_hooks, one count per storage, parameters aside):
     per layer X, Q, K, V, the attention output, sigma(X W_1), sigma(X W_2) (10 dT) and the attention
@@ -257,6 +279,8 @@ def test_graph_memory_against_saved_tensors(candidate, m):
 
 @pytest.mark.needs(CKPT)
 @given(m=models())
+@example(m=ONE_LAYER)
+@example(m=MANY_HEADS)
 def test_checkpoint_option1_against_saved_tensors(candidate, m):
     """Option 1 (seed lines 2050-2051) on the model: "memory for checkpointing L dT" is the L block inputs
     (measured), "graph memory for rematerialization 12 dT + N_heads T^2" one block's saved tensors
@@ -275,6 +299,8 @@ def test_checkpoint_option1_against_saved_tensors(candidate, m):
 
 @pytest.mark.needs(CKPT)
 @given(m=models())
+@example(m=ONE_LAYER)
+@example(m=MANY_HEADS)
 def test_checkpoint_option2_against_saved_tensors(candidate, m):
     """Option 2 (seed line 2081) on the model: every layer keeps its saved tensors except the T x T
     attention matrices, L (10 dT) measured; the formula's 12 L dT rounds each layer up by 2 dT."""
@@ -297,14 +323,18 @@ BAD = [
     (GRAPH, (4, 2, 3, 8), {"B": 0}, "B"), (GRAPH, (4, 2.0, 3, 8), {}, "L"),
     (CKPT, (4, 2, 3, 8), {"option": 3}, "option"), (CKPT, (4, 2, 3, 8), {"option": 0}, "option"),
     (MFU, (405e9, 16.5e12, 16e3, 1671e12, 0), {}, "seconds"), (MFU, (405e9, 16.5e12, -1, 1671e12, 1.0), {}, "n_gpus"),
-    (INTENSITY, (5.4e14, 0.0), {}, "bytes_per_s"), (GPUS, (400e9,), {"gpu_bytes": 0}, "gpu_bytes"),
+    (MFU, (405e9, 0.0, 16e3, 1671e12, 1.0), {}, "tokens"),
+    (INTENSITY, (5.4e14, 0.0), {}, "bytes_per_s"), (INTENSITY, (-1.0, 3.35e12), {}, "flops_per_s"),
+    (BYTES, (0,), {}, "n_params"), (BYTES, (400e9,), {"bytes_per_param": -2}, "bytes_per_param"),
+    (GPUS, (400e9,), {"gpu_bytes": 0}, "gpu_bytes"),
 ]
 
 
 @pytest.mark.parametrize("feature, args, kwargs, argument", [
     pytest.param(*case, marks=pytest.mark.needs(case[0]), id=f"{case[0].split('.')[1]}-{case[3]}") for case in BAD])
 def test_bad_arguments_raise_value_error(candidate, feature, args, kwargs, argument):
-    """Sizes must be ints >= 1, rates and counts > 0, option 1 or 2: ValueError (or TypeError) naming the argument."""
+    """Sizes must be ints >= 1, rates and counts > 0, option 1 or 2: ValueError (or TypeError) whose message
+    names the argument as a word (``d``, not a "d" somewhere in "hidden width")."""
     fn = candidate.resolve(feature)
-    with pytest.raises((ValueError, TypeError), match=argument):
+    with pytest.raises((ValueError, TypeError), match=rf"\b{argument}\b"):
         fn(*args, **kwargs)

@@ -4,7 +4,7 @@ import fmspec.reference.autodiff as ref
 from fmspec.candidates.mutants import patch
 
 COMPONENT = "autodiff"
-CAUGHT_BY = ["test_same_answer_when_called_twice"]
+CAUGHT_BY = ["test_same_gradient_when_called_twice"]
 
 _SLOTS: dict = {}  # input position -> accumulated gradient, kept across calls
 

@@ -5,7 +5,7 @@ from fmspec.candidates.mutants import edit_source, patch
 from fmspec.reference.autodiff import forward
 
 COMPONENT = "autodiff"
-CAUGHT_BY = ["test_bad_arguments_raise"]
+CAUGHT_BY = ["test_bad_jvp_arguments_raise"]
 
 _forward = edit_source(forward, [
     ('    if len(xs) != len(tangents):\n'

@@ -6,6 +6,9 @@ scalar tier); float64 tensors in give tensors out (the tensor tier, declared wit
 ``CAPABILITIES = {"autodiff": {"tensors": False}}`` if you leave it out). Outside an operation's domain
 (log of x <= 0, division by zero) raise ValueError or ZeroDivisionError, or return inf/nan, the same way
 in both modes.
+
+An engine of one mode only is fine: delete ``jvp`` and ``vjp`` (or ``grad``) and their checks are missing,
+not failed.
 """
 
 
@@ -93,7 +96,8 @@ class ops:
 def grad(f, *xs):
     """Reverse mode: ``(f(ops, *xs), (df/dx_1, ..., df/dx_d))``.
 
-    f must return a scalar (ValueError or TypeError otherwise). Floats in: a float and a tuple of floats;
+    f must return a scalar: a tuple raises TypeError and a tensor of several elements ValueError, each naming
+    ``f``; inputs that are not numbers or tensors raise TypeError naming ``xs``. Floats in: a float and a tuple of floats;
     tensors in: a 0-d tensor and a tuple of tensors of the inputs' shapes. An input f does not use gets 0.
     """
     raise NotImplementedError("autodiff.grad")
