@@ -1,4 +1,8 @@
-"""attention benchmarks (CPU): dense attention against each efficient sparse form, over the sequence length.
+"""attention benchmarks: dense attention against each efficient sparse form, over the sequence length, on
+the CPU (first section) and on one GPU (second section, ``test_gpu_*``).
+
+CPU
+---
 
 Grid: B = 1, H = 2, D = 32, float32, forward only (``torch.no_grad``), T in {256, 512, 1024, 2048, 4096,
 8192}; q, k, v drawn from N(0, 1) (``ss.qkv``, seeded with T). Dense is ``scaled_dot_product(q, k, v)``
@@ -41,18 +45,66 @@ doubles, and the smallest T of the grid from which the family stays below dense 
 Benchmark tests only record; none fails on a number. A candidate that failed attention conformance
 earlier in the same run is not timed. Run with ``pytest suites/bench_attention.py --fmspec-bench``
 (one process, no xdist).
+
+GPU
+---
+bf16, H = 16, D = 64, T in {1k, 2k, 4k, 8k, 16k}, B = min(4, 16384 / T) (16k tokens, at most 4 sequences);
+forward only (``torch.no_grad``). Families: the five sparse patterns with fixed, GPU-sized arguments
+
+=================  =====================================================  ==========================
+pattern            arguments (``GPU_ARGS``)                               keys per query W
+=================  =====================================================  ==========================
+sliding_window     window = 256                                           511
+longformer         window = 256, 16 global tokens (0..15)                 511 + 16, 16 dense rows
+bigbird            block 64, r = 3, w = 3, g = 2, seed 0 (Zaheer et al.)  64·8 = 512, 128 dense rows
+strided (causal)   stride = 128                                           128 + (T - 1) // 128
+fixed (causal)     stride = 128, c = 16                                   128 + 16·ceil(T / 128)
+=================  =====================================================  ==========================
+
+and linear attention (``linear(q, k, v)``, elu + 1 features, F = D; ``linear_causal`` with prefix sums).
+Each point times, on the same inputs (``fmspec/gpu_bench.py``: CUDA events, L2 flushed, median and
+p20/p80 of the repetitions; the first call, which compiles, outside the timing):
+
+- the candidate: ``sparse(q, k, v, pattern, **args)`` or ``linear(q, k, v, causal=...)``;
+- ``sdpa_flash``: dense torch SDPA, flash backend, no mask (``is_causal`` for the causal patterns and
+  ``linear_causal``): the full attention a sparse pattern replaces;
+- ``flex`` (sparse patterns): FlexAttention with the same mask, the block mask built once by torch's own
+  ``create_block_mask`` from the pattern's mask_mod (``reference/attention/flex.py``) outside the timing,
+  run through the same compiled ``flex_attention`` call (``flex.attend``). Against the reference, the ratio
+  is the cost of everything around the kernel (argument checks, the cached block mask, the dispatch).
+
+Cost model (effective work, what the sparse pattern needs, not what a kernel computes):
+
+    sparse          FLOPs 4·B·H·T·W·D          (W as above)
+    linear          FLOPs 4·B·H·T·D·D          (φ(K)ᵀV and φ(Q)·S, F = Dv = D; causal the same)
+    sdpa_flash      FLOPs 4·B·H·T²·D           (causal: half), recorded as ``sdpa_flash_tflops``
+    bytes (fewest)  q, k, v read and o written: 4·B·H·T·D·2
+
+FlexAttention computes whole 128 x 128 tiles: a pattern whose visible entries fall in every tile below
+the diagonal (strided, fixed) costs it as much as causal attention, whatever W is. Each point records the
+times, TFLOP/s, the fraction of the measured bf16 matmul ceiling (``gb.ceilings``) and the speedups
+against ``sdpa_flash`` and ``flex``; ``test_gpu_crossing[family]`` then records, over T, the ratios to
+both and the crossing T from which the candidate stays faster than dense. Run on a CUDA machine with
+``pytest suites/test_attention.py suites/test_attention_fast.py suites/bench_attention.py --fmspec-bench
+-m "not bench or gpu"`` (conformance first, CPU benchmarks left out); ``benchmarks/run_gpu_attention.sh``
+does that and renders :func:`gpu_table`. ``test_gpu_point_on_cpu`` runs one tiny point of every family
+through the same code on the CPU, untimed, so that the GPU run cannot die on a typo.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import sys
 import time
+from typing import Callable
 
 import pytest
 import torch
 
 from fmspec import benchutil as bu
+from fmspec import gpu_bench as gb
 from fmspec.suites import memory as mem
 from fmspec.suites import strategies as ss
 
@@ -88,9 +140,10 @@ def pattern_args(pattern: str, t: int) -> dict:
     }[pattern]
 
 
-def keys_per_query(pattern: str, t: int) -> int:
-    """W of the cost model (the widest row of the ordinary, non-global queries)."""
-    a = pattern_args(pattern, t)
+def keys_per_query(pattern: str, t: int, args: dict | None = None) -> int:
+    """W of the cost model (the widest row of the ordinary, non-global queries); ``args`` default to the
+    CPU grid's ``pattern_args(pattern, t)``."""
+    a = pattern_args(pattern, t) if args is None else args
     if pattern == "sliding_window":
         return 2 * a["window"] - 1
     if pattern == "longformer":
@@ -99,7 +152,7 @@ def keys_per_query(pattern: str, t: int) -> int:
         return a["block"] * (a["n_window"] + a["n_global"] + a["n_random"])
     if pattern == "strided":
         return a["stride"] + (t - 1) // a["stride"]
-    return a["stride"] + a["c"] * -(-t // a["stride"])
+    return a["stride"] + a["c"] * -(-t // a["stride"])  # fixed
 
 
 def rounds_for(t: int) -> int:
@@ -212,3 +265,205 @@ def test_scaling(candidate, fmspec_metrics, pattern):
         "memory_crossing_T": crossing(seqs, ours, dense, "elements"),
         "model_memory_crossing_T_gathered": keys_per_query(pattern, seqs[-1]) * D,
     })
+
+
+# ================================================================================================ GPU
+GPU_H, GPU_D = 16, 64
+GPU_SEQS = [1024, 2048, 4096, 8192, 16384]
+GPU_TOKENS = 16384
+GPU_ARGS = {
+    "sliding_window": {"window": 256},
+    "longformer": {"window": 256, "global_idx": list(range(16))},
+    "bigbird": {"block": 64, "n_random": 3, "n_window": 3, "n_global": 2, "seed": 0},
+    "strided": {"stride": 128},
+    "fixed": {"stride": 128, "c": 16},
+}
+CAUSAL = {"strided", "fixed", "linear_causal"}  # timed against causal dense attention
+GPU_FAMILIES = PATTERNS + ["linear", "linear_causal"]
+_GPU: dict[tuple[str, str, int], dict] = {}  # (candidate, family, T) -> the point's record
+_DENSE: dict[tuple, gb.Timing | None] = {}  # (device, B, T, causal) -> sdpa_flash, shared by candidates
+Timer = Callable[[Callable[[], object]], gb.Timing]
+
+
+def gpu_batch(t: int) -> int:
+    return max(1, min(4, GPU_TOKENS // t))
+
+
+def device_timer(fn: Callable[[], object]) -> gb.Timing:
+    """``gb.time_ms`` of ``fn`` under ``no_grad``, after one untimed call (compilation, autotuning)."""
+    def run():
+        with torch.no_grad():
+            fn()
+    run()
+    torch.cuda.synchronize()
+    return gb.time_ms(run)
+
+
+def untimed(fn: Callable[[], object]) -> gb.Timing:
+    """One call, a unit timing: the CPU check of the code path (no number of it is a measurement)."""
+    with torch.no_grad():
+        fn()
+    return gb.Timing(1.0, 1.0, 1.0)
+
+
+def sdpa_flash(q, k, v, causal: bool):
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+
+def flex_baseline(pattern: str, q, k, v, compiled: bool = True) -> Callable[[], object]:
+    """FlexAttention with the pattern's mask: torch's ``create_block_mask`` over the reference's mask_mod
+    (built here, outside the timing), through the compiled ``flex.attend`` (eager where not ``compiled``)."""
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+
+    from fmspec.reference.attention import flex  # the mask's definition and the compiled call, never an answer
+
+    t, d = q.shape[-2], q.shape[-1]
+    bm = create_block_mask(flex.mask_mod(pattern, t, q.device, **GPU_ARGS[pattern]), None, None, t, t, device=q.device)
+    if compiled:
+        return lambda: flex.attend(q, k, v, bm, d ** -0.5)
+    return lambda: flex_attention(q, k, v, block_mask=bm, scale=d ** -0.5)
+
+
+def gpu_cost(family: str, b: int, h: int, t: int, d: int, elem_bytes: int) -> tuple[gb.Cost, int | None]:
+    """The family's cost model (see the module docstring) and its W (None for linear attention)."""
+    io = 4 * b * h * t * d * elem_bytes
+    if family in GPU_ARGS:
+        w = keys_per_query(family, t, GPU_ARGS[family])
+        return gb.Cost(4 * b * h * t * w * d, io, "4·B·H·T·W·D; bytes: q, k, v read, o written"), w
+    return gb.Cost(4 * b * h * t * d * d, io, "4·B·H·T·D² (F = Dv = D); bytes: q, k, v read, o written"), None
+
+
+def gpu_point(candidate, family: str, t: int, b: int, h: int, d: int, dtype: torch.dtype, device: str,
+              timer: Timer, ceiling: dict, compiled: bool = True) -> dict:
+    """Time one (family, T) point: the candidate, dense SDPA (flash) and FlexAttention with the same mask;
+    every number of the record (``timer`` and ``ceiling`` are the device's, or stand-ins on the CPU)."""
+    q, k, v = ss.qkv(b, h, t, t, d, seed=t, dtype=dtype, device=device)
+    causal = family in CAUSAL
+    if family in GPU_ARGS:
+        args = GPU_ARGS[family]
+        ours = lambda: candidate.attention.sparse(q, k, v, family, **args)  # noqa: E731
+        flex_fn = flex_baseline(family, q, k, v, compiled)
+    else:
+        ours = lambda: candidate.attention.linear(q, k, v, causal=causal)  # noqa: E731
+        flex_fn = None
+    timing = timer(ours)
+    key = (device, b, t, causal)
+    if key not in _DENSE:
+        try:
+            _DENSE[key] = timer(lambda: sdpa_flash(q, k, v, causal))
+        except RuntimeError:  # no flash backend for this device or dtype
+            _DENSE[key] = None
+    dense = _DENSE[key]
+    flex_timing = timer(flex_fn) if flex_fn is not None else None
+    cost, w = gpu_cost(family, b, h, t, d, q.element_size())
+    values = gb.summary(timing, cost, ceiling, {"sdpa_flash": dense, "flex": flex_timing})
+    dense_flops = 4 * b * h * t * t * d * (0.5 if causal else 1.0)
+    values.update({
+        "impl": family, "B": b, "H": h, "T": t, "D": d, "dtype": str(dtype).removeprefix("torch."), "causal": causal,
+        "pattern_args": GPU_ARGS.get(family), "keys_per_query": w,
+        "sdpa_flash_tflops": dense_flops / (dense.median_ms * 1e-3) / 1e12 if dense else None,
+        "flex_tflops": cost.flops / (flex_timing.median_ms * 1e-3) / 1e12 if flex_timing else None,
+    })
+    return values
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("device", ["cuda"])
+@pytest.mark.parametrize("dtype", [pytest.param(torch.bfloat16, id="bfloat16")])
+@pytest.mark.parametrize("t", GPU_SEQS, ids=lambda t: f"T{t}")
+@pytest.mark.parametrize("family", [
+    pytest.param(f, marks=pytest.mark.needs(SPARSE if f in GPU_ARGS else "attention.linear"), id=f) for f in GPU_FAMILIES])
+def test_gpu_time(candidate, device, dtype, family, t, benchmark, fmspec_metrics, request):
+    """One (family, T) point on the GPU: candidate, dense SDPA (flash) and FlexAttention, device-timed."""
+    conformance = bu.require_conformance(request, "attention", candidate.name)
+    values = gpu_point(candidate, family, t, gpu_batch(t), GPU_H, GPU_D, dtype, device, device_timer,
+                       gb.ceilings(device, dtype))
+    values["conformance"] = conformance
+    _GPU[(candidate.name, family, t)] = values
+    bu.record(benchmark, fmspec_metrics, values)
+    gb.pedantic_device_time(benchmark, gb.Timing(values["median_ms"], values["p20_ms"], values["p80_ms"]))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("family", GPU_FAMILIES)
+def test_gpu_crossing(candidate, family, fmspec_metrics):
+    """Over T: time over dense SDPA (flash) and over FlexAttention, and the crossing T from which the
+    candidate stays faster than dense."""
+    seqs = [t for t in GPU_SEQS if (candidate.name, family, t) in _GPU]
+    if not seqs:
+        pytest.skip("needs the timings of test_gpu_time in this run")
+    pts = {t: _GPU[(candidate.name, family, t)] for t in seqs}
+    ours = {t: {"ms": p["median_ms"]} for t, p in pts.items()}
+    dense = {t: {"ms": p["sdpa_flash_ms"] if p["sdpa_flash_ms"] is not None else math.inf} for t, p in pts.items()}
+    fmspec_metrics.update({
+        "impl": family, "seqs": seqs,
+        "time_over_sdpa_flash": {str(t): round(p["median_ms"] / p["sdpa_flash_ms"], 3) if p["sdpa_flash_ms"] else None
+                                 for t, p in pts.items()},
+        "time_over_flex": {str(t): round(p["median_ms"] / p["flex_ms"], 3) if p["flex_ms"] else None
+                           for t, p in pts.items()},
+        "crossing_T_vs_sdpa_flash": crossing(seqs, ours, dense, "ms"),
+        "time_exponent": round(slope(seqs, [p["median_ms"] / p["B"] for p in pts.values()]), 3) if len(seqs) > 1 else None,
+    })
+
+
+@pytest.mark.needs(SPARSE, "attention.linear")
+@pytest.mark.parametrize("family", GPU_FAMILIES)
+def test_gpu_point_on_cpu(candidate, family):
+    """The GPU point's code on the CPU, once, untimed and tiny (T = 256, H = 2, D = 16, float32, eager
+    FlexAttention): every key of the record and the table's row are there."""
+    values = gpu_point(candidate, family, 256, 1, 2, 16, torch.float32, "cpu", untimed,
+                       {"matmul_tflops": 1.0, "copy_gbps": 1.0}, compiled=False)
+    for name in ("median_ms", "p20_ms", "p80_ms", "tflops", "fraction_of_matmul_ceiling", "sdpa_flash_ms",
+                 "speedup_vs_sdpa_flash", "flex_ms", "speedup_vs_flex", "keys_per_query", "causal"):
+        assert name in values, f"{name} missing from the record of {family}"
+    doc = {"environment": {"device": "cpu"}, "tests": [
+        {"property": "test_gpu_time", "candidate": candidate.name, "metrics": values},
+        {"property": "test_gpu_crossing", "candidate": candidate.name,
+         "metrics": {"impl": family, "crossing_T_vs_sdpa_flash": None}}]}
+    table = gpu_table(doc)
+    assert f"| {candidate.name} | {family} | 256 |" in table, table
+
+
+# ------------------------------------------------------------------------------------------------ table
+def gpu_table(doc: dict) -> str:
+    """Markdown: one row per (candidate, family, T) of ``test_gpu_time``, then the crossing points."""
+    env = doc.get("environment", {})
+    tests = [t for t in doc.get("tests", []) if t.get("metrics")]
+    points = sorted((t for t in tests if t.get("property") == "test_gpu_time"),
+                    key=lambda t: (t["candidate"], GPU_FAMILIES.index(t["metrics"]["impl"]), t["metrics"]["T"]))
+
+    def ms(x):
+        return f"{x:.3f}" if x is not None else "n/a"
+
+    def ratio(x):
+        return f"{x:.2f}" if x is not None else "n/a"
+
+    lines = [f"Device: {env.get('device')}; torch {env.get('torch')}, triton {env.get('triton')}. bf16, H = 16, "
+             "D = 64, B = min(4, 16384 / T), forward. TFLOP/s by the cost model of suites/bench_attention.py "
+             "(sparse 4·B·H·T·W·D, linear 4·B·H·T·D², SDPA 4·B·H·T²·D, causal half); device-timed medians "
+             "(p20-p80 in ms).", "",
+             "| candidate | family | T | B | W | ms (p20-p80) | TFLOP/s | of matmul ceiling | SDPA flash ms "
+             "| x SDPA flash | FlexAttention ms | x FlexAttention |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for t in points:
+        m = t["metrics"]
+        lines.append(f"| {t['candidate']} | {m['impl']} | {m['T']} | {m['B']} | {m['keys_per_query'] or '-'} | "
+                     f"{m['median_ms']:.3f} ({m['p20_ms']:.3f}-{m['p80_ms']:.3f}) | {m['tflops']:.1f} | "
+                     f"{m['fraction_of_matmul_ceiling']:.3f} | {ms(m['sdpa_flash_ms'])} | "
+                     f"{ratio(m['speedup_vs_sdpa_flash'])} | "
+                     f"{ms(m['flex_ms'])} | {ratio(m['speedup_vs_flex'])} |")
+    crossings = [t for t in tests if t.get("property") == "test_gpu_crossing"]
+    if crossings:
+        lines += ["", "| candidate | family | faster than SDPA flash from T |", "| --- | --- | --- |"]
+        for t in crossings:
+            m = t["metrics"]
+            lines.append(f"| {t['candidate']} | {m['impl']} | {m.get('crossing_T_vs_sdpa_flash') or 'never'} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # python -m fmspec.suites.bench_attention RESULTS.json > table.md
+    with open(sys.argv[1], encoding="utf-8") as f:
+        print(gpu_table(json.load(f)), end="")

@@ -14,6 +14,7 @@ CAPABILITIES = {
     "flash": {"devices": ["cpu", "cuda"], "dtypes": ["float32", "float64", "float16", "bfloat16"]},
     "finetune": {"devices": ["cpu", "cuda"], "dtypes": ["float32", "float64", "bfloat16"]},
     "gpt": {"devices": ["cpu", "cuda"], "dtypes": ["float32", "float64", "bfloat16"]},
+    "attention": {"devices": ["cpu", "cuda"], "dtypes": ["float32", "float64", "float16", "bfloat16"]},
     "quant": {"devices": ["cpu", "cuda"], "dtypes": ["float32", "float64", "float16", "bfloat16"]},
     "lora": {"devices": ["cpu", "cuda"], "dtypes": ["float32", "float64", "bfloat16"]},
     "checkpoint": {"devices": ["cpu", "cuda"], "dtypes": ["float32", "float64", "bfloat16"]},

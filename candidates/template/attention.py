@@ -61,6 +61,13 @@ def sparse(q, k, v, pattern, **pattern_args):
     raise NotImplementedError("attention.sparse")
 
 
+def block_mask(pattern, T, device="cpu", **pattern_args):
+    """<pattern>_mask(T, **pattern_args) as a torch.nn.attention.flex_attention.BlockMask over (T, T) (B and H
+    broadcast): its mask_mod equals the mask entry by entry; every tile holding a visible entry is listed, a
+    tile listed full is visible everywhere. Optional: FlexAttention's form of the pattern."""
+    raise NotImplementedError("attention.block_mask")
+
+
 def linear(q, k, v, feature_map="elu1", causal=False):
     """φ(q_i)^T Σ_j φ(k_j) v_j^T / φ(q_i)^T Σ_j φ(k_j), φ = elu + 1 (or a callable); causal: prefix sums j <= i."""
     raise NotImplementedError("attention.linear")

@@ -11,6 +11,8 @@ top-left aligned (query i sees keys j <= i); a query with no visible key outputs
 ``dense``          scaled_dot_product, multi_head (and grouped-query attention)
 ``masks``          sliding_window_mask, longformer_mask, bigbird_mask, strided_mask, fixed_mask
 ``efficient``      sparse(q, k, v, pattern, **args): each mask's pattern in O(T · W) memory
+``flex``           block_mask(pattern, T, device, **args): the pattern as a FlexAttention BlockMask, the
+                   path ``sparse`` takes on CUDA for T >= 1024
 ``kernel``         linear (elu + 1 features, prefix sums when causal), performer (FAVOR+)
 ``lowrank``        linformer
 =================  ==========================================================================
@@ -21,6 +23,7 @@ from fmspec.reference.attention.kernel import linear, performer
 from fmspec.reference.attention.lowrank import linformer
 from fmspec.reference.attention.masks import bigbird_mask, fixed_mask, longformer_mask, sliding_window_mask, strided_mask
 from fmspec.reference.attention.efficient import sparse
+from fmspec.reference.attention.flex import block_mask
 
 __all__ = ["scaled_dot_product", "multi_head", "sliding_window_mask", "longformer_mask", "bigbird_mask",
-           "strided_mask", "fixed_mask", "sparse", "linear", "performer", "linformer"]
+           "strided_mask", "fixed_mask", "sparse", "block_mask", "linear", "performer", "linformer"]
