@@ -46,7 +46,7 @@ SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 MAX_BLOCK = 16384  # one block must fit in one program's registers
 TILE = 8192  # elements per program (ROWS · B_P2): 16 KiB of bfloat16 in, 8 KiB of int8 out
 NUM_WARPS = 8
-ROUND_MAGIC: tl.constexpr = 12582912.0  # 1.5 · 2^23
+ROUND_MAGIC = tl.constexpr(12582912.0)  # 1.5 · 2^23
 
 
 # ------------------------------------------------------------------------------------------- tile access

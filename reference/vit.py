@@ -65,7 +65,7 @@ def unpatchify(patches: torch.Tensor, patch: int, height: int, width: int) -> to
     if N != gh * gw:
         raise ValueError(f"patches holds N={N} patches, but a {height}x{width} image has {gh * gw} of size {patch}")
     if D % (patch * patch):
-        raise ValueError(f"patch length {D} is not C*{patch}*{patch} for any channel count C")
+        raise ValueError(f"patches: patch length {D} is not C*{patch}*{patch} for any channel count C")
     C = D // (patch * patch)
     x = patches.reshape(B, gh, gw, C, patch, patch)  # (B, gh, gw, C, P, P)
     x = x.permute(0, 3, 1, 4, 2, 5)  # (B, C, gh, P, gw, P)

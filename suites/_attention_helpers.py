@@ -7,8 +7,9 @@ is the suites' shared oracle (``orc.dense_attention``, ``suites/oracles.py``), i
 - **oracle**: the quadratic form of kernel (linear) attention; each sparse pattern's mask by its
   definition, written as a predicate and evaluated entry by entry; the scale of an attention output's
   rounding error (:func:`value_scale`);
-- **strategies**: shapes (B, H, Tq, Tk, D, Dv and a seed, for ``ss.qkv(**s)``), mask shapes, and sparse
-  patterns with their arguments (:class:`SparseCase`).
+- **strategies**: shapes (B, H, Tq, Tk, D, Dv and a seed, for ``ss.qkv(**s)``; :func:`shape` writes one out
+  for ``@example``), mask shapes, and sparse patterns with their arguments (:class:`SparseCase`), the
+  revealing ones (:data:`EDGE_CASES`) drawn often.
 """
 
 from __future__ import annotations
@@ -129,8 +130,38 @@ class SparseCase:
 
 
 # ============================================================================================ strategies
+EDGE_CASES = {  # the arguments that reveal the usual off-by-one and edge bugs, drawn 1 time in 3 (sparse_cases)
+    "sliding_window": [SparseCase("sliding_window", t, {"window": w, "causal": c}) for t, w, c in [
+        (7, 1, False),  # the diagonal only
+        (6, 6, False),  # window = T: the first and last rows reach the far end
+        (5, 7, False),  # window past both ends
+        (8, 3, True), (5, 5, True), (1, 1, False)]],
+    "longformer": [SparseCase("longformer", t, {"window": w, "global_idx": g}) for t, w, g in [
+        (7, 1, [0, 6]),  # global tokens at both edges, no band beyond the diagonal
+        (6, 7, []),  # window past both ends, no global token
+        (9, 2, [4]), (1, 1, [0])]],
+    "bigbird": [SparseCase("bigbird", t, {"block": b, "n_random": r, "n_window": w, "n_global": g, "seed": 0})
+                for t, b, r, w, g in [
+                    (11, 3, 1, 3, 1),  # a partial last block
+                    (9, 2, 3, 0, 2),  # no window; more random blocks than some rows have room for
+                    (4, 4, 2, 1, 1),  # one block
+                    (10, 4, 0, 5, 0)]],  # a window wider than the sequence
+    "strided": [SparseCase("strided", t, {"stride": l}) for t, l in [(7, 1), (7, 7), (6, 7), (9, 3), (1, 1)]],
+    "fixed": [SparseCase("fixed", t, {"stride": l, "c": c}) for t, l, c in [
+        (8, 3, 0), (8, 3, 3), (5, 1, 1), (5, 6, 2), (10, 4, 1)]],  # c = 0 and c = l; l = 1; l > T; a partial block
+}
+
+
+def sparse_cases(pattern: str, max_t: int = 24) -> st.SearchStrategy[SparseCase]:
+    """A pattern with its arguments: one of :data:`EDGE_CASES` (no longer than ``max_t``) 1 time in 3 (and
+    what a failing draw shrinks to first), else arguments drawn to cover short, long, partial-block and
+    degenerate cases."""
+    edges = [c for c in EDGE_CASES[pattern] if c.t <= max_t]
+    return st.one_of(st.sampled_from(edges), drawn_sparse_cases(pattern, max_t), drawn_sparse_cases(pattern, max_t))
+
+
 @st.composite
-def sparse_cases(draw, pattern: str, max_t: int = 24) -> SparseCase:
+def drawn_sparse_cases(draw, pattern: str, max_t: int = 24) -> SparseCase:
     """A pattern with arguments drawn to cover short, long, partial-block and degenerate cases."""
     t = draw(ss.sizes(1, max_t))
     if pattern == "sliding_window":
@@ -169,3 +200,8 @@ def attention_shapes(draw, max_t: int = 9, max_d: int = 9, same_t: bool = False)
     return {"b": draw(ss.sizes(1, 2)), "h": draw(ss.sizes(1, 3)), "tq": tq,
             "tk": tq if same_t else draw(ss.sizes(1, max_t)), "d": draw(ss.sizes(1, max_d)),
             "dv": draw(ss.sizes(1, max_d)), "seed": draw(ss.seeds())}
+
+
+def shape(b: int = 1, h: int = 2, tq: int = 3, tk: int = 3, d: int = 3, dv: int | None = None, seed: int = 0) -> dict:
+    """One :func:`attention_shapes` draw written out, for ``@example``: ``shape(tq=2, tk=5)``."""
+    return {"b": b, "h": h, "tq": tq, "tk": tk, "d": d, "dv": d if dv is None else dv, "seed": seed}

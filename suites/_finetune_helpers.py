@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 import fmspec.reference.quant as refq  # the oracle's dequantizer (quant's reference), never an answer key here
+from fmspec.suites._lora_helpers import toy  # noqa: F401  (the toy model, shared with the lora suite)
 from fmspec.suites import asserts as ah
 from fmspec.suites import strategies as ss
 
@@ -42,27 +43,6 @@ def trainable(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
     return [(n, p) for n, p in module.named_parameters() if p.requires_grad]
 
 
-class Toy(nn.Module):
-    """Attention-like projections q, k, v, a decoy "fq" (a target "q" must not match it), an MLP and a norm,
-    in float64. At the default d = 8 every Linear holds a multiple of 16 weights (64 or 128), so block sizes 1,
-    2, 4, 8 and 16 divide them all (the lora suite uses d = 6)."""
-
-    def __init__(self, d: int = 8):
-        super().__init__()
-        self.norm = nn.LayerNorm(d, dtype=torch.float64)
-        self.attn = nn.Module()
-        for name in ("q", "k", "v"):
-            setattr(self.attn, name, nn.Linear(d, d, dtype=torch.float64))
-        self.fq = nn.Linear(d, d, dtype=torch.float64)
-        self.mlp = nn.Sequential(nn.Linear(d, 2 * d, dtype=torch.float64), nn.GELU(),
-                                 nn.Linear(2 * d, d, dtype=torch.float64))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.norm(x)
-        h = self.attn.q(h) * self.attn.k(h) + self.attn.v(h) + self.fq(h)
-        return self.mlp(h)
-
-
 TOY_LINEARS = ("attn.q", "attn.k", "attn.v", "fq", "mlp.0", "mlp.2")
 # targets, the module names they must select, and (in, out) of each
 TARGET_CASES = [
@@ -72,11 +52,6 @@ TARGET_CASES = [
 ]
 BAD_TARGETS = [["nope"], ["q", "nope"], ["norm"]]
 BAD_TARGET_IDS = ["unknown", "one-unknown", "not-linear"]
-
-
-def toy(seed: int, d: int = 8) -> Toy:
-    torch.manual_seed(seed)  # the toy's own weights; nothing of the candidate's depends on it
-    return Toy(d)
 
 
 def toy_layers(model: nn.Module) -> dict[str, nn.Module]:

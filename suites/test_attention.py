@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from fmspec.suites import _attention_helpers as ath
@@ -34,9 +34,19 @@ def sdp(candidate, q, k, v, **kw):
     return out
 
 
-def draw_mask(data, s: dict, kinds=ath.MASK_SHAPES) -> torch.Tensor | None:
-    shape = ath.mask_shape(data.draw(st.sampled_from(kinds), label="mask"), s["b"], s["h"], s["tq"], s["tk"])
+def mask_for(kind: str, s: dict) -> torch.Tensor | None:
+    """A random bool mask of one of ``ath.MASK_SHAPES`` for the shapes ``s`` (from seed s["seed"] + 3)."""
+    shape = ath.mask_shape(kind, s["b"], s["h"], s["tq"], s["tk"])
     return None if shape is None else ss.random_mask(shape, s["seed"] + 3)
+
+
+mask_kinds = st.sampled_from(ath.MASK_SHAPES)
+# revealing shapes, for @example: causal with Tq < Tk and Tq > Tk (top-left: rows i >= Tk see every key), a
+# (Tq, Tk) mask whose row 1 is all False (seed 6), one query and one key, odd head dims
+TQ_LT_TK = ath.shape(tq=2, tk=5, d=3, dv=2)
+TQ_GT_TK = ath.shape(b=2, tq=5, tk=2, d=5, dv=3)
+EMPTY_ROW = ath.shape(tq=4, tk=3, d=3, dv=2, seed=6)  # mask_for("TqTk", EMPTY_ROW)[1] is all False
+ONE_BY_ONE = ath.shape(b=2, h=1, tq=1, tk=1, d=1, dv=1)
 
 
 # ============================================================================ scaled dot-product attention
@@ -56,13 +66,18 @@ def test_worked_example_two_tokens(candidate):
 @pytest.mark.smoke
 @pytest.mark.needs(SDP)
 @dtypes
-@given(s=ath.attention_shapes(), causal=st.booleans(), scale=st.sampled_from([None, 0.3, 2.0]), data=st.data())
-def test_matches_torch_sdpa_float64(candidate, dtype, s, causal, scale, data):
+@given(s=ath.attention_shapes(), causal=st.booleans(), scale=st.sampled_from([None, 0.3, 2.0]), mask_kind=mask_kinds)
+@example(s=TQ_LT_TK, causal=True, scale=None, mask_kind="none")
+@example(s=TQ_GT_TK, causal=True, scale=None, mask_kind="1H1Tk")
+@example(s=EMPTY_ROW, causal=False, scale=0.3, mask_kind="TqTk")
+@example(s=EMPTY_ROW, causal=True, scale=None, mask_kind="B1TqTk")
+@example(s=ONE_BY_ONE, causal=True, scale=2.0, mask_kind="none")
+def test_matches_torch_sdpa_float64(candidate, dtype, s, causal, scale, mask_kind):
     """Oracle: softmax attention in float64 (``orc.dense_attention``, the formula torch SDPA computes) under the
     same mask (any broadcast shape), causal top-left, scale; float32 within twice the same formula's float32
     error."""
     q, k, v = ss.qkv(**s, dtype=dtype)
-    mask = draw_mask(data, s)
+    mask = mask_for(mask_kind, s)
     kw = {"mask": mask, "causal": causal, "scale": scale}
     oracle = orc.dense_attention(q.double(), k.double(), v.double(), **kw)
     out = sdp(candidate, q, k, v, **kw)
@@ -71,11 +86,13 @@ def test_matches_torch_sdpa_float64(candidate, dtype, s, causal, scale, data):
 
 
 @pytest.mark.needs(SDP)
-@given(s=ath.attention_shapes(), data=st.data())
-def test_rows_sum_to_one(candidate, s, data):
+@given(s=ath.attention_shapes(), mask_kind=mask_kinds)
+@example(s=EMPTY_ROW, mask_kind="TqTk")
+@example(s=TQ_GT_TK, mask_kind="BHTqTk")
+def test_rows_sum_to_one(candidate, s, mask_kind):
     """Weights are >= 0, 0 where masked, and each row sums to 1 (0 for a row that sees no key)."""
     q, k, v = ss.qkv(**s)
-    mask = draw_mask(data, s)
+    mask = mask_for(mask_kind, s)
     where = ah.snippet(SDP, q, k, v, mask=mask, return_weights=True)
     out, w = sdp(candidate, q, k, v, mask=mask, return_weights=True)
     ah.assert_tensor(w, (s["b"], s["h"], s["tq"], s["tk"]), name="weights", where=where)
@@ -87,12 +104,15 @@ def test_rows_sum_to_one(candidate, s, data):
 
 
 @pytest.mark.needs(SDP)
-@given(s=ath.attention_shapes(), causal=st.booleans(), data=st.data())
-def test_output_in_convex_hull_of_values(candidate, s, causal, data):
+@given(s=ath.attention_shapes(), causal=st.booleans(), mask_kind=mask_kinds)
+@example(s=TQ_LT_TK, causal=True, mask_kind="none")
+@example(s=TQ_GT_TK, causal=True, mask_kind="B1TqTk")
+@example(s=EMPTY_ROW, causal=False, mask_kind="TqTk")
+def test_output_in_convex_hull_of_values(candidate, s, causal, mask_kind):
     """Each output lies in the convex hull of the visible V rows: per coordinate, between their min and max."""
     q, k, v = ss.qkv(**s)
     q = q * 3  # sharper weights
-    mask = draw_mask(data, s)
+    mask = mask_for(mask_kind, s)
     where = ah.snippet(SDP, q, k, v, mask=mask, causal=causal)
     out = sdp(candidate, q, k, v, mask=mask, causal=causal)
     allowed = torch.ones(s["tq"], s["tk"], dtype=torch.bool) if mask is None else mask
@@ -110,8 +130,9 @@ def test_output_in_convex_hull_of_values(candidate, s, causal, data):
 
 
 @pytest.mark.needs(SDP)
-@given(s=ath.attention_shapes(), data=st.data())
-def test_permutation_equivariance(candidate, s, data):
+@given(s=ath.attention_shapes())
+@example(s=ath.shape(tq=4, tk=5, d=3, dv=2))
+def test_permutation_equivariance(candidate, s):
     """Without a mask: permuting the queries permutes the outputs; permuting keys with values changes nothing."""
     q, k, v = ss.qkv(**s)
     pq = torch.randperm(s["tq"], generator=torch.Generator().manual_seed(s["seed"]))
@@ -125,12 +146,14 @@ def test_permutation_equivariance(candidate, s, data):
 
 @pytest.mark.needs(SDP)
 @dtypes
-@given(s=ath.attention_shapes(), shift=st.sampled_from([1.0, 1e3]), data=st.data())
-def test_constant_added_to_row_of_scores_changes_nothing(candidate, dtype, s, shift, data):
+@given(s=ath.attention_shapes(), shift=st.sampled_from([1.0, 1e3]), mask_kind=mask_kinds)
+@example(s=EMPTY_ROW, shift=1e3, mask_kind="TqTk")
+@example(s=TQ_GT_TK, shift=1e3, mask_kind="none")
+def test_constant_added_to_row_of_scores_changes_nothing(candidate, dtype, s, shift, mask_kind):
     """k_j + u for every key adds c_i = scale·q_i·u to row i of the scores: softmax must ignore it, even when
     c_i is large enough (|c_i| ~ 1000) that exp overflows without subtracting the row maximum."""
     q, k, v = ss.qkv(**s, dtype=dtype)
-    mask = draw_mask(data, s)
+    mask = mask_for(mask_kind, s)
     u = ss.randn((s["d"],), s["seed"] + 4, dtype)  # (D,)
     c = (q.to(torch.float64) @ u.to(torch.float64)).abs().max().item() / math.sqrt(s["d"])
     u = u * (shift / max(c, 1e-3))
@@ -145,6 +168,8 @@ def test_constant_added_to_row_of_scores_changes_nothing(candidate, dtype, s, sh
 
 @pytest.mark.needs(SDP)
 @given(s=ath.attention_shapes(), causal=st.booleans(), poison=st.sampled_from([1e30, math.inf, math.nan]))
+@example(s=TQ_LT_TK, causal=True, poison=math.nan)
+@example(s=TQ_GT_TK, causal=True, poison=math.inf)
 def test_masked_keys_and_values_change_nothing(candidate, s, causal, poison):
     """Keys no query may see (padding) holding huge values, inf or NaN change neither output nor gradients."""
     q, k, v = ss.qkv(**s)
@@ -161,8 +186,10 @@ def test_masked_keys_and_values_change_nothing(candidate, s, causal, poison):
 
 
 @pytest.mark.needs(SDP)
-@given(s=ath.attention_shapes(), data=st.data())
-def test_fully_masked_row_gives_zeros_and_finite_gradients(candidate, s, data):
+@given(s=ath.attention_shapes())
+@example(s=ONE_BY_ONE)  # the only row is fully masked
+@example(s=TQ_GT_TK)
+def test_fully_masked_row_gives_zeros_and_finite_gradients(candidate, s):
     """A query that may see no key outputs 0 with weights 0; every gradient is finite (never NaN)."""
     q, k, v = ss.qkv(**s)
     mask = ss.random_mask((s["b"], s["h"], s["tq"], s["tk"]), s["seed"] + 6)
@@ -197,11 +224,13 @@ def test_causal_is_top_left_aligned(candidate):
 
 
 @pytest.mark.needs(SDP)
-@given(s=ath.attention_shapes(), causal=st.booleans(), data=st.data())
-def test_gradients_match_torch_sdpa_float64(candidate, s, causal, data):
+@given(s=ath.attention_shapes(), causal=st.booleans(), mask_kind=st.sampled_from(["none", "TqTk", "BHTqTk"]))
+@example(s=TQ_LT_TK, causal=True, mask_kind="none")
+@example(s=TQ_GT_TK, causal=True, mask_kind="BHTqTk")
+def test_gradients_match_torch_sdpa_float64(candidate, s, causal, mask_kind):
     """d(out · g)/d(q, k, v) equals torch autograd through dense attention in float64 (every row sees a key)."""
     q, k, v = ss.qkv(**s)
-    mask = draw_mask(data, s, kinds=("none", "TqTk", "BHTqTk"))
+    mask = mask_for(mask_kind, s)
     if mask is not None:
         mask = mask | (torch.arange(s["tk"]) == 0)  # key 0 visible to all: no empty row
     g = ss.randn((s["b"], s["h"], s["tq"], s["dv"]), s["seed"] + 8)
@@ -226,37 +255,63 @@ def test_same_answer_when_called_twice(candidate):
     ah.assert_equal(sdp(candidate, q, k, v, causal=True), first, name="second call", where=ah.snippet(SDP, q, k, v, causal=True))
 
 
+def names(argument: str) -> str:
+    """The pattern a bad-argument error message must match: the argument's name as a word (``k`` in
+    ``k.shape=(1, 2, 5, 4)``, not in ``keys``)."""
+    return rf"\b{argument}\b"
+
+
 def _bad_sdp_args():
+    """case -> (args, kwargs, the argument the error must name)."""
     q, k, v = torch.zeros(1, 2, 4, 3), torch.zeros(1, 2, 5, 3), torch.zeros(1, 2, 5, 2)
     return {
-        "k-head-dim": ((q, torch.zeros(1, 2, 5, 4), v), {}),
-        "v-length": ((q, k, torch.zeros(1, 2, 6, 2)), {}),
-        "k-dtype": ((q, k.double(), v), {}),
-        "mask-shape": ((q, k, v), {"mask": torch.ones(4, 4, dtype=torch.bool)}),
-        "mask-dtype": ((q, k, v), {"mask": torch.ones(4, 5)}),
-        "q-not-tensor": ((q.tolist(), k, v), {}),
+        "k-head-dim": ((q, torch.zeros(1, 2, 5, 4), v), {}, "k"),
+        "v-length": ((q, k, torch.zeros(1, 2, 6, 2)), {}, "v"),
+        "k-dtype": ((q, k.double(), v), {}, "k"),
+        "mask-shape": ((q, k, v), {"mask": torch.ones(4, 4, dtype=torch.bool)}, "mask"),
+        "mask-dtype": ((q, k, v), {"mask": torch.ones(4, 5)}, "mask"),
+        "q-not-tensor": ((q.tolist(), k, v), {}, "q"),
     }
 
 
 @pytest.mark.needs(SDP)
 @pytest.mark.parametrize("case", list(_bad_sdp_args()))
 def test_bad_arguments_raise_value_error(candidate, case):
-    args, kw = _bad_sdp_args()[case]
-    with pytest.raises((ValueError, TypeError)):
+    """Mismatched shapes or dtypes, a mask that does not broadcast or is not bool, q not a tensor: ValueError (or
+    TypeError) whose message names the argument."""
+    args, kw, argument = _bad_sdp_args()[case]
+    with pytest.raises((ValueError, TypeError), match=names(argument)):
         candidate.attention.scaled_dot_product(*args, **kw)
 
 
 # ================================================================================== multi-head attention
 @st.composite
 def mha_case(draw, gqa: bool = False):
-    h = draw(ss.sizes(1, 4))
-    n_kv = draw(st.sampled_from([g for g in range(1, h + 1) if h % g == 0])) if gqa else h
+    """{"b", "t", "h", "n_kv", "dh", "causal", "seed"}. With ``gqa``, h = n_kv · group with n_kv and group drawn
+    from lists weighted (and shrinking) towards 2 and 3: the head order shows only with 2 or more kv heads of 2
+    or more query heads each (tile order h % n_kv and repeat_interleave order h // group agree otherwise),
+    which 3 draws in 5 have; MQA (n_kv = 1) and plain multi-head (group = 1) are drawn too."""
+    if gqa:
+        n_kv, group = draw(st.sampled_from([2, 3, 2, 1, 4]), "n_kv"), draw(st.sampled_from([2, 3, 2, 1]), "group")
+        h = n_kv * group
+    else:
+        h = draw(ss.sizes(1, 4), "h")
+        n_kv = h
     return {"b": draw(ss.sizes(1, 2)), "t": draw(ss.sizes(1, 8)), "h": h, "n_kv": n_kv, "dh": draw(ss.sizes(1, 5)),
             "causal": draw(st.booleans()), "seed": draw(ss.seeds())}
 
 
-def per_head_oracle(x, w_q, w_k, w_v, w_o, c) -> torch.Tensor:
-    """Head by head in float64: head h uses rows h·Dh.. of W_q, kv head h // (H / n_kv), scale 1/sqrt(Dh)."""
+def mha(b=1, t=3, h=2, n_kv=None, dh=3, causal=False, seed=0) -> dict:
+    """One multi-head case, for ``@example``."""
+    return {"b": b, "t": t, "h": h, "n_kv": h if n_kv is None else n_kv, "dh": dh, "causal": causal, "seed": seed}
+
+
+def per_head_oracle(x, w_q, w_k, w_v, w_o, c, terms: bool = False) -> torch.Tensor:
+    """Head by head in float64: head h uses rows h·Dh.. of W_q, kv head h // (H / n_kv), scale 1/sqrt(Dh).
+
+    ``terms``: the same weights applied to |x| |W_v|^T and then |W_o|, the size of the terms each output sums
+    (the values x W_v^T and the output projection both sum products that may cancel), for ``assert_close(scale=)``.
+    """
     x, w_q, w_k, w_v, w_o = (a.to(torch.float64) for a in (x, w_q, w_k, w_v, w_o))
     dh, group = c["dh"], c["h"] // c["n_kv"]
     heads = []
@@ -264,9 +319,9 @@ def per_head_oracle(x, w_q, w_k, w_v, w_o, c) -> torch.Tensor:
         g = h // group
         q = x @ w_q[h * dh:(h + 1) * dh].T  # (B, T, Dh)
         k = x @ w_k[g * dh:(g + 1) * dh].T
-        v = x @ w_v[g * dh:(g + 1) * dh].T
+        v = (x.abs() @ w_v[g * dh:(g + 1) * dh].abs().T) if terms else x @ w_v[g * dh:(g + 1) * dh].T
         heads.append(orc.dense_attention(q, k, v, causal=c["causal"], scale=1 / math.sqrt(dh)))
-    return torch.cat(heads, dim=-1) @ w_o.T  # (B, T, d)
+    return torch.cat(heads, dim=-1) @ (w_o.abs() if terms else w_o).T  # (B, T, d)
 
 
 def mha_inputs(c, dtype):
@@ -285,13 +340,17 @@ def check_mha(candidate, c, dtype):
     oracle = per_head_oracle(x, *ws, c)
     where = ah.snippet(MHA, x, *ws, c["h"], **kw)
     out = ah.call(candidate.attention.multi_head, MHA, x, *ws, c["h"], **kw)
-    ah.assert_close(out, oracle, dtype=dtype, n=c["h"] * c["dh"] * c["t"], where=where)
+    ah.assert_close(out, oracle, dtype=dtype, n=c["h"] * c["dh"] * c["t"],
+                    scale=per_head_oracle(x, *ws, c, terms=True).max().item(), where=where)
 
 
 @pytest.mark.smoke
 @pytest.mark.needs(MHA)
 @dtypes
 @given(c=mha_case())
+@example(c=mha(h=3, dh=3, causal=True))  # odd head dim, causal
+@example(c=mha(b=2, t=1, h=4, dh=1))  # one position: every head's output is its own v
+@example(c=mha(t=5, h=2, dh=5))
 def test_multi_head_equals_per_head_attention(candidate, dtype, c):
     """Oracle: concat over heads of attention(x W_q^h, x W_k^h, x W_v^h) with 1/sqrt(D_head), then W_o."""
     check_mha(candidate, c, dtype)
@@ -300,22 +359,29 @@ def test_multi_head_equals_per_head_attention(candidate, dtype, c):
 @pytest.mark.needs(MHA)
 @pytest.mark.capability("gqa")
 @given(c=mha_case(gqa=True))
+@example(c=mha(t=3, h=4, n_kv=2, dh=2))  # heads 0, 1 read kv head 0; heads 2, 3 kv head 1 (tiled: 0, 1, 0, 1)
+@example(c=mha(t=4, h=6, n_kv=3, dh=3, causal=True))  # groups of 2 over 3 kv heads
+@example(c=mha(b=2, t=2, h=6, n_kv=2, dh=1))  # groups of 3 over 2 kv heads
+@example(c=mha(t=3, h=3, n_kv=1, dh=2))  # multi-query: one kv head for all
 def test_grouped_query_heads_share_kv_in_order(candidate, c):
-    """n_kv_heads < n_heads: query head h reads kv head h // (n_heads / n_kv_heads) (repeat_interleave order)."""
+    """n_kv_heads < n_heads: query head h reads kv head h // (n_heads / n_kv_heads) (repeat_interleave order),
+    not h % n_kv_heads (tile order, which agrees with it only when n_kv_heads = 1 or n_heads = n_kv_heads)."""
     check_mha(candidate, c, torch.float64)
 
 
 @pytest.mark.needs(MHA)
 @pytest.mark.parametrize("case", ["heads-not-dividing-d", "kv-heads-not-dividing", "w_k-shape", "x-2d"])
 def test_multi_head_bad_arguments_raise(candidate, case):
-    x, ws = mha_inputs({"b": 1, "t": 3, "h": 2, "n_kv": 2, "dh": 3, "seed": 0}, torch.float64)
-    args, kw = {
-        "heads-not-dividing-d": ((x, *ws, 4), {}),
-        "kv-heads-not-dividing": ((x, *ws, 2), {"n_kv_heads": 3}),
-        "w_k-shape": ((x, ws[0], ws[1][:2], ws[2], ws[3], 2), {}),
-        "x-2d": ((x[0], *ws, 2), {}),
+    """n_heads not dividing d, n_kv_heads not dividing n_heads, a weight of the wrong shape, x not (B, T, d):
+    ValueError (or TypeError) naming the argument."""
+    x, ws = mha_inputs(mha(t=3, h=2, dh=3), torch.float64)
+    args, kw, argument = {
+        "heads-not-dividing-d": ((x, *ws, 4), {}, "n_heads"),
+        "kv-heads-not-dividing": ((x, *ws, 2), {"n_kv_heads": 3}, "n_kv_heads"),
+        "w_k-shape": ((x, ws[0], ws[1][:2], ws[2], ws[3], 2), {}, "w_k"),
+        "x-2d": ((x[0], *ws, 2), {}, "x"),
     }[case]
-    with pytest.raises((ValueError, TypeError)):
+    with pytest.raises((ValueError, TypeError), match=names(argument)):
         candidate.attention.multi_head(*args, **kw)
 
 
@@ -348,6 +414,10 @@ def test_mask_matches_its_definition(candidate, pattern, data):
 
 @pytest.mark.needs(MASK_FN["sliding_window"])
 @given(t=ss.sizes(1, 24), window=ss.sizes(1, 8), causal=st.booleans())
+@example(t=6, window=1, causal=False)  # the diagonal only
+@example(t=5, window=5, causal=False)  # window = T: the edges see everything
+@example(t=4, window=8, causal=True)  # window past both ends
+@example(t=1, window=2, causal=False)
 def test_sliding_window_counts_per_row(candidate, t, window, causal):
     """Row i sees min(i, w-1) keys before it, itself, and (unless causal) min(T-1-i, w-1) after it."""
     m = get_mask(candidate, "sliding_window", t, window=window, causal=causal)
@@ -429,6 +499,9 @@ def test_bigbird_figure_worked_example(candidate, seed):
 @pytest.mark.needs(BIGBIRD)
 @given(t=ss.sizes(1, 40), block=ss.sizes(1, 5), n_random=st.integers(0, 3), n_window=st.sampled_from([0, 1, 3, 5]),
        n_global=st.integers(0, 2), seed=st.integers(0, 10_000))
+@example(t=11, block=3, n_random=2, n_window=3, n_global=1, seed=0)  # a partial last block
+@example(t=8, block=2, n_random=3, n_window=5, n_global=2, seed=1)  # more random blocks than there is room for
+@example(t=3, block=5, n_random=1, n_window=1, n_global=1, seed=2)  # one (partial) block
 def test_bigbird_mask_is_blocked_window_global_random(candidate, t, block, n_random, n_window, n_global, seed):
     """Constant on blocks; global block rows and columns full; the block window; r random blocks more per row."""
     n_global = min(n_global, -(-t // block))
@@ -458,21 +531,24 @@ def test_bigbird_same_seed_same_mask(candidate):
                     where=ah.snippet(BIGBIRD, 20, **args))
 
 
-BAD_MASK_ARGS = {
-    "sliding-window-0": ("sliding_window", (8,), {"window": 0}),
-    "sliding-T-0": ("sliding_window", (0,), {"window": 2}),
-    "longformer-global-out-of-range": ("longformer", (8,), {"window": 2, "global_idx": [8]}),
-    "bigbird-block-0": ("bigbird", (8,), {"block": 0, "n_random": 1, "n_window": 3, "n_global": 1, "seed": 0}),
-    "bigbird-even-window": ("bigbird", (8,), {"block": 2, "n_random": 1, "n_window": 2, "n_global": 1, "seed": 0}),
-    "strided-stride-0": ("strided", (8,), {"stride": 0}),
-    "fixed-c-above-stride": ("fixed", (8,), {"stride": 2, "c": 3}),
+BAD_MASK_ARGS = {  # case -> (pattern, args, kwargs, the argument the error must name)
+    "sliding-window-0": ("sliding_window", (8,), {"window": 0}, "window"),
+    "sliding-T-0": ("sliding_window", (0,), {"window": 2}, "T"),
+    "longformer-global-out-of-range": ("longformer", (8,), {"window": 2, "global_idx": [8]}, "global_idx"),
+    "bigbird-block-0": ("bigbird", (8,), {"block": 0, "n_random": 1, "n_window": 3, "n_global": 1, "seed": 0}, "block"),
+    "bigbird-even-window": ("bigbird", (8,), {"block": 2, "n_random": 1, "n_window": 2, "n_global": 1, "seed": 0},
+                            "n_window"),
+    "strided-stride-0": ("strided", (8,), {"stride": 0}, "stride"),
+    "fixed-c-above-stride": ("fixed", (8,), {"stride": 2, "c": 3}, "c"),
 }
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.needs(MASK_FN[p])) for c, (p, _, _) in BAD_MASK_ARGS.items()])
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.needs(MASK_FN[p])) for c, (p, *_) in BAD_MASK_ARGS.items()])
 def test_mask_bad_arguments_raise(candidate, case):
-    pattern, args, kw = BAD_MASK_ARGS[case]
-    with pytest.raises((ValueError, TypeError)):
+    """A window, stride or block < 1, T < 1, a global index outside [0, T), an even BigBird window, c > stride:
+    ValueError (or TypeError) naming the argument."""
+    pattern, args, kw, argument = BAD_MASK_ARGS[case]
+    with pytest.raises((ValueError, TypeError), match=names(argument)):
         candidate.resolve(MASK_FN[pattern])(*args, **kw)
 
 
@@ -557,11 +633,14 @@ def test_sparse_memory_is_linear_not_quadratic(candidate, case, fmspec_metrics):
 @pytest.mark.needs(SPARSE)
 @pytest.mark.parametrize("case", ["unknown-pattern", "window-0", "q-k-lengths-differ"])
 def test_sparse_bad_arguments_raise(candidate, case):
+    """An unknown pattern, a pattern argument out of range, keys of another length than the queries (the
+    patterns are self-attention): ValueError (or TypeError) naming the argument."""
     q = torch.zeros(1, 1, 6, 2)
-    args, kw = {"unknown-pattern": ((q, q, q, "diagonal"), {}),
-                "window-0": ((q, q, q, "sliding_window"), {"window": 0}),
-                "q-k-lengths-differ": ((q, q[..., :4, :], q[..., :4, :], "sliding_window"), {"window": 2})}[case]
-    with pytest.raises((ValueError, TypeError)):
+    args, kw, argument = {
+        "unknown-pattern": ((q, q, q, "diagonal"), {}, "pattern"),
+        "window-0": ((q, q, q, "sliding_window"), {"window": 0}, "window"),
+        "q-k-lengths-differ": ((q, q[..., :4, :], q[..., :4, :], "sliding_window"), {"window": 2}, "k")}[case]
+    with pytest.raises((ValueError, TypeError), match=names(argument)):
         candidate.attention.sparse(*args, **kw)
 
 
@@ -576,6 +655,8 @@ CAUSAL_METHODS = {
 
 @pytest.mark.parametrize("method", [pytest.param(m, marks=pytest.mark.needs(f)) for m, (f, _) in CAUSAL_METHODS.items()])
 @given(s=ath.attention_shapes(max_t=10, same_t=True), cut=st.integers(0, 9))
+@example(s=ath.shape(tq=6, tk=6), cut=0)  # only the first output must stay
+@example(s=ath.shape(tq=7, tk=7, d=5, dv=2), cut=5)  # only the last key changes
 def test_causal_outputs_ignore_future_keys(candidate, method, s, cut):
     """Changing the keys and values after position t leaves outputs 0..t unchanged."""
     feature, fn = CAUSAL_METHODS[method]
@@ -586,14 +667,18 @@ def test_causal_outputs_ignore_future_keys(candidate, method, s, cut):
     v2[..., cut + 1:, :] = ss.randn(v2[..., cut + 1:, :].shape, s["seed"] + 11, scale=3.0)
     before = fn(candidate.attention, q, k, v)
     after = fn(candidate.attention, q, k2, v2)
-    ah.assert_close(after[..., :cut + 1, :], before[..., :cut + 1, :], n=s["tk"], name=f"outputs 0..{cut}",
-                    where=f"{method}: {ah.snippet(feature, q, k, v)}, keys/values after {cut} replaced")
+    # the outputs mix rows of V (with weights that need not be >= 0 for a kernel method): judged against |V|
+    ah.assert_close(after[..., :cut + 1, :], before[..., :cut + 1, :], n=s["tk"], scale=ath.value_scale(v),
+                    name=f"outputs 0..{cut}", where=f"{method}: {ah.snippet(feature, q, k, v)}, keys/values after "
+                    f"{cut} replaced")
 
 
 # ======================================================================================= linear attention
 @pytest.mark.smoke
 @pytest.mark.needs(LINEAR)
 @given(s=ath.attention_shapes(), causal=st.booleans())
+@example(s=ath.shape(tq=5, tk=5, d=3, dv=2), causal=True)
+@example(s=TQ_LT_TK, causal=False)
 def test_linear_equals_quadratic_form(candidate, s, causal):
     """out = A V / (A 1), A = φ(Q) φ(K)^T with φ = elu + 1, masked by j <= i when causal (prefix sums)."""
     if causal:
@@ -657,6 +742,8 @@ def test_performer_is_seeded(candidate):
 # ============================================================================================= linformer
 @pytest.mark.needs(LINFORMER)
 @given(s=ath.attention_shapes(same_t=True), rank=ss.sizes(1, 6))
+@example(s=ath.shape(tq=2, tk=2), rank=5)  # more rows than T
+@example(s=ath.shape(tq=7, tk=7, d=5, dv=2), rank=1)
 def test_linformer_equals_attention_on_projected_keys_values(candidate, s, rank):
     """softmax(Q (E K)^T / sqrt(D)) (F V) with E, F (k, T): oracle: dense attention on the projected keys
     and values."""
@@ -683,17 +770,20 @@ def test_linformer_with_identity_projections_is_full_attention(candidate, s):
                     where=ah.snippet(LINFORMER, q, k, v, "I", "I"))
 
 
-BAD_KERNEL_ARGS = {
-    "linear-unknown-feature-map": (LINEAR, lambda a, q: a.linear(q, q, q, feature_map="cosine")),
-    "linear-v-length": (LINEAR, lambda a, q: a.linear(q, q, q[..., :3, :])),
-    "performer-0-features": (PERFORMER, lambda a, q: a.performer(q, q, q, 0, 0)),
-    "linformer-e-shape": (LINFORMER, lambda a, q: a.linformer(q, q, q, torch.zeros(2, 5), torch.zeros(2, 6))),
-    "linformer-f-rank": (LINFORMER, lambda a, q: a.linformer(q, q, q, torch.zeros(2, 6), torch.zeros(3, 6))),
+BAD_KERNEL_ARGS = {  # case -> (feature, the call, the argument the error must name)
+    "linear-unknown-feature-map": (LINEAR, lambda a, q: a.linear(q, q, q, feature_map="cosine"), "feature_map"),
+    "linear-v-length": (LINEAR, lambda a, q: a.linear(q, q, q[..., :3, :]), "v"),
+    "performer-0-features": (PERFORMER, lambda a, q: a.performer(q, q, q, 0, 0), "n_features"),
+    "linformer-e-shape": (LINFORMER, lambda a, q: a.linformer(q, q, q, torch.zeros(2, 5), torch.zeros(2, 6)), "e"),
+    "linformer-f-rank": (LINFORMER, lambda a, q: a.linformer(q, q, q, torch.zeros(2, 6), torch.zeros(3, 6)), "f"),
 }
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.needs(f)) for c, (f, _) in BAD_KERNEL_ARGS.items()])
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.needs(f)) for c, (f, *_) in BAD_KERNEL_ARGS.items()])
 def test_kernel_and_lowrank_bad_arguments_raise(candidate, case):
+    """An unknown feature map, values of another length, no random features, projections of the wrong shape:
+    ValueError (or TypeError) naming the argument."""
     q = torch.zeros(1, 1, 6, 2)
-    with pytest.raises((ValueError, TypeError)):
-        BAD_KERNEL_ARGS[case][1](candidate.attention, q)
+    _, call, argument = BAD_KERNEL_ARGS[case]
+    with pytest.raises((ValueError, TypeError), match=names(argument)):
+        call(candidate.attention, q)

@@ -14,8 +14,10 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from torch import nn
 
+from fmspec.suites import _lora_helpers as lh
 from fmspec.suites import asserts as ah
 from fmspec.suites import strategies as ss
+from fmspec.suites import tolerances as tol
 
 pytestmark = pytest.mark.component("lora")
 LL, AL = "lora.LoRALinear", "lora.apply_lora"
@@ -69,6 +71,13 @@ def lora_terms(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None, A: torc
     return lora_oracle(x.abs(), W.abs(), None if b is None else b.abs(), A.abs(), B.abs(), scaling).max().item()
 
 
+def grad_terms(x: torch.Tensor, g: torch.Tensor, A: torch.Tensor, B: torch.Tensor, s: float) -> tuple[float, float]:
+    """The largest sums of absolute terms behind dL/dA = s B^T G^T X and dL/dB = s G^T (X A^T), for
+    ``assert_close(scale=)``: each gradient sums products that may cancel."""
+    x, g = x.double().abs(), g.double().abs()
+    return (s * B.abs().T @ g.T @ x).max().item(), (s * g.T @ (x @ A.abs().T)).max().item()
+
+
 def trainable(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
     return [(n, p) for n, p in module.named_parameters() if p.requires_grad]
 
@@ -114,10 +123,12 @@ def test_identity_at_init(candidate, dtype, dims, alpha, seed, bias):
     base = make_base(n_in, n_out, seed, dtype, bias)
     x = ss.randn((3, n_in), seed + 2, dtype)
     zeros_a, zeros_b = torch.zeros(r, n_in, dtype=torch.float64), torch.zeros(n_out, r, dtype=torch.float64)
-    expected = lora_oracle(x, base.weight.detach(), None if base.bias is None else base.bias.detach(), zeros_a, zeros_b, 0.0)
+    W, b = base.weight.detach().double(), None if base.bias is None else base.bias.detach().double()
+    expected = lora_oracle(x, W, b, zeros_a, zeros_b, 0.0)
     baseline = base(x)
     layer, where = wrap(candidate, base, r, alpha)
-    ah.assert_close(layer(x), expected, dtype=dtype, n=n_in, baseline=baseline, name="h at init", where=where)
+    ah.assert_close(layer(x), expected, dtype=dtype, n=n_in, baseline=baseline,
+                    scale=lora_terms(x, W, b, zeros_a, zeros_b, 0.0), name="h at init", where=where)
 
 
 @pytest.mark.needs(LL)
@@ -170,7 +181,9 @@ def test_merge_equals_unmerged(candidate, dtype, dims, alpha, seed):
     base, W, x, layer, A, B, expected, where = merge_case(candidate, dtype, dims, alpha, seed)
     layer.merge()
     assert layer.merged is True, f"merged = {layer.merged!r} after merge() [{where}]"
-    ah.assert_close(base.weight.detach(), W + alpha / r * B @ A, dtype=dtype, n=r, name="merged W", where=where)
+    # W + s B A may cancel: judged against the size of its terms
+    ah.assert_close(base.weight.detach(), W + alpha / r * B @ A, dtype=dtype, n=r,
+                    scale=(W.abs() + alpha / r * B.abs() @ A.abs()).max().item(), name="merged W", where=where)
     terms = lora_terms(x, W, base.bias.detach().double(), A, B, alpha / r)
     ah.assert_close(layer(x), expected, dtype=dtype, n=n_in + r, scale=terms, name="h after merge", where=where)
 
@@ -209,12 +222,13 @@ def test_merge_and_unmerge_are_idempotent(candidate, dims, alpha, seed):
     expected = lora_oracle(x, W, b, A, B, alpha / r)
     layer.merge()
     layer.merge()
-    ah.assert_close(layer(x), expected, n=n_in + r, name="h after merge(); merge()", where=where)
+    terms = lora_terms(x, W, b, A, B, alpha / r)
+    ah.assert_close(layer(x), expected, n=n_in + r, scale=terms, name="h after merge(); merge()", where=where)
     layer.unmerge()
     layer.unmerge()
     ah.assert_close(base.weight, W.double(), dtype=torch.float64, n=r + 2, scale=(alpha / r * B @ A).abs().max().item(),
                     name="W after unmerge(); unmerge()", where=where)  # at the scale of W and the update (see above)
-    ah.assert_close(layer(x), expected, n=n_in + r, name="h after unmerge(); unmerge()", where=where)
+    ah.assert_close(layer(x), expected, n=n_in + r, scale=terms, name="h after unmerge(); unmerge()", where=where)
 
 
 @pytest.mark.needs(LL)
@@ -249,13 +263,10 @@ def test_gradients_of_a_and_b(candidate, dtype, dims, alpha, seed):
     s = alpha / r
     x64, g64 = x.double(), g.double()
     grad_B, grad_A = s * g64.T @ (x64 @ A.T), s * B.T @ g64.T @ x64
-    # the same products of absolute values: the size of the terms each gradient sums (they may cancel)
-    terms_B, terms_A = s * g64.abs().T @ (x64.abs() @ A.abs().T), s * B.abs().T @ g64.abs().T @ x64.abs()
+    terms_A, terms_B = grad_terms(x, g, A, B, s)  # the size of the terms each gradient sums (they may cancel)
     (layer(x) * g).sum().backward()
-    ah.assert_close(layer.B.grad, grad_B, dtype=dtype, n=5 * n_in, scale=terms_B.max().item(), name="dL/dB",
-                    where=where)
-    ah.assert_close(layer.A.grad, grad_A, dtype=dtype, n=5 * n_out, scale=terms_A.max().item(), name="dL/dA",
-                    where=where)
+    ah.assert_close(layer.B.grad, grad_B, dtype=dtype, n=5 * n_in, scale=terms_B, name="dL/dB", where=where)
+    ah.assert_close(layer.A.grad, grad_A, dtype=dtype, n=5 * n_out, scale=terms_A, name="dL/dA", where=where)
 
 
 @pytest.mark.needs(LL)
@@ -281,12 +292,32 @@ def test_wrapping_leaves_base_weights_unchanged(candidate, dims, alpha, seed):
     ah.assert_equal(base.bias.detach(), b, name="base bias", where=where)
 
 
+DROPOUT_ROWS = 16  # rows of x in the training check: each row draws its own dropout mask
+
+
+def masked_rows(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, s: float) -> torch.Tensor:
+    """For r = 1, the rows h - (x W^T + b) that dropout on the LoRA input can give, ``(rows, 2^in, out)``: row i
+    with keep-mask m in {0, 1}^in is s · (A (m ⊙ x_i)) · B[:, 0], with s = alpha / (r (1 - p))."""
+    n_in = x.shape[-1]
+    masks = (torch.arange(2**n_in)[:, None] >> torch.arange(n_in)) & 1  # (2^in, in): every keep-mask
+    coeff = s * (x[:, None, :] * masks.to(torch.float64)) @ a[0]  # (rows, 2^in): A (m ⊙ x_i)
+    return coeff[..., None] * b[:, 0]  # (rows, 2^in, out)
+
+
 @pytest.mark.needs(LL)
 @given(dims=layer_dims, seed=ss.seeds())
 @example(dims=(5, 4, 3), seed=0)
+@example(dims=(1, 2, 1), seed=0)  # the smallest layer where the placement shows: one input, two outputs
+@example(dims=(12, 12, 6), seed=1)  # the widest drawn
 def test_dropout_only_on_lora_path(candidate, dims, seed):
-    """Dropout acts on the LoRA input only: in training at init (B = 0) the output is still the base's,
-    and in eval mode it is the formula without dropout."""
+    """Dropout acts on the LoRA input only: h = x W^T + b + s · (m ⊙ x / (1 - p)) A^T B^T, m a random keep-mask.
+
+    In training at init (B = 0) the output is still the base's; in eval mode it is the formula without
+    dropout. In training with B != 0 and r = 1, each row of h - (x W^T + b) is c_i · B[:, 0] with
+    c_i = s / (1 - p) · A (m_i ⊙ x_i) for one of the 2^in keep-masks m_i: a multiple of B's one column
+    (dropout on the path's output, elementwise after B, scales each entry of a row by its own 0 or
+    1 / (1 - p), off B's direction), by a masked sum of A x_i rescaled by 1 / (1 - p) (a mask without the
+    rescaling gives c_i / 2 at p = 0.5)."""
     n_in, n_out, r = dims
     base = make_base(n_in, n_out, seed)
     W, b = base.weight.detach().clone(), base.bias.detach().clone()
@@ -294,28 +325,52 @@ def test_dropout_only_on_lora_path(candidate, dims, seed):
     layer, where = wrap(candidate, base, r, 4.0, dropout=0.5)
     layer.train()
     zeros_a, zeros_b = torch.zeros(r, n_in, dtype=torch.float64), torch.zeros(n_out, r, dtype=torch.float64)
-    ah.assert_close(layer(x), lora_oracle(x, W, b, zeros_a, zeros_b, 0.0), n=n_in, name="h in training at init",
-                    where=where)
+    at_init = lora_terms(x, W, b, zeros_a, zeros_b, 0.0)
+    ah.assert_close(layer(x), lora_oracle(x, W, b, zeros_a, zeros_b, 0.0), n=n_in, scale=at_init,
+                    name="h in training at init", where=where)
     A, B = set_ab(layer, seed)
     layer.eval()
-    ah.assert_close(layer(x), lora_oracle(x, W, b, A, B, 4.0 / r), n=n_in + r, name="h in eval mode", where=where)
+    ah.assert_close(layer(x), lora_oracle(x, W, b, A, B, 4.0 / r), n=n_in + r, scale=lora_terms(x, W, b, A, B, 4.0 / r),
+                    name="h in eval mode", where=where)
+
+    # training, B != 0, r = 1; two outputs at least (with one, every row is a multiple of B wherever dropout acts)
+    base = make_base(n_in, max(n_out, 2), seed + 20)
+    W, b = base.weight.detach().clone(), base.bias.detach().clone()
+    x = ss.randn((DROPOUT_ROWS, n_in), seed + 21)
+    layer, where = wrap(candidate, base, 1, 4.0, dropout=0.5)
+    A, B = set_ab(layer, seed + 20)
+    layer.train()
+    with torch.random.fork_rng(devices=[]):  # the masks are the candidate's; seeded for a reproducible failure
+        torch.manual_seed(seed)
+        h = layer(x).detach()
+    s = 4.0 / (1 - 0.5)
+    rows = masked_rows(x, A, B, s)  # (rows, 2^in, out)
+    # (rows,): each row's distance to the nearest row dropout on the input can give; h - (x W^T + b) is a
+    # difference, judged against the size of the terms of h (the formula at absolute values)
+    err = ((h - (x @ W.T + b))[:, None, :] - rows).abs().amax(-1).amin(-1)
+    bound = tol.rounding_floor(torch.float64, n_in + 1) * lora_terms(x, W, b, A, B, s)
+    ah.assert_within(err, torch.full_like(err, bound), name="rows of h - (x W^T + b) in training: distance to the "
+                     "nearest s / (1 - p) · A (m ⊙ x_i) · B", where=f"{where} with A, B set, train mode, r = 1")
+
+
+# case -> (base, r, keyword arguments, the argument the error must name)
+BAD_LAYER_ARGS = {
+    "r-zero": (nn.Linear, 0, {}, "r"),
+    "r-negative": (nn.Linear, -1, {}, "r"),
+    "r-float": (nn.Linear, 2.5, {}, "r"),
+    "not-linear": (lambda: nn.Conv2d(4, 4, 1), 2, {}, "base"),
+    "dropout-one": (nn.Linear, 2, {"dropout": 1.5}, "dropout"),
+}
 
 
 @pytest.mark.needs(LL)
-@pytest.mark.parametrize("case", ["r-zero", "r-negative", "r-float", "not-linear", "dropout-one"])
+@pytest.mark.parametrize("case", list(BAD_LAYER_ARGS))
 def test_bad_arguments_raise_value_error(candidate, case):
-    base, r, kw = nn.Linear(4, 4), 2, {}
-    if case == "r-zero":
-        r = 0
-    elif case == "r-negative":
-        r = -1
-    elif case == "r-float":
-        r = 2.5
-    elif case == "not-linear":
-        base = nn.Conv2d(4, 4, 1)
-    else:
-        kw["dropout"] = 1.5
-    with pytest.raises((ValueError, TypeError)):
+    """r not an int >= 1, dropout outside [0, 1): ValueError; base not an nn.Linear: TypeError (or ValueError);
+    the message names the argument."""
+    make, r, kw, argument = BAD_LAYER_ARGS[case]
+    base = make(4, 4) if make is nn.Linear else make()
+    with pytest.raises((ValueError, TypeError), match=rf"\b{argument}\b"):
         candidate.lora.LoRALinear(base, r, 8.0, **kw)
 
 
@@ -337,35 +392,20 @@ def test_agrees_with_peft(candidate):
             theirs.lora_B["default"].weight.copy_(B)
         expected = theirs(x)
         (expected * g).sum().backward()
-        ah.assert_close(ours(x), expected.detach(), n=n_in + r, name="h vs peft", where=where)
+        terms = lora_terms(x, base.weight.detach(), base.bias.detach(), A, B, alpha / r)  # h may cancel (see above)
+        ah.assert_close(ours(x), expected.detach(), n=n_in + r, scale=terms, name="h vs peft", where=where)
         (ours(x) * g).sum().backward()
-        ah.assert_close(ours.A.grad, theirs.lora_A["default"].weight.grad, n=3 * n_out, name="dL/dA vs peft", where=where)
-        ah.assert_close(ours.B.grad, theirs.lora_B["default"].weight.grad, n=3 * n_in, name="dL/dB vs peft", where=where)
+        terms_A, terms_B = grad_terms(x, g, A, B, alpha / r)
+        ah.assert_close(ours.A.grad, theirs.lora_A["default"].weight.grad, n=3 * n_out, scale=terms_A,
+                        name="dL/dA vs peft", where=where)
+        ah.assert_close(ours.B.grad, theirs.lora_B["default"].weight.grad, n=3 * n_in, scale=terms_B,
+                        name="dL/dB vs peft", where=where)
         ours.merge()
         theirs.merge()
-        ah.assert_close(ours(x), theirs(x).detach(), n=n_in + r, name="merged h vs peft", where=where)
+        ah.assert_close(ours(x), theirs(x).detach(), n=n_in + r, scale=terms, name="merged h vs peft", where=where)
 
 
 # ----------------------------------------------------------------------------------------- apply_lora
-class Toy(nn.Module):
-    """attention-like projections q, k, v, a decoy "fq" (a target "q" must not match it), an MLP and a norm."""
-
-    def __init__(self, d: int = 6):
-        super().__init__()
-        self.norm = nn.LayerNorm(d, dtype=torch.float64)
-        self.attn = nn.Module()
-        for name in ("q", "k", "v"):
-            setattr(self.attn, name, nn.Linear(d, d, dtype=torch.float64))
-        self.fq = nn.Linear(d, d, dtype=torch.float64)
-        self.mlp = nn.Sequential(nn.Linear(d, 2 * d, dtype=torch.float64), nn.GELU(),
-                                 nn.Linear(2 * d, d, dtype=torch.float64))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.norm(x)
-        h = self.attn.q(h) * self.attn.k(h) + self.attn.v(h) + self.fq(h)
-        return self.mlp(h)
-
-
 # targets, the module names they must wrap, and (in, out) of each
 TARGET_CASES = [
     (("q", "v"), {"attn.q": (6, 6), "attn.v": (6, 6)}),
@@ -374,9 +414,9 @@ TARGET_CASES = [
 ]
 
 
-def toy(seed: int) -> Toy:
-    torch.manual_seed(seed)  # the toy's own weights; nothing of the candidate's depends on it
-    return Toy()
+def toy(seed: int) -> nn.Module:
+    """The toy model (``_lora_helpers.Toy``) at d = 6."""
+    return lh.toy(seed, d=6)
 
 
 @pytest.mark.needs(AL)
@@ -419,7 +459,9 @@ def test_apply_lora_wraps_only_targets(candidate, targets, wrapped, r, alpha):
 @pytest.mark.needs(AL)
 @pytest.mark.parametrize("targets", [["nope"], ["q", "nope"], ["norm"]], ids=["unknown", "one-unknown", "not-linear"])
 def test_apply_lora_bad_targets_raise(candidate, targets):
-    with pytest.raises((ValueError, TypeError)):
+    """A target matching no module, or a module that is no nn.Linear: ValueError (or TypeError) naming targets (or
+    "target", the one at fault)."""
+    with pytest.raises((ValueError, TypeError), match=r"\btargets?\b"):
         candidate.lora.apply_lora(toy(0), targets, 2, 4.0)
 
 

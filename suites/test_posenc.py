@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from fmspec.suites import asserts as ah
@@ -62,6 +62,10 @@ def test_position_zero_is_sin0_cos0(candidate, dim):
 @pytest.mark.smoke
 @pytest.mark.needs(FEATURE)
 @given(num_positions=positions, dim=dims, base=bases)
+@example(num_positions=64, dim=63, base=10000.0)  # odd d: a lone sin column last; the largest positions
+@example(num_positions=64, dim=64, base=500000.0)
+@example(num_positions=2, dim=1, base=100.0)  # one column: sin(pos) alone
+@example(num_positions=1, dim=2, base=10000.0)
 def test_matches_closed_form(candidate, num_positions, dim, base):
     """Oracle: every entry equals the paper's formula (interleaved sin/cos; an odd d ends with a sin)."""
     pe = sinusoidal(candidate, num_positions, dim, base=base)
@@ -80,6 +84,7 @@ def test_default_base_is_10000(candidate, dim):
 
 @pytest.mark.needs(FEATURE)
 @given(num_positions=positions, dim=dims)
+@example(num_positions=64, dim=63)
 def test_values_in_unit_interval(candidate, num_positions, dim):
     pe = sinusoidal(candidate, num_positions, dim)
     assert pe.abs().max().item() <= 1.0, f"max |PE| = {pe.abs().max().item()} > 1 [{ah.snippet(FEATURE, num_positions, dim)}]"
@@ -87,6 +92,8 @@ def test_values_in_unit_interval(candidate, num_positions, dim):
 
 @pytest.mark.needs(FEATURE)
 @given(num_positions=positions, dim=ss.even_sizes(2, 64))
+@example(num_positions=64, dim=2)
+@example(num_positions=64, dim=64)
 def test_sin_cos_pairs_have_unit_norm(candidate, num_positions, dim):
     """PE[p, 2i]^2 + PE[p, 2i+1]^2 = 1 for every position and pair."""
     pe = sinusoidal(candidate, num_positions, dim)
@@ -97,6 +104,8 @@ def test_sin_cos_pairs_have_unit_norm(candidate, num_positions, dim):
 
 @pytest.mark.needs(FEATURE)
 @given(dim=ss.even_sizes(2, 64), p=st.integers(0, 200), q=st.integers(0, 200), k=st.integers(1, 200))
+@example(dim=2, p=0, q=200, k=1)  # from position 0 and from far away
+@example(dim=64, p=3, q=150, k=200)
 def test_offset_is_a_fixed_rotation(candidate, dim, p, q, k):
     """PE(p + k) = R_k PE(p) with R_k block-diagonal 2x2 rotations that do not depend on p.
 
@@ -112,12 +121,15 @@ def test_offset_is_a_fixed_rotation(candidate, dim, p, q, k):
         sin = u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]
         return torch.stack([cos, sin], -1)  # (d/2, 2)
 
-    ah.assert_close(rotation(q), rotation(p), n=n, name=f"rotation from {q} by {k}",
+    # cos and sin are sums and differences of products of entries in [-1, 1]: judged against terms of size 1
+    ah.assert_close(rotation(q), rotation(p), n=n, scale=1.0, name=f"rotation from {q} by {k}",
                     where=f"rotation from {p} by {k}, {ah.snippet(FEATURE, n, dim)}")
 
 
 @pytest.mark.needs(FEATURE)
 @given(dim=dims, p=st.integers(0, 200), q=st.integers(0, 200), k=st.integers(0, 200))
+@example(dim=9, p=0, q=200, k=3)  # odd d: the lone sin column left out
+@example(dim=64, p=5, q=190, k=0)
 def test_dot_product_depends_only_on_offset(candidate, dim, p, q, k):
     """PE(p)·PE(p + k) = sum_i cos(k w_i) (+ an odd d's lone sin term aside) is the same for every p."""
     n = max(p, q) + k + 1
@@ -137,7 +149,10 @@ def test_same_answer_when_called_twice(candidate):
 
 
 @pytest.mark.needs(FEATURE)
-@pytest.mark.parametrize("args", [(-1, 8), (4, 0), (4, -2), (4, 2.5)], ids=["negative-T", "zero-d", "negative-d", "float-d"])
-def test_bad_arguments_raise_value_error(candidate, args):
-    with pytest.raises((ValueError, TypeError)):
-        candidate.posenc.sinusoidal(*args)
+@pytest.mark.parametrize("args, kwargs, argument", [
+    ((-1, 8), {}, "num_positions"), ((4, 0), {}, "dim"), ((4, -2), {}, "dim"), ((4, 2.5), {}, "dim")],
+    ids=["negative-T", "zero-d", "negative-d", "float-d"])
+def test_bad_arguments_raise_value_error(candidate, args, kwargs, argument):
+    """num_positions < 0, dim not an int >= 1: ValueError (or TypeError) naming the argument."""
+    with pytest.raises((ValueError, TypeError), match=rf"\b{argument}\b"):
+        candidate.posenc.sinusoidal(*args, **kwargs)

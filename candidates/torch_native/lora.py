@@ -87,7 +87,7 @@ def apply_lora(model: nn.Module, targets: Sequence[str], r: int, alpha: float) -
         raise ValueError(f"targets {unmatched!r} match no module of the model")
     for name, module in model.named_modules():
         if name and any(_matches(name, t) for t in targets) and not isinstance(module, nn.Linear):
-            raise TypeError(f"target module {name!r} is a {type(module).__name__}, not an nn.Linear")
+            raise TypeError(f"targets: module {name!r} is a {type(module).__name__}, not an nn.Linear")
     peft = _peft()
     config = peft.LoraConfig(r=r, lora_alpha=alpha, target_modules=list(targets))
     model = peft.inject_adapter_in_model(config, model)
