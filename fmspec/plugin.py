@@ -40,6 +40,7 @@ from fmspec.outcomes import ExampleTimeout, Missing, NotRun, Unsupported
 
 STATE = pytest.StashKey["State"]()
 INFO = pytest.StashKey[dict]()
+ISOLATED_FLAGS = pytest.StashKey[list]()  # what the candidate process reported of a test (--fmspec-isolate)
 STARTED = pytest.StashKey[float]()
 
 DEFAULT_CANDIDATE = "reference"
@@ -93,6 +94,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--fmspec-hidden-seed", type=int, default=None, metavar="N",
                     help="grade on examples the candidate has never seen: the ci profile, not derandomized, "
                          "seeded with N (recorded as hidden; rerun with the same N to reproduce)")
+    group.addoption("--fmspec-isolate", action="store_true",
+                    help="run each candidate in a sandboxed process of its own, reached through a proxy: nothing "
+                         "it does can reach the tests, the oracles or the results (see docs/trust.md)")
+    group.addoption("--fmspec-call-timeout", type=float, default=None, metavar="S",
+                    help="with --fmspec-isolate: the most seconds one call into the candidate may take (default: "
+                         "the test's timeout)")
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
@@ -111,7 +118,8 @@ def _asked(config: pytest.Config) -> bool:
     return bool(config.getoption("candidate") or config.getoption("fmspec_results") is not None
                 or config.getoption("fmspec_bench") or config.getoption("fmspec_forbid")
                 or config.getoption("fmspec_memory_limit") is not None
-                or config.getoption("fmspec_hidden_seed") is not None)
+                or config.getoption("fmspec_hidden_seed") is not None
+                or config.getoption("fmspec_isolate") or config.getoption("fmspec_call_timeout") is not None)
 
 
 def _state(config: pytest.Config) -> State:
@@ -256,8 +264,13 @@ class Guard:
             except (ImportError, AttributeError):
                 raise pytest.UsageError(f"--fmspec-forbid {rule!r}: no function {function!r}") from None
             self.forbid.setdefault(component, []).append(function)
+        self.isolate = bool(config.getoption("fmspec_isolate"))
 
     def load(self, spec: str) -> loader.Candidate:
+        if self.isolate:
+            from fmspec import isolate
+
+            return isolate.load(spec, self.config, self.forbid)
         try:
             cand = loader.load(spec)
         except loader.CandidateImportError as exc:
@@ -280,14 +293,22 @@ class Guard:
 
     def begin(self, cand: loader.Candidate, component: str | None) -> tuple[trust.ForbiddenCalls, set[int]]:
         """Before a candidate test's call: install the forbidden-call guards, note the running processes."""
-        forbidden = trust.ForbiddenCalls(self.forbid.get(component or "", []))
-        forbidden.install(trust.candidate_files(cand.obj))
+        forbidden = trust.ForbiddenCalls(self.forbid.get(component or "", []) if not self.isolate else [])
+        forbidden.install(trust.candidate_files(cand.obj) if not self.isolate else ())
         before = trust.children()
         return forbidden, before
 
-    def problems(self, forbidden: trust.ForbiddenCalls, before: set[int]) -> list[str]:
+    def problems(self, forbidden: trust.ForbiddenCalls, before: set[int],
+                 cand: loader.Candidate | None = None, item: pytest.Item | None = None) -> list[str]:
         forbidden.uninstall()
         out = []
+        if self.isolate and cand is not None:
+            from fmspec import isolate
+
+            found, flags = isolate.end_test(cand)
+            out += found
+            if item is not None:
+                item.stash[ISOLATED_FLAGS] = flags
         patched = self.snapshot.changes()
         if patched:
             self.snapshot.restore()
@@ -306,6 +327,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     lines = []
     for cand in _state(config).candidates:
         lines.append(f"fmspec: candidate {cand.name} ({cand.source}, {cand.version})")
+        if _state(config).guard.isolate:
+            from fmspec import isolate
+
+            lines.append(f"fmspec: candidate {cand.name} runs in a process of its own: {isolate.describe(cand)}")
         if cand.error:
             lines.append(f"fmspec: candidate {cand.name} could not be imported: {cand.error}")
     return lines
@@ -450,6 +475,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if cand.error:
         raise NotRun(f"candidate {cand.name!r} could not be imported: {cand.error}")
     info = test_info(item)
+    if _state(item.config).guard.isolate:
+        from fmspec import isolate
+
+        timeout = _timeout_of(item)
+        started = item.stash.get(STARTED, time.monotonic())
+        isolate.begin_test(cand, info["component"], 0.9 * timeout - (time.monotonic() - started) if timeout else None)
     for feature in info["features"]:
         try:
             cand.resolve(feature)
@@ -497,7 +528,7 @@ def pytest_runtest_call(item: pytest.Item):
     try:
         result = yield
     except BaseException as exc:
-        problems = guard.problems(forbidden, before)
+        problems = guard.problems(forbidden, before, cand, item)
         if problems:
             raise pytest.fail.Exception("; ".join(problems), pytrace=False) from exc
         if isinstance(exc, NotImplementedError):  # missing, as a skip: pytest formats no traceback for it
@@ -505,7 +536,7 @@ def pytest_runtest_call(item: pytest.Item):
         raise
     finally:
         _DEADLINE[0] = None
-    problems = guard.problems(forbidden, before)
+    problems = guard.problems(forbidden, before, cand, item)
     if problems:
         pytest.fail("; ".join(problems), pytrace=False)
     return result
@@ -576,6 +607,8 @@ def _flags(item: pytest.Item, info: dict) -> list[str]:
     cand = _params(item).get("candidate")
     if not isinstance(cand, loader.Candidate) or cand.obj is None or trust.is_builtin_candidate(cand.source):
         return []
+    if _state(item.config).guard.isolate:
+        return []  # what the candidate process runs is watched there (fmspec/isolate.py)
     flags = []
     for feature in info["features"]:
         try:
@@ -613,7 +646,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     info["kind"] = kind
     if kind == "missing":
         info["absent"] = _absent(item, info, str(call.excinfo.value))
-    info["flags"] = _flags(item, info) if call.when == "setup" else []
+    info["flags"] = _flags(item, info) if call.when == "setup" else list(item.stash.get(ISOLATED_FLAGS, []))
     report.sections = trust.truncate_sections(report.sections)
     if excinfo is not None and report.failed:
         info["example"] = _hypothesis_example(excinfo.value)
@@ -701,6 +734,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
     state = _state(session.config)
     if state.active and any(c.error for c in state.candidates) and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if state.guard is not None and state.guard.isolate:
+        from fmspec import isolate
+
+        isolate.stop_all(state.candidates)
     return (yield)
 
 

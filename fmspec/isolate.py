@@ -1,0 +1,1476 @@
+"""Isolated grading (``--fmspec-isolate``): each candidate runs in a process of its own.
+
+The pytest process holds the tests, the oracles, the assertions, hypothesis and the results writer; the
+candidate process (one per candidate, forked from a forkserver that has imported torch) imports the
+candidate through :func:`fmspec.loader.load` and nothing of the suite. The test reaches the candidate
+through a :class:`Handle`: ``candidate.attention.scaled_dot_product(q, k, v, causal=True)`` sends the
+attribute path and the arguments over a pipe and waits for the answer.
+
+What crosses, and how (:class:`Endpoint` encodes both directions the same way):
+
+- tensors (CPU), by value: a new tensor on the other side; nothing the candidate keeps can reach the
+  suite's tensors later. A tensor argument the candidate modifies in place is modified in the suite too,
+  so ``ah.call`` still fails it;
+- numbers, strings, bytes, ``None``, dtypes, devices, sizes, slices, and tuples / lists / dicts / sets of
+  them, by value; a ``torch.Generator``, by state (its new state comes back after the call); an
+  ``nn.Module`` argument, by value (a copy: what the candidate does to it stays in its process);
+- anything else (functions, modules, classes, iterators, objects) as a handle: the side that holds a
+  handle forwards attribute reads and writes, calls, operators, iteration and ``len`` to the owner. The
+  candidate process may only call, iterate, index, measure and print the suite's objects (an autodiff
+  program ``lambda ops, x: ...``): never read or set their attributes, so it cannot walk from a callback
+  to the test's globals or frames. Nested calls are served while a side waits for its answer;
+- gradients: with grad enabled, every call goes through :class:`_Bridge` (a custom autograd Function);
+  tensor arguments that require grad arrive in the candidate process as leaves that require grad, its
+  forward keeps the graph there, and ``backward`` sends the output gradients over and gets the input
+  gradients back (the candidate's own parameters accumulate their ``.grad`` in its process; read them
+  through the handle: ``layer.weight.grad``).
+
+The pytest process enforces the limits: each call waits at most until the test's deadline (pytest-timeout's
+limit, or ``--fmspec-call-timeout``); past it, or when the candidate process dies, the process is killed,
+the test fails with one line (:class:`CandidateProcessError`, which hypothesis does not catch), every
+further call in that test fails at once, and the next test gets a fresh process.
+
+The candidate process is sandboxed (:func:`sandbox`; Linux): a user and mount namespace in which every
+mount is read-only, ``/proc`` is hidden, and ``TMPDIR`` and ``/dev/shm`` are private, empty tmpfs; then
+it drops every capability. It cannot write the results file, the suites or the hypothesis database. Where
+the kernel refuses (no unprivileged user namespaces) the run says so in one line and goes on unsandboxed.
+
+What it executes is recorded there: with ``--fmspec-forbid``, a profiler hook notes every call of a
+forbidden function (however captured or renamed, and through ``torch.ops.aten``); code that is the
+reference's (its file, or a function whose bytecode is a reference function's) is reported per call.
+"""
+
+from __future__ import annotations
+
+import builtins
+import ctypes
+import hashlib
+import io
+import math
+import operator
+import os
+import pickle
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+import weakref
+from pathlib import Path, PurePath
+from types import ModuleType
+from typing import Any
+
+from fmspec.outcomes import ExampleTimeout
+
+START_TIMEOUT_S = 120.0  # importing torch and the candidate
+MAX_TEXT = 2_000  # a repr or message from the candidate process, cut to this
+
+
+class CandidateProcessError(ExampleTimeout):
+    """The candidate process hung, died or broke the protocol. A BaseException (like ExampleTimeout), so
+    hypothesis does not catch it and call the dead candidate again: the test ends with this one line."""
+
+
+class RemoteTraceback(Exception):
+    """The traceback of an exception raised in the candidate process (the ``__cause__`` of its copy here)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class _ProtocolError(Exception):
+    """The pipe closed, or the other side sent something that is not a message."""
+
+
+class _Refuse(pickle.Unpickler):
+    """Messages are trees of plain values only: nothing the other side sends can name a class or function."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"refused {module}.{name}")
+
+
+def _loads(data: bytes) -> Any:
+    return _Refuse(io.BytesIO(data)).load()
+
+
+# --------------------------------------------------------------------------------------------- encoding
+_ATOMS = (type(None), bool, int, float, str, bytes)
+# what the candidate process may do with the suite's objects (no getattr / setattr: see the docstring)
+_WORKER_MAY = {"call", "iter", "next", "len", "getitem", "contains", "bool", "repr", "str", "hash", "eq"}
+_OPS = {
+    "getattr": getattr, "setattr": setattr, "delattr": delattr, "len": len, "iter": iter, "next": next,
+    "repr": lambda o: repr(o)[:MAX_TEXT], "str": lambda o: str(o)[:MAX_TEXT], "bool": bool, "hash": hash,
+    "dir": lambda o: sorted(dir(o)), "int": int, "float": float, "index": operator.index,
+    "contains": operator.contains, "getitem": operator.getitem, "setitem": operator.setitem,
+    "delitem": operator.delitem, "eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "le": operator.le,
+    "gt": operator.gt, "ge": operator.ge, "add": operator.add, "sub": operator.sub, "mul": operator.mul,
+    "truediv": operator.truediv, "floordiv": operator.floordiv, "mod": operator.mod, "pow": operator.pow,
+    "matmul": operator.matmul, "neg": operator.neg, "pos": operator.pos, "abs": operator.abs,
+    "invert": operator.invert, "and": operator.and_, "or": operator.or_, "xor": operator.xor,
+    "enter": lambda o: type(o).__enter__(o), "exit": lambda o, *a: type(o).__exit__(o, *a),
+}
+
+
+class Endpoint:
+    """One side of the pipe: encodes and decodes values, keeps the objects it lent as handles, sends
+    requests and serves the other side's requests while it waits for an answer."""
+
+    def __init__(self, conn: Any, worker: bool):
+        self.conn = conn
+        self.worker = worker
+        self.lent: dict[int, Any] = {}  # handle id -> object lent to the other side
+        self.ids: dict[int, int] = {}  # id(object) -> handle id
+        self.next_id = 1
+        self.released: list[int] = []  # handles of the other side's objects no longer held here
+        self.handles: "weakref.WeakValueDictionary[int, Handle]" = weakref.WeakValueDictionary()
+        self.generation = 0  # of the candidate process (suite side)
+        self.plain = False  # encoding a call's result in the candidate process: no grad flags
+        self.wait = None  # suite side: a callable(conn) that waits for the next message or raises
+        self.owner: Any = _Direct(self)  # what a handle's operations go through (Isolated on the suite side)
+
+    # -- handles
+    def lend(self, obj: Any) -> int:
+        hid = self.ids.get(id(obj))
+        if hid is None:
+            hid, self.next_id = self.next_id, self.next_id + 1
+            self.lent[hid] = obj
+            self.ids[id(obj)] = hid
+        return hid
+
+    def release(self, hids: list[int]) -> None:
+        for hid in hids:
+            obj = self.lent.pop(hid, None)
+            if obj is not None:
+                self.ids.pop(id(obj), None)
+
+    # -- values
+    def encode(self, obj: Any, sent: list | None = None) -> Any:
+        import torch
+
+        kind = type(obj)
+        if kind in _ATOMS:
+            return obj
+        if isinstance(obj, bool):
+            return bool(obj)
+        if isinstance(obj, int) and not isinstance(obj, Handle):
+            return ("int", int(obj))
+        if isinstance(obj, float):
+            return ("float", float(obj))
+        if isinstance(obj, str):
+            return ("strs", str(obj))
+        if isinstance(obj, torch.Tensor):
+            return self._encode_tensor(obj, sent)
+        if isinstance(obj, Handle) and obj._ep is self:
+            if obj._gen != self.generation:
+                raise CandidateProcessError(_stale(obj))
+            return ("back", obj._hid)
+        if kind is tuple:
+            return ("tuple", [self.encode(x, sent) for x in obj])
+        if kind is list:
+            return ("list", [self.encode(x, sent) for x in obj])
+        if kind is dict:
+            return ("dict", [(self.encode(k, sent), self.encode(v, sent)) for k, v in obj.items()])
+        if kind in (set, frozenset):
+            return (kind.__name__, [self.encode(x, sent) for x in obj])
+        if isinstance(obj, torch.dtype):
+            return ("dtype", str(obj).removeprefix("torch."))
+        if isinstance(obj, torch.device):
+            return ("device", str(obj))
+        if isinstance(obj, torch.Size):
+            return ("size", list(obj))
+        if kind is complex:
+            return ("complex", obj.real, obj.imag)
+        if kind is slice:
+            return ("slice", self.encode(obj.start), self.encode(obj.stop), self.encode(obj.step))
+        if kind is range:
+            return ("range", obj.start, obj.stop, obj.step)
+        if obj is Ellipsis:
+            return ("ellipsis",)
+        if isinstance(obj, PurePath):
+            return ("path", str(obj))
+        if obj is NotImplemented:
+            return ("notimpl",)
+        if isinstance(obj, torch.Generator):
+            if sent is not None:
+                sent.append(obj)
+            return ("generator", bytes(obj.get_state().numpy().tobytes()), str(obj.device), len(sent or ()) - 1)
+        if not self.worker and isinstance(obj, torch.nn.Module):
+            return ("pickled", pickle.dumps(obj))  # by value: the worker side unpickles it (it may import)
+        return ("handle", self.lend(obj), callable(obj), type(obj).__name__[:80])
+
+    def _encode_tensor(self, t: Any, sent: list | None) -> tuple:
+        import torch
+
+        if t.device.type != "cpu":
+            raise TypeError(f"isolated mode moves CPU tensors only, got one on {t.device}")
+        if t.layout != torch.strided:
+            t = t.to_dense()
+        data = t.detach()
+        index = -1
+        if sent is not None:
+            sent.append(t)
+            index = len(sent) - 1
+        grad = None
+        if not self.plain and t.is_leaf and t.grad is not None:
+            grad = self._encode_tensor(t.grad, None)
+        return ("tensor", str(t.dtype).removeprefix("torch."), list(t.shape), _tensor_bytes(data),
+                bool(t.requires_grad) and not self.plain, isinstance(t, torch.nn.Parameter) and not self.plain,
+                index, grad)
+
+    def decode(self, tree: Any, got: list | None = None) -> Any:
+        if type(tree) is not tuple:
+            return tree
+        tag = tree[0]
+        if tag == "tensor":
+            return self._decode_tensor(tree, got)
+        if tag == "tuple":
+            return tuple(self.decode(x, got) for x in tree[1])
+        if tag == "list":
+            return [self.decode(x, got) for x in tree[1]]
+        if tag == "dict":
+            return {self.decode(k, got): self.decode(v, got) for k, v in tree[1]}
+        if tag in ("set", "frozenset"):
+            return (set if tag == "set" else frozenset)(self.decode(x, got) for x in tree[1])
+        if tag in ("int", "float", "strs"):
+            return {"int": int, "float": float, "strs": str}[tag](tree[1])
+        if tag == "handle":
+            hid = tree[1]
+            if type(hid) is not int:
+                raise ValueError("bad handle")
+            known = self.handles.get(hid)  # one Handle per object: a test may key a cache on it
+            if known is not None:
+                return known
+            while hid in self.released:  # an old handle of it died meanwhile: this one holds it again
+                self.released.remove(hid)
+            handle = self.handles[hid] = Handle._make(self, hid, bool(tree[2]), str(tree[3]))
+            return handle
+        if tag == "back":
+            try:
+                return self.lent[tree[1]]
+            except KeyError:
+                raise ValueError("a handle to an object that was released") from None
+        import torch
+
+        if tag == "dtype":
+            dtype = getattr(torch, tree[1], None)
+            if not isinstance(dtype, torch.dtype):
+                raise ValueError(f"no dtype {tree[1]!r}")
+            return dtype
+        if tag == "device":
+            return torch.device(tree[1])
+        if tag == "size":
+            return torch.Size(tree[1])
+        if tag == "complex":
+            return complex(tree[1], tree[2])
+        if tag == "slice":
+            return slice(self.decode(tree[1]), self.decode(tree[2]), self.decode(tree[3]))
+        if tag == "range":
+            return range(tree[1], tree[2], tree[3])
+        if tag == "ellipsis":
+            return Ellipsis
+        if tag == "path":
+            return Path(str(tree[1]))
+        if tag == "notimpl":
+            return NotImplemented
+        if tag == "generator":
+            gen = torch.Generator(device=tree[2])
+            gen.set_state(torch.frombuffer(bytearray(tree[1]), dtype=torch.uint8))
+            if got is not None:
+                got.append((tree[3], gen, None))
+            return gen
+        if tag == "pickled" and self.worker:
+            return pickle.loads(tree[1])
+        raise ValueError(f"unknown value tag {tag!r}")
+
+    def _decode_tensor(self, tree: tuple, got: list | None) -> Any:
+        import torch
+
+        _, dtype_name, shape, data, requires_grad, is_param, index, grad = tree
+        dtype = getattr(torch, dtype_name, None)
+        if not isinstance(dtype, torch.dtype):
+            raise ValueError(f"no dtype {dtype_name!r}")
+        if len(data):
+            t = torch.frombuffer(bytearray(data), dtype=torch.uint8).view(dtype).reshape(shape)
+        else:
+            t = torch.empty(shape, dtype=dtype)
+        if is_param:
+            t = torch.nn.Parameter(t, requires_grad=requires_grad)
+        elif requires_grad and (dtype.is_floating_point or dtype.is_complex):
+            t.requires_grad_(True)
+        if grad is not None:
+            t.grad = self._decode_tensor(grad, None)
+        if got is not None and index >= 0:
+            got.append((index, t, t._version))
+        return t
+
+    # -- messages
+    def send(self, msg: Any) -> None:
+        self.conn.send_bytes(pickle.dumps(msg, protocol=5))
+
+    def recv(self) -> Any:
+        if self.wait is not None:
+            self.wait(self.conn)
+        try:
+            return _loads(self.conn.recv_bytes())
+        except (EOFError, OSError, pickle.UnpicklingError, ValueError, TypeError, IndexError, KeyError,
+                AttributeError, MemoryError) as exc:
+            raise _ProtocolError(f"{type(exc).__name__}: {exc}") from None
+
+    def decode_reply(self, tree: Any, got: list | None = None) -> Any:
+        try:
+            return self.decode(tree, got)
+        except Exception as exc:  # noqa: BLE001  whatever a broken or hostile message makes decode raise
+            raise _ProtocolError(f"undecodable answer ({type(exc).__name__}: {exc})") from None
+
+    def request(self, op: str, *args: Any, sent: list | None = None) -> Any:
+        """Send one request and wait for its answer, serving the other side's requests meanwhile.
+        Returns ``(value tree, extra)``; an exception raised there is raised here."""
+        released, self.released = self.released, []
+        self.send(("q", op, args, released))
+        while True:
+            msg = self.recv()
+            if type(msg) is not tuple or not msg or msg[0] not in ("q", "r", "e") \
+                    or len(msg) != {"q": 4, "r": 3, "e": 5}[msg[0]]:
+                raise _ProtocolError("malformed message")
+            if msg[0] == "q":
+                self.serve(msg)
+            elif msg[0] == "r":
+                return msg[1], msg[2]
+            else:
+                raise self._exception(msg[1], msg[2], msg[3], msg[4])
+
+    def serve(self, msg: tuple) -> None:
+        _, op, args, released = msg
+        self.release(released)
+        try:
+            value, extra = self.perform(op, args)
+            reply = ("r", value, extra)
+        except (CandidateProcessError, _ProtocolError):
+            raise
+        except BaseException as exc:  # noqa: BLE001  everything the callee raised goes back to the caller
+            if not self.worker and not isinstance(exc, Exception):
+                raise  # the suite's own KeyboardInterrupt, pytest-timeout, ExampleTimeout: not the worker's
+            reply = ("e", *self._describe(exc))
+        self.send(reply)
+
+    def perform(self, op: str, args: tuple) -> tuple[Any, Any]:
+        if not self.worker and op not in _WORKER_MAY:
+            raise PermissionError(f"the candidate process may not {op} the suite's objects")
+        if op == "call":
+            target, call_args, call_kwargs = self.decode(args[0]), self.decode(args[1]), self.decode(args[2])
+            return self.encode(target(*call_args, **call_kwargs)), None
+        if op not in _OPS:
+            raise ValueError(f"unknown operation {op!r}")
+        values = [self.decode(a) for a in args]
+        return self.encode(_OPS[op](*values)), None
+
+    def _describe(self, exc: BaseException) -> tuple:
+        base = next((c.__name__ for c in type(exc).__mro__ if getattr(builtins, c.__name__, None) is c
+                     and issubclass(c, Exception)), "RuntimeError")
+        args = []
+        for a in exc.args:
+            args.append(a if type(a) in _ATOMS else str(a)[:MAX_TEXT])
+        tb = "".join(traceback.format_exception(exc))[-4 * MAX_TEXT:]
+        return type(exc).__qualname__[:100], base, args, tb
+
+    def _exception(self, name: str, base: str, args: Any, tb: str) -> BaseException:
+        cls = getattr(builtins, base, None) if type(base) is str else None
+        if not (isinstance(cls, type) and issubclass(cls, Exception)):
+            cls = RuntimeError
+        if type(args) is not list or not all(type(a) in _ATOMS for a in args):
+            args = [str(args)[:MAX_TEXT]]
+        if cls.__name__ != name and type(name) is str:
+            args = args or [""]
+        try:
+            exc = cls(*args)
+        except Exception:  # noqa: BLE001  e.g. UnicodeDecodeError wants five arguments
+            exc = cls(" ".join(map(str, args)))
+        where = "the candidate process" if not self.worker else "the suite"
+        exc.__cause__ = RemoteTraceback(f"in {where}: {str(tb)[-4 * MAX_TEXT:]}")
+        return exc
+
+
+def _tensor_bytes(t: Any) -> bytes:
+    import torch
+
+    if t.numel() == 0:
+        return b""
+    flat = t.reshape(-1)
+    if flat.stride(0) != 1:  # expanded (stride 0) or strided: a dense copy
+        flat = torch.empty(flat.shape, dtype=flat.dtype).copy_(flat)
+    if flat.dtype == torch.bool:
+        flat = flat.to(torch.uint8)
+        return flat.numpy().tobytes()
+    return flat.view(torch.uint8).numpy().tobytes()
+
+
+def _stale(handle: "Handle") -> str:
+    return (f"{object.__getattribute__(handle, '_label')} belongs to a candidate process that was restarted "
+            f"(after it hung or died); it is gone")
+
+
+# --------------------------------------------------------------------------------------------- handles
+class Handle:
+    """An object of the other process. Attribute reads and writes, calls, operators, iteration and
+    ``len`` are forwarded to it; a tensor comes back as a copy."""
+
+    __slots__ = ("_ep", "_hid", "_type", "_label", "_gen", "__weakref__")
+
+    @classmethod
+    def _make(cls, ep: Endpoint, hid: int, is_callable: bool, type_name: str, label: str = "") -> "Handle":
+        h = object.__new__(_CallableHandle if is_callable else cls)
+        for k, v in (("_ep", ep), ("_hid", hid), ("_type", type_name), ("_label", label or str(type_name)),
+                     ("_gen", ep.generation)):
+            object.__setattr__(h, k, v)
+        weakref.finalize(h, ep.released.append, hid)
+        return h
+
+    def _do(self, op: str, *args: Any, label: str | None = None) -> Any:
+        ep = object.__getattribute__(self, "_ep")
+        return ep.owner.perform(self, op, args, label=label)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") and name.endswith("__") and name not in ("__name__", "__qualname__", "__doc__"):
+            raise AttributeError(name)
+        return self._do("getattr", name, label=f"{object.__getattribute__(self, '_label')}.{name}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._do("setattr", name, value)
+
+    def __delattr__(self, name: str) -> None:
+        self._do("delattr", name)
+
+    def __repr__(self) -> str:
+        try:
+            return str(self._do("repr"))
+        except BaseException:  # noqa: BLE001  a dead process: still printable in a failure message
+            return f"<candidate object {object.__getattribute__(self, '_label')}>"
+
+    def __str__(self) -> str:
+        return str(self._do("str"))
+
+    def __dir__(self) -> list:
+        return list(self._do("dir"))
+
+    def __iter__(self):
+        return self._do("iter")
+
+    def __next__(self):
+        return self._do("next")
+
+    def __len__(self) -> int:
+        return self._do("len")
+
+    def __bool__(self) -> bool:
+        return self._do("bool")
+
+    def __hash__(self) -> int:
+        return self._do("hash")
+
+    def __int__(self) -> int:
+        return self._do("int")
+
+    def __float__(self) -> float:
+        return self._do("float")
+
+    def __index__(self) -> int:
+        return self._do("index")
+
+    def __contains__(self, item: Any) -> bool:
+        return self._do("contains", item)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._do("getitem", key)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._do("setitem", key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        self._do("delitem", key)
+
+    def __enter__(self):
+        return self._do("enter")
+
+    def __exit__(self, *exc: Any):
+        return self._do("exit", None, None, None)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # hypothesis's printer
+        printer.text(repr(self))
+
+
+def _binary(op: str, reverse: bool = False):
+    def method(self, other):
+        if not reverse:
+            return self._do(op, other)
+        ep = object.__getattribute__(self, "_ep")  # other <op> self, evaluated where self lives
+        return ep.owner.perform(None, op, (other, self), label=object.__getattribute__(self, "_label"))
+
+    method.__name__ = f"__{'r' if reverse else ''}{op}__"
+    return method
+
+
+def _unary(op: str):
+    def method(self):
+        return self._do(op)
+
+    method.__name__ = f"__{op}__"
+    return method
+
+
+for _op in ("eq", "ne", "lt", "le", "gt", "ge"):
+    setattr(Handle, f"__{_op}__", _binary(_op))
+for _op in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and", "or", "xor"):
+    setattr(Handle, f"__{_op}__", _binary(_op))
+    setattr(Handle, f"__r{_op}__", _binary(_op, reverse=True))
+for _op in ("neg", "pos", "abs", "invert"):
+    setattr(Handle, f"__{_op}__", _unary(_op))
+
+
+class _CallableHandle(Handle):
+    __slots__ = ()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return object.__getattribute__(self, "_ep").owner.call(self, args, kwargs)
+
+
+def _hid(handle: Handle | None) -> tuple:
+    return () if handle is None else (("back", object.__getattribute__(handle, "_hid")),)
+
+
+class _Direct:
+    """The candidate process's side of the suite's handles (an autodiff program it was given): a plain
+    request, no limits (the suite's code is trusted)."""
+
+    def __init__(self, ep: Endpoint):
+        self.ep = ep
+
+    def perform(self, handle: Handle | None, op: str, args: tuple, label: str | None = None) -> Any:
+        tree, _ = self.ep.request(op, *_hid(handle), *[self.ep.encode(a) for a in args])
+        return self.ep.decode(tree)
+
+    def call(self, handle: Handle, args: tuple, kwargs: dict) -> Any:
+        tree, _ = self.ep.request("call", *_hid(handle), self.ep.encode(tuple(args)), self.ep.encode(dict(kwargs)), False)
+        return self.ep.decode(tree)
+
+
+class CandidateProxy:
+    """The candidate object of an isolated candidate (``Candidate.obj``): ``proxy.attention`` is a handle
+    to the candidate's ``attention`` in its current process (started on first use, again after a restart)."""
+
+    __slots__ = ("_iso",)
+
+    def __init__(self, iso: "Isolated"):
+        object.__setattr__(self, "_iso", iso)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        iso = object.__getattribute__(self, "_iso")
+        return iso.perform(ROOT, "getattr", (name,), label=name)
+
+    def __repr__(self) -> str:
+        return f"<isolated candidate {object.__getattribute__(self, '_iso').spec}>"
+
+
+ROOT = object()  # the candidate object itself (handle 0 of whichever process is current)
+
+
+# ----------------------------------------------------------------------------------- suite's controller
+class Isolated:
+    """One candidate's process, seen from the pytest process: starts it, sends it calls, enforces the
+    time limit, restarts it after it hung or died."""
+
+    def __init__(self, spec: str, *, memory_gb: float | None = None, call_timeout: float | None = None,
+                 forbid: dict[str, list[str]] | None = None, sandboxed: bool = True, check_reference: bool = True,
+                 writable: tuple[str, ...] = ()):
+        self.writable = writable
+        self.spec = spec
+        self.memory_gb = memory_gb
+        self.call_timeout = call_timeout
+        self.forbid = forbid or {}
+        self.sandboxed = sandboxed
+        self.check_reference = check_reference
+        self.proc = None
+        self.ep: Endpoint | None = None
+        self.generation = 0
+        self.ready: dict = {}
+        self.note: str | None = None  # why the sandbox could not be set up (one line), or None
+        self.dead: str | None = None  # the current test's candidate process hung or died: why
+        self.test_deadline: float | None = None
+        self.component: str | None = None
+        self.label = ""
+        self.private: str | None = None
+        self.started = 0
+        self.proxy = CandidateProxy(self)
+        self.live: list = []  # (handle, attribute, tensor read from it, its version then): see _sync
+
+    # -- lifecycle
+    def start(self) -> dict:
+        """Start the candidate process; returns what it said once ready (its name, or its import error)."""
+        ctx = context()
+        parent, child = ctx.Pipe(duplex=True)
+        self.private = tempfile.mkdtemp(prefix="fmspec-candidate-")
+        options = {"memory_gb": self.memory_gb, "sandboxed": self.sandboxed, "private": self.private,
+                   "forbid": self.forbid, "writable": self.writable, "reference_dir": _reference_dir() if self.check_reference else ""}
+        self.proc = ctx.Process(target=_worker_main, args=(child, self.spec, options), daemon=True,
+                                name="fmspec-candidate")
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = ModuleType("__main__")  # the candidate process runs nothing of the caller's main
+        try:
+            self.proc.start()
+        finally:
+            sys.modules["__main__"] = main
+        child.close()
+        self.started += 1
+        self.generation += 1
+        self.ep = Endpoint(parent, worker=False)
+        self.ep.generation = self.generation
+        self.ep.owner = self
+        deadline = time.monotonic() + START_TIMEOUT_S
+        self.ep.wait = lambda conn: self._wait(conn, deadline, "starting")
+        try:
+            self.ready = self.ep.recv()
+        except (CandidateProcessError, _ProtocolError) as exc:
+            self.ready = {"error": f"the candidate process did not start: {self._death()} ({exc})"}
+        if not isinstance(self.ready, dict) or not all(type(k) is str for k in self.ready):
+            self.ready = {"error": "the candidate process answered nonsense at start"}
+        note = self.ready.get("sandbox")
+        self.note = str(note)[:300] if note else None
+        if self.component is not None:
+            self._quiet_request("begin", self.component)
+        return self.ready
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            if proc.is_alive():
+                proc.kill()
+            proc.join(5)
+        if self.ep is not None:
+            try:
+                self.ep.conn.close()
+            except OSError:
+                pass
+        if self.private:
+            shutil.rmtree(self.private, ignore_errors=True)
+            self.private = None
+
+    def _ensure(self) -> None:
+        if self.dead is not None:
+            raise CandidateProcessError(self.dead + " (the rest of this test is not run)")
+        if self.proc is None:
+            self.start()
+            if self.ready.get("error"):
+                self.dead = str(self.ready["error"])[:MAX_TEXT]
+                self.stop()
+                raise CandidateProcessError(self.dead)
+
+    # -- tests
+    def begin_test(self, component: str | None, timeout: float | None) -> None:
+        self.dead = None
+        self.component = component
+        self.test_deadline = time.monotonic() + timeout if timeout else None
+        if self.proc is not None:
+            self._quiet_request("begin", component)
+
+    def end_test(self) -> tuple[list[str], list[str]]:
+        """After a test: (problems that fail it, flags for the results file)."""
+        problems, flags = [], []
+        if self.dead is None and self.proc is not None:
+            report = self._quiet_request("end")
+            if isinstance(report, dict):
+                calls = sorted({str(c)[:200] for c in report.get("forbidden", []) or []})
+                if calls:
+                    problems.append(f"candidate called {', '.join(calls)}, forbidden for this component "
+                                    f"(--fmspec-forbid; seen in the candidate process)")
+                flags += [str(f)[:300] for f in report.get("reference", []) or []][:5]
+        if self.dead is not None:
+            problems.append(self.dead)
+            self.dead = None
+        self.test_deadline = None
+        self.component = None
+        self.live = []
+        return problems, flags
+
+    def _quiet_request(self, op: str, *args: Any) -> Any:
+        ep = self.ep
+        self.label = "the harness"
+        try:
+            tree, _ = self._guarded(lambda: ep.request(op, *[ep.encode(a) for a in args]))
+            return ep.decode_reply(tree) if op == "begin" else tree
+        except CandidateProcessError:
+            return None
+        except Exception:  # noqa: BLE001  the candidate process refused: nothing to report
+            return None
+
+    # -- calls
+    def _sync(self) -> None:
+        """Tensors read from the candidate's objects (``module.proj.weight``) and changed in place here
+        since (``with torch.no_grad(): module.proj.weight.copy_(w)``) are copied into the originals before
+        the next request, so a test can set a module's weights as it does in-process."""
+        changed = [(i, entry) for i, entry in enumerate(self.live) if entry[2]._version != entry[3]]
+        for i, (handle, name, tensor, _) in changed:
+            self.live[i] = (handle, name, tensor, tensor._version)
+            if object.__getattribute__(handle, "_gen") != self.generation:
+                continue
+            ep, label = self.ep, f"{object.__getattribute__(handle, '_label')}.{name}"
+            self.label = label
+            self._guarded(lambda: ep.request("assign", *_hid(handle), name, ep.encode(tensor.detach())))
+
+    def perform(self, handle: Any, op: str, args: tuple, *, label: str | None = None) -> Any:
+        self._ensure()
+        self._sync()
+        ep = self.ep
+        if handle is ROOT:
+            target = (("back", 0),)
+        else:
+            if handle is not None and object.__getattribute__(handle, "_gen") != self.generation:
+                raise CandidateProcessError(_stale(handle))
+            target = _hid(handle)
+        self.label = label or (object.__getattribute__(handle, "_label") if isinstance(handle, Handle) else op)
+        tree, _ = self._guarded(lambda: ep.request(op, *target, *[ep.encode(a) for a in args]))
+        value = self._guarded(lambda: ep.decode_reply(tree))
+        if op == "getattr" and isinstance(handle, Handle) and _is_tensor(value):
+            self.live = self.live[-255:] + [(handle, args[0], value, value._version)]
+        if isinstance(value, Handle):
+            if op == "getattr" and label:
+                object.__setattr__(value, "_label", label)
+            elif op in ("iter", "next", "getitem", "enter"):
+                object.__setattr__(value, "_label", f"{self.label}[{op}]")
+        return value
+
+    def call(self, handle: Handle, args: tuple, kwargs: dict) -> Any:
+        """``handle(*args, **kwargs)`` in the candidate process, through :class:`_Bridge` when grad is on."""
+        import torch
+
+        self._ensure()
+        ep = self.ep
+        if object.__getattribute__(handle, "_gen") != self.generation:
+            raise CandidateProcessError(_stale(handle))
+        self._sync()
+        self.label = object.__getattribute__(handle, "_label")
+        sent: list = []
+        payload = (*_hid(handle), ep.encode(tuple(args), sent), ep.encode(dict(kwargs), sent))
+        if not torch.is_grad_enabled():
+            return self._finish(self._guarded(lambda: ep.request("call", *payload, False)), sent)
+        box = _Box(self, payload, sent)
+        box.inputs = [t for t in sent if isinstance(t, torch.Tensor) and t.requires_grad]
+        dummy = torch.zeros((), requires_grad=True)
+        outs = _Bridge.apply(box, dummy, *box.inputs)
+        return box.rebuild(outs[1:])
+
+    def _finish(self, reply: tuple, sent: list) -> Any:
+        """Decode a call's result; write back what the candidate did to the arguments (in-place changes
+        of tensors, the state of generators)."""
+        import torch
+
+        tree, extra = reply
+        value = self._guarded(lambda: self.ep.decode_reply(tree))
+        mutated = extra.get("mutated", []) if isinstance(extra, dict) else []
+        for index, new in mutated if isinstance(mutated, list) else []:
+            if type(index) is int and 0 <= index < len(sent):
+                new_value = self._guarded(lambda: self.ep.decode_reply(new))
+                arg = sent[index]
+                if isinstance(arg, torch.Tensor) and isinstance(new_value, torch.Tensor) and arg.shape == new_value.shape:
+                    with torch.no_grad():
+                        arg.copy_(new_value.to(arg.dtype))
+                elif isinstance(arg, torch.Generator) and isinstance(new_value, torch.Tensor):
+                    try:
+                        arg.set_state(new_value)
+                    except RuntimeError:
+                        pass
+        return value
+
+    def _guarded(self, fn):
+        """Run one exchange with the candidate process under the time limit; a hang, a death or a broken
+        message kills the process and raises CandidateProcessError."""
+        deadline = self._deadline()
+        started = time.monotonic()
+        label = self.label
+        self.ep.wait = lambda conn: self._wait(conn, deadline, label, started)
+        try:
+            return fn()
+        except CandidateProcessError:
+            raise
+        except _ProtocolError as exc:
+            why = self._death()
+            self._died(f"candidate process {why} in {label}" + (f" ({exc})" if why == "broke the protocol" else ""))
+        except BaseException:  # pytest-timeout or ^C while waiting: the process is mid-call, kill it
+            if self.proc is not None and sys.exc_info()[0] is not None and not isinstance(sys.exc_info()[1], Exception):
+                self._died(f"candidate process interrupted in {label}", quiet=True)
+            raise
+
+    def _deadline(self) -> float | None:
+        ends = [d for d in (self.test_deadline,
+                            time.monotonic() + self.call_timeout if self.call_timeout else None) if d]
+        return min(ends) if ends else None
+
+    def _wait(self, conn: Any, deadline: float | None, label: str, started: float | None = None) -> None:
+        started = started or time.monotonic()
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                self._died(f"candidate process hung for {time.monotonic() - started:.0f} s in {label}")
+            if conn.poll(min(left, 0.5) if left is not None else 0.5):
+                return
+            if self.proc is not None and not self.proc.is_alive() and not conn.poll(0):
+                self._died(f"candidate process {self._death()} in {label}")
+
+    def _death(self) -> str:
+        proc = self.proc
+        if proc is None:
+            return "died"
+        proc.join(1)
+        code = proc.exitcode
+        if code is None:
+            return "broke the protocol"
+        if code < 0:
+            return f"died (signal {-code})"
+        return f"died (exit status {code})"
+
+    def _died(self, reason: str, quiet: bool = False):
+        self.dead = reason
+        self.stop()
+        if not quiet:
+            raise CandidateProcessError(reason) from None
+
+
+def _is_tensor(value: Any) -> bool:
+    import torch
+
+    return isinstance(value, torch.Tensor)
+
+
+class _Box:
+    """One call through :class:`_Bridge`: what to send, and the result's structure once it came back."""
+
+    def __init__(self, iso: Isolated, payload: tuple, sent: list):
+        self.iso, self.payload, self.sent = iso, payload, sent
+        self.inputs: list = []
+        self.graph = None
+        self.value = None
+        self.tensors: list = []
+
+    def run(self) -> tuple[list, list[bool]]:
+        import torch
+
+        iso = self.iso
+        reply = iso._guarded(lambda: iso.ep.request("call", *self.payload, True))
+        self.value = iso._finish(reply, self.sent)
+        extra = reply[1] or {}
+        self.graph = extra.get("graph")
+        self.generation = iso.generation
+        self.tensors = []
+        _walk_tensors(self.value, self.tensors)
+        diff = extra.get("diff") if isinstance(extra, dict) else None
+        diff = diff if isinstance(diff, list) else []
+        flags = [bool(diff[i]) if i < len(diff) else False for i in range(len(self.tensors))]
+        # the candidate's floating outputs that carry a graph there are differentiable here too
+        return self.tensors, [f and (t.dtype.is_floating_point or t.dtype.is_complex)
+                              for t, f in zip(self.tensors, flags)]
+
+    def rebuild(self, outs: tuple) -> Any:
+        mapping = {id(old): new for old, new in zip(self.tensors, outs)}
+        return _replace_tensors(self.value, mapping)
+
+
+def _walk_tensors(value: Any, out: list) -> None:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        out.append(value)
+    elif type(value) in (tuple, list):
+        for v in value:
+            _walk_tensors(v, out)
+    elif type(value) is dict:
+        for v in value.values():
+            _walk_tensors(v, out)
+
+
+def _replace_tensors(value: Any, mapping: dict) -> Any:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return mapping.get(id(value), value)
+    if type(value) is tuple:
+        return tuple(_replace_tensors(v, mapping) for v in value)
+    if type(value) is list:
+        return [_replace_tensors(v, mapping) for v in value]
+    if type(value) is dict:
+        return {k: _replace_tensors(v, mapping) for k, v in value.items()}
+    return value
+
+
+def _bridge_class():
+    import torch
+
+    class Bridge(torch.autograd.Function):
+        """Outputs of a call in the candidate process, tied to its inputs here: the backward sends the
+        output gradients to the candidate process (which keeps the forward's graph) and returns the input
+        gradients it computed."""
+
+        @staticmethod
+        def forward(ctx, box, dummy, *inputs):
+            tensors, diff = box.run()
+            ctx.box = box
+            ctx.diff = diff
+            anchor = dummy.new_zeros(())  # forward must return a tensor, even for a call that returns none
+            ctx.mark_non_differentiable(anchor, *[t for t, d in zip(tensors, diff) if not d])
+            return (anchor, *tensors)
+
+        @staticmethod
+        def backward(ctx, _anchor, *grads):
+            box = ctx.box
+            iso = box.iso
+            if box.graph is None:
+                return (None, None, *[None] * len(box.inputs))
+            if box.generation != iso.generation:
+                raise CandidateProcessError("the backward of a call whose candidate process was restarted")
+            ep = iso.ep
+            grads = [g if d else None for g, d in zip(grads, ctx.diff)]
+            iso.label = f"the backward of {iso.label}"
+            tree, _ = iso._guarded(lambda: ep.request("backward", box.graph, ep.encode(list(grads))))
+            result = ep.decode(tree)
+            out = []
+            for t, g in zip(box.inputs, list(result) + [None] * len(box.inputs)):
+                out.append(g.to(t.dtype) if isinstance(g, torch.Tensor) else None)
+            return (None, None, *out)
+
+    return Bridge
+
+
+class _LazyBridge:
+    cls = None
+
+    def apply(self, *args):
+        if _LazyBridge.cls is None:
+            _LazyBridge.cls = _bridge_class()
+        return _LazyBridge.cls.apply(*args)
+
+
+_Bridge = _LazyBridge()
+
+
+# --------------------------------------------------------------------------------------- identity, start
+def context():
+    """The multiprocessing context of candidate processes: a forkserver that has imported torch (a
+    fresh candidate process in tens of milliseconds), spawned, not forked, from the pytest process."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["torch", "fmspec.isolate", "fmspec.loader"])
+    return ctx
+
+
+def identity(spec: str) -> tuple[str, str, str, str]:
+    """``(spec for the worker, name, source, version)`` of a candidate, without importing it here; a name
+    the candidate sets (``CANDIDATE_NAME``) or a module version comes from its process later."""
+    from fmspec import loader
+
+    spec = spec.strip()
+    named = loader._NAMED.match(spec)
+    if named:
+        inner, name, source, version = identity(named.group(2))
+        return f"{named.group(1)}={inner}", named.group(1), source, version
+    if spec.endswith(".py") or "/" in spec or spec.startswith("."):
+        path = Path(spec).expanduser().resolve()
+        version = f"sha256:{loader.source_digest(path).hexdigest()[:12]}" if path.exists() else "unknown"
+        return str(path), path.stem, f"path {path}", version
+    eps = loader.entry_points()
+    if spec in eps:
+        ep = eps[spec]
+        return spec, spec, f"entry point {spec} = {ep.value}", ep.dist.version if ep.dist else "unknown"
+    return spec, spec, f"module {spec}", "unknown"
+
+
+def _reference_dir() -> str:
+    import importlib.util
+
+    spec = importlib.util.find_spec("fmspec.reference")
+    return str(Path(spec.origin).resolve().parent) if spec and spec.origin else ""
+
+
+# ------------------------------------------------------------------------------------- plugin's side
+def load(spec: str, config: Any, forbid: dict[str, list[str]]) -> Any:
+    """``--candidate SPEC`` under ``--fmspec-isolate``: a :class:`fmspec.loader.Candidate` whose ``obj`` is
+    the proxy of a candidate process (started here, so an import error is known before collection)."""
+    import pytest
+
+    from fmspec import loader, trust
+
+    try:
+        worker_spec, name, source, version = identity(spec)
+    except loader.CandidateError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if source.startswith("path ") and not Path(source[5:]).exists():
+        raise pytest.UsageError(f"--candidate {spec!r}: path does not exist")
+    iso = Isolated(worker_spec, memory_gb=config.getoption("fmspec_memory_limit"),
+                   call_timeout=config.getoption("fmspec_call_timeout"), forbid=forbid,
+                   check_reference=not trust.is_builtin_candidate(source), writable=_test_temp(config))
+    ready = iso.start()
+    if ready.get("error"):
+        iso.stop()
+        if not ready.get("import_error") and ready.get("error", "").startswith("--candidate"):
+            raise pytest.UsageError(str(ready["error"]))
+        return loader.Candidate(name, source, version, iso.proxy, error=str(ready["error"]))
+    if not source.startswith("path "):
+        version = str(ready.get("version") or version)
+    name = str(ready.get("name") or name)
+    flags = [str(f)[:300] for f in ready.get("reference", []) or []][:5]
+    if hasattr(config, "workerinput") is False and getattr(config.option, "numprocesses", None):
+        iso.stop()  # the xdist controller runs no test: its copy was only for the identity
+    return loader.Candidate(name, source, version, iso.proxy, flags=flags)
+
+
+def _test_temp(config: Any) -> tuple[str, ...]:
+    """Where a test's ``tmp_path`` lives (pytest's ``--basetemp``, else the parent of every run's
+    basetemp), the one tree the candidate process may write: a test may ask the candidate to save a file
+    there. Not when the results file or the working directory is inside it."""
+    import getpass
+
+    base = config.option.basetemp
+    if base:
+        root = Path(base).resolve()
+    else:
+        try:
+            user = getpass.getuser()
+        except (ImportError, KeyError, OSError):
+            user = "unknown"
+        root = Path(tempfile.gettempdir()).resolve() / f"pytest-of-{user}"
+    results = Path(config.getoption("fmspec_results") or "fmspec-results.json").expanduser().resolve()
+    if results.is_relative_to(root) or Path.cwd().resolve().is_relative_to(root):
+        return ()
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return (str(root),)
+
+
+def controller(cand: Any) -> Isolated | None:
+    proxy = getattr(cand, "obj", None) if not isinstance(cand, CandidateProxy) else cand
+    if isinstance(proxy, CandidateProxy):
+        return object.__getattribute__(proxy, "_iso")
+    return None
+
+
+def begin_test(cand: Any, component: str | None, timeout: float | None) -> None:
+    iso = controller(cand)
+    if iso is not None:
+        iso.begin_test(component, max(timeout, 0.1) if timeout is not None else None)
+
+
+def end_test(cand: Any) -> tuple[list[str], list[str]]:
+    iso = controller(cand)
+    return iso.end_test() if iso is not None else ([], [])
+
+
+def describe(cand: Any) -> str:
+    iso = controller(cand)
+    if iso is None:
+        return "not isolated"
+    if not iso.sandboxed:
+        return "not sandboxed"
+    return iso.note or "sandboxed (read-only mount namespace, no /proc, no capabilities)"
+
+
+def stop_all(cands: list) -> None:
+    for cand in cands:
+        iso = controller(cand)
+        if iso is not None:
+            iso.stop()
+
+
+# ------------------------------------------------------------------------------------ candidate process
+def _worker_main(conn: Any, spec: str, options: dict) -> None:
+    """The candidate process: sandbox, limits, import the candidate, serve calls until the pipe closes."""
+    note = sandbox(options["private"], tuple(options.get("writable") or ())) if options.get("sandboxed") else "not sandboxed"
+    _die_with_parent()
+    if options.get("memory_gb"):
+        import resource
+
+        limit = int(options["memory_gb"] * 2**30)
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        resource.setrlimit(resource.RLIMIT_AS, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
+    import torch
+
+    torch.set_num_threads(1)
+    ep = Endpoint(conn, worker=True)
+    from fmspec import loader
+
+    ready: dict = {"sandbox": note}
+    try:
+        cand = loader.load(spec)
+        ep.lent[0] = cand.obj
+        ready.update(name=str(cand.name)[:200], version=str(cand.version)[:200])
+    except loader.CandidateError as exc:
+        ready["error"] = str(exc)[:MAX_TEXT]
+        ready["import_error"] = isinstance(exc, loader.CandidateImportError)
+    except BaseException as exc:  # noqa: BLE001
+        ready["error"] = f"importing the candidate raised {type(exc).__name__}: {exc}"[:MAX_TEXT]
+    watch = Watch(options.get("forbid") or {}, options.get("reference_dir") or "")
+    if "error" not in ready:
+        watch.scan()
+        ready["reference"], watch.reference = watch.reference + sorted(set(
+            f"holds the reference's code ({where})" for where in watch.reference_code.values()))[:5], []
+    ep.send(ready)
+    _serve_forever(ep, watch)
+
+
+def _serve_forever(ep: Endpoint, watch: "Watch") -> None:
+    import torch
+
+    graphs: dict[int, tuple] = {}
+    next_graph = [1]
+
+    def perform(op: str, args: tuple) -> tuple[Any, Any]:
+        if op == "begin":
+            watch.begin(ep.decode(args[0]))
+            return None, None
+        if op == "assign":
+            owner, name, value = ep.decode(args[0]), ep.decode(args[1]), ep.decode(args[2])
+            current = getattr(owner, name)
+            if isinstance(current, torch.Tensor) and isinstance(value, torch.Tensor) and current.shape == value.shape:
+                with torch.no_grad():
+                    current.copy_(value)
+            return None, None
+        if op == "end":
+            graphs.clear()
+            return watch.end(), None
+        if op == "backward":
+            graph = graphs.get(args[0])
+            if graph is None:
+                raise RuntimeError("backward through a graph that is gone (only within the test that made it)")
+            outs, leaves = graph
+            grads = ep.decode(args[1])
+            pairs = [(o, g) for o, g in zip(outs, grads) if o is not None and g is not None]
+            for leaf in leaves:
+                leaf.grad = None
+            with torch.enable_grad():
+                if pairs:
+                    torch.autograd.backward([o for o, _ in pairs], [g.to(o.dtype) for o, g in pairs],
+                                            retain_graph=True)
+            result = [leaf.grad for leaf in leaves]
+            for leaf in leaves:
+                leaf.grad = None
+            return ep.encode(result), None
+        if op == "call":
+            got: list = []
+            target = ep.decode(args[0])
+            call_args = ep.decode(args[1], got)
+            call_kwargs = ep.decode(args[2], got)
+            grad = bool(args[3])
+            with torch.set_grad_enabled(grad), watch.watching():
+                value = target(*call_args, **call_kwargs)
+            sent: list = []
+            ep.plain = True  # a result's grad is the bridge's business, not a flag on the copy
+            try:
+                tree = ep.encode(value, sent)
+            finally:
+                ep.plain = False
+            extra: dict = {"mutated": []}
+            for index, arg, version in got:
+                if isinstance(arg, torch.Tensor) and arg._version != version:
+                    extra["mutated"].append((index, ep.encode(arg.detach())))
+                elif isinstance(arg, torch.Generator):
+                    extra["mutated"].append((index, ep.encode(arg.get_state())))
+            if grad:
+                outs = [t for t in sent if isinstance(t, torch.Tensor)]
+                diff = [t.requires_grad for t in outs]
+                leaves = [arg for _, arg, _ in got if isinstance(arg, torch.Tensor) and arg.requires_grad]
+                if any(diff):
+                    graphs[next_graph[0]] = ([t if d else None for t, d in zip(outs, diff)], leaves)
+                    extra["graph"] = next_graph[0]
+                    next_graph[0] += 1
+                extra["diff"] = diff
+            return tree, extra
+        with watch.watching():
+            return Endpoint.perform(ep, op, args)
+
+    ep.perform = perform
+    while True:
+        try:
+            msg = ep.recv()
+        except (EOFError, OSError):
+            os._exit(0)
+        ep.serve(msg)
+
+
+def _die_with_parent() -> None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL: the forkserver's end ends its candidate processes
+    except (OSError, AttributeError):
+        pass
+
+
+class Watch:
+    """In the candidate process: what the candidate executes, for ``--fmspec-forbid`` and the re-export
+    check. The profiler hook runs only while a call of a component with a forbidden function is served,
+    or when the candidate holds code that is the reference's."""
+
+    def __init__(self, forbid: dict[str, list[str]], reference_dir: str):
+        self.forbid = forbid
+        self.reference_dir = reference_dir
+        self.component: str | None = None
+        self.targets: dict[int, str] = {}  # id of a forbidden callable -> its name
+        self.op_names: dict[str, str] = {}  # aten op name -> forbidden name
+        self.target_codes: dict[Any, str] = {}  # code of a forbidden Python function -> its name
+        self.forbidden: set[str] = set()
+        self.reference_code: dict[Any, str] = {}  # code objects of the reference held by the candidate
+        self.reference: list[str] = []
+        self.held = []
+
+    def scan(self) -> None:
+        """After the import: functions the candidate holds whose code is the reference's (by file, or by
+        bytecode: a copy exec'd under another name), and modules whose source is a reference module's."""
+        import gc
+        import types
+
+        if not self.reference_dir:
+            return
+        fingerprints, hashes = _reference_fingerprints(self.reference_dir)
+        for mod in list(sys.modules.values()):
+            file = getattr(mod, "__file__", None) or ""
+            if file and not file.startswith(self.reference_dir) and file.endswith(".py"):
+                try:
+                    digest = hashlib.sha256(Path(file).read_bytes()).hexdigest()
+                except OSError:
+                    continue
+                if digest in hashes:
+                    self.reference.append(f"module {mod.__name__} is the source of {hashes[digest]}")
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            functions = [o for o in gc.get_objects() if type(o) is types.FunctionType]
+        for obj in functions:
+            if True:
+                code = obj.__code__
+                where = None
+                if code.co_filename.startswith(self.reference_dir):
+                    where = f"{Path(code.co_filename).name}:{code.co_name}"
+                else:
+                    where = fingerprints.get(_fingerprint(code))
+                if where:
+                    self.reference_code[code] = where
+
+    def begin(self, component: str | None) -> None:
+        self.component = component
+        self.forbidden = set()
+        self.targets, self.op_names, self.target_codes = {}, {}, {}
+        for dotted in self.forbid.get(component or "", []):
+            self._add_target(dotted)
+
+    def _add_target(self, dotted: str) -> None:
+        import importlib
+
+        import torch
+
+        module, _, attr = dotted.rpartition(".")
+        try:
+            obj = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError):
+            try:
+                obj = importlib.import_module(dotted)
+            except ImportError:
+                return
+        self.targets[id(obj)] = dotted
+        self.held.append(obj)
+        code = getattr(obj, "__code__", None)
+        if code is not None:
+            self.target_codes[code] = dotted
+        aten = getattr(torch.ops.aten, attr, None) if hasattr(torch.ops, "aten") else None
+        if aten is not None:
+            self.op_names[attr] = dotted
+
+    def end(self) -> dict:
+        out = {"forbidden": sorted(self.forbidden), "reference": list(dict.fromkeys(self.reference))}
+        self.reference = []
+        self.forbidden = set()
+        return out
+
+    def watching(self):
+        import contextlib
+
+        if not self.targets and not self.reference_code:
+            return contextlib.nullcontext()
+        return _Profiling(self)
+
+    def event(self, frame: Any, event: str, arg: Any) -> None:
+        if event == "c_call":
+            name = self.targets.get(id(arg))
+            if name is not None:
+                self.forbidden.add(name)
+        elif event == "call":
+            code = frame.f_code
+            where = self.reference_code.get(code)
+            if where is not None:
+                self.reference.append(f"the candidate ran the reference's code ({where})")
+            elif self.op_names and code.co_name == "__call__" and "_ops.py" in code.co_filename:
+                op = frame.f_locals.get("self")
+                name = getattr(op, "_name", "") or getattr(op, "__name__", "")
+                short = str(name).split("::")[-1].split(".")[0]
+                if short in self.op_names:
+                    self.forbidden.add(self.op_names[short])
+            else:
+                name = self.target_codes.get(code)
+                if name is not None:
+                    self.forbidden.add(name)
+
+
+class _Profiling:
+    def __init__(self, watch: Watch):
+        self.watch = watch
+
+    def __enter__(self):
+        import threading
+
+        self.before = sys.getprofile()
+        sys.setprofile(self.watch.event)
+        threading.setprofile(self.watch.event)
+        return self
+
+    def __exit__(self, *exc):
+        import threading
+
+        sys.setprofile(self.before)
+        threading.setprofile(None)
+        return False
+
+
+_FINGERPRINT_MIN = 48  # bytes of bytecode: shorter functions (return x) are too common to call a copy
+
+
+def _fingerprint(code: Any) -> str | None:
+    if len(code.co_code) < _FINGERPRINT_MIN:
+        return None
+    consts = tuple(_fingerprint(c) if hasattr(c, "co_code") else repr(c) for c in code.co_consts[1:])
+    return hashlib.sha256(code.co_code + repr((code.co_names, consts)).encode()).hexdigest()
+
+
+def _reference_fingerprints(reference_dir: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Bytecode fingerprints of every reference function, and the SHA-256 of every reference file."""
+    fingerprints: dict[str, str] = {}
+    hashes: dict[str, str] = {}
+    for path in sorted(Path(reference_dir).rglob("*.py")):
+        source = path.read_bytes()
+        hashes[hashlib.sha256(source).hexdigest()] = f"fmspec/reference/{path.relative_to(reference_dir)}"
+        try:
+            code = compile(source, "<reference>", "exec")
+        except SyntaxError:
+            continue
+        stack = [code]
+        while stack:
+            c = stack.pop()
+            stack += [k for k in c.co_consts if hasattr(k, "co_code")]
+            fp = _fingerprint(c)
+            if fp and c.co_name != "<module>":
+                fingerprints.setdefault(fp, f"{path.name}:{c.co_name}")
+    return fingerprints, hashes
+
+
+# ---------------------------------------------------------------------------------------------- sandbox
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUSER = 0x10000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 0x4000, 1 << 18
+SYS_MOUNT_SETATTR = 442  # x86_64 and aarch64 (the generic syscall table)
+AT_FDCWD, AT_RECURSIVE = -100, 0x8000
+MOUNT_ATTR_RDONLY = 1
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def sandbox(private: str, writable: tuple[str, ...] = ()) -> str | None:
+    """Confine this (single-threaded, just started) process: a new user and mount namespace, every mount
+    read-only (``mount_setattr(AT_RECURSIVE, MOUNT_ATTR_RDONLY)``), an empty read-only tmpfs over
+    ``/proc`` (no path to another process's root, cwd or open files), a private writable tmpfs at
+    ``private`` (its ``TMPDIR`` and working directory) and at ``/dev/shm``, then every capability
+    dropped and ``no_new_privs``. Returns None, or one line saying why it could not (nothing is half
+    done: the process then runs as it started)."""
+    if not sys.platform.startswith("linux"):
+        return f"no sandbox on {sys.platform}: the candidate process can write what this user can"
+    libc = ctypes.CDLL(None, use_errno=True)
+    uid, gid = os.getuid(), os.getgid()
+    if libc.unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0:
+        err = ctypes.get_errno()
+        return f"no sandbox: unshare(CLONE_NEWUSER) failed ({os.strerror(err)}): the candidate process can write what this user can"
+    try:
+        for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+            with open(f"/proc/self/{name}", "w") as fh:
+                fh.write(text)
+        _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
+        writable = tuple(d for d in writable if os.path.isdir(d))
+        for d in writable:  # a mount of its own, made writable again below
+            _mount(libc, d, d, None, MS_BIND | MS_REC)
+        _mount_setattr(libc, "/", set_=MOUNT_ATTR_RDONLY)
+        for d in writable:
+            _mount_setattr(libc, d, clear=MOUNT_ATTR_RDONLY)
+        _mount(libc, "tmpfs", private, "tmpfs", MS_NOSUID | MS_NODEV, "size=1g,mode=700")
+        if os.path.isdir("/dev/shm"):
+            _mount(libc, "tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "size=1g")
+        kept = {}
+        for name in ("cpuinfo", "meminfo"):  # what torch and libraries read at run time: copies
+            try:
+                kept[name] = Path("/proc", name).read_bytes()
+            except OSError:
+                pass
+        _mount(libc, "tmpfs", "/proc", "tmpfs", MS_NOSUID | MS_NODEV, "size=4m")
+        for name, data in kept.items():
+            Path("/proc", name).write_bytes(data)
+        _mount(libc, None, "/proc", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        _drop_capabilities(libc)
+    except OSError as exc:
+        # the namespace is half set up: the process must not run the candidate like this
+        os.write(2, f"fmspec: candidate sandbox failed: {exc}\n".encode())
+        os._exit(70)
+    os.environ["TMPDIR"] = private
+    tempfile.tempdir = private
+    os.chdir(private)
+    return None
+
+
+def _mount_setattr(libc: Any, path: str, set_: int = 0, clear: int = 0) -> None:
+    attr = _MountAttr(set_, clear, 0, 0)
+    if libc.syscall(SYS_MOUNT_SETATTR, AT_FDCWD, path.encode(), AT_RECURSIVE, ctypes.byref(attr), ctypes.sizeof(attr)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount_setattr({path}): {os.strerror(err)}")
+
+
+def _mount(libc: Any, source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    enc = lambda s: None if s is None else s.encode()  # noqa: E731
+    if libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {target}: {os.strerror(err)}")
+
+
+def _drop_capabilities(libc: Any) -> None:
+    """No capability left in the namespace (so no remounting read-write, no unmounting the /proc cover),
+    and none to gain again (``PR_SET_NO_NEW_PRIVS``)."""
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
+    for cap in range(64):  # the bounding set: nothing to regain through exec
+        libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP (EINVAL past the last capability: ignored)
+    header = Header(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
+    data = (Data * 2)()  # all zero
+    if libc.capset(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+
+
+def writable_probe(path: str) -> bool:
+    """Can this process open ``path`` for appending (used by the tests of the sandbox)?"""
+    try:
+        with open(path, "a"):
+            return True
+    except OSError:
+        return False
+
+
+__all__ = ["Isolated", "Handle", "CandidateProcessError", "RemoteTraceback", "identity", "sandbox", "context"]

@@ -1,0 +1,118 @@
+"""Isolated grading (--fmspec-isolate, fmspec/isolate.py): the same verdicts for an honest candidate, and
+every cheat of tests/cheaters/ fails or is flagged with its reason."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from fmspec.reports import schema
+
+ROOT = Path(__file__).resolve().parents[1]
+SUITES = ROOT / "suites"
+CHEATERS = Path(__file__).resolve().parent / "cheaters"
+
+
+def run_suite(pytester: pytest.Pytester, suites: list[str], *args: str, results: str = "r.json", env: dict | None = None):
+    """Run the checkout's suites (by path) from pytester's folder; returns (result, results document)."""
+    for key, value in (env or {}).items():
+        pytester._monkeypatch.setenv(key, value)
+    paths = [str(SUITES / f"test_{s}.py") for s in suites]
+    res = pytester.runpytest_subprocess(*paths, "--fmspec-results", results, "-p", "no:cacheprovider",
+                                        "--rootdir", str(ROOT), *args, timeout=600)
+    return res, schema.load(pytester.path / results)
+
+
+def outcomes(doc: dict, candidate: str | None = None) -> dict[str, str]:
+    return {t["nodeid"].split("::", 1)[1]: t["outcome"] for t in doc["tests"]
+            if candidate is None or t["candidate"] == candidate}
+
+
+def by_candidate(doc: dict) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for t in doc["tests"]:
+        out.setdefault(t["candidate"], []).append(t)
+    return out
+
+
+def test_reference_gets_the_same_verdicts_isolated_and_in_process(pytester):
+    _, plain = run_suite(pytester, ["posenc", "attention"], results="plain.json")
+    res, isolated = run_suite(pytester, ["posenc", "attention"], "--fmspec-isolate", results="iso.json")
+    assert outcomes(plain) == outcomes(isolated)
+    assert set(outcomes(isolated).values()) == {"passed"}
+    assert "runs in a process of its own: sandboxed" in res.stdout.str()
+
+
+def cheater(name: str) -> str:
+    return f"{name}={CHEATERS / (name + '.py')}"
+
+
+SUITE_CHEATS = ["code_swap", "code_swap_thread", "helper_replaced", "frame_reader", "results_writer"]
+
+
+def test_cheats_on_the_suite_fail_in_isolated_mode(pytester):
+    """Patching the assertions (at the first call, or from a thread), replacing helper modules, reading
+    the test's frames and writing the results file or a suite file reach only the candidate's own process:
+    its wrong answers fail; the results file and the suite stay as the run wrote and found them."""
+    suite_copy = pytester.path / "test_copy.py"
+    shutil.copy(SUITES / "test_posenc.py", suite_copy)
+    before = suite_copy.read_text()
+    targets = os.pathsep.join([str(pytester.path / "r.json"), str(suite_copy)])
+    res, doc = run_suite(pytester, ["posenc"], "--fmspec-isolate", "-k", "position_zero or matches_closed_form",
+                         *[a for name in SUITE_CHEATS for a in ("--candidate", cheater(name))],
+                         env={"FMSPEC_CHEAT_TARGETS": targets})
+    assert doc["status"] == "complete" and "tampered" not in doc
+    assert suite_copy.read_text() == before
+    tests = by_candidate(doc)
+    assert set(tests) == set(SUITE_CHEATS)
+    for name, recs in tests.items():
+        assert {t["outcome"] for t in recs} == {"failed"}, (name, [(t["nodeid"], t["outcome"]) for t in recs])
+        assert all("pe" in (t["message"] or "") for t in recs), (name, recs[0]["message"])
+
+
+def test_reference_reached_by_another_name_is_flagged(pytester):
+    res, doc = run_suite(pytester, ["posenc"], "--fmspec-isolate", "-k", "position_zero",
+                         "--candidate", cheater("reference_import"), "--candidate", cheater("reference_exec"))
+    flags = {c["name"]: c["flags"] for c in doc["candidates"]}
+    assert any("reference" in f for f in flags["reference_import"]), flags
+    assert any("posenc.py:sinusoidal" in f for f in flags["reference_exec"]), flags
+    for name, recs in by_candidate(doc).items():
+        assert all(any("reference's code" in f for f in t["flags"]) for t in recs), (name, recs[0]["flags"])
+
+
+def test_forbidden_function_captured_at_import_or_called_through_aten_fails(pytester):
+    res, doc = run_suite(pytester, ["attention"], "--fmspec-isolate", "-k", "matches_oracle or worked",
+                         "--candidate", cheater("sdpa_capture"),
+                         "--fmspec-forbid", "attention=torch.nn.functional.scaled_dot_product_attention")
+    recs = [t for t in doc["tests"] if t["outcome"] != "missing"]
+    assert recs
+    for t in recs:
+        assert t["outcome"] == "failed"
+        assert "candidate called torch.nn.functional.scaled_dot_product_attention" in t["message"], t["message"]
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("crash_exit", "candidate process died (exit status 3) in posenc.sinusoidal"),
+    ("kill9", "candidate process died (signal 9) in posenc.sinusoidal"),
+    ("hang", "candidate process hung for"),
+])
+def test_crash_hang_and_kill_fail_each_test_and_the_run_ends(pytester, name, reason):
+    """Each test fails with the reason (a hypothesis test too, however hypothesis retries), a fresh
+    process serves the next test, and the run ends promptly."""
+    started = time.monotonic()
+    res, doc = run_suite(pytester, ["posenc"], "--fmspec-isolate", "--timeout", "4", "-k",
+                         "position_zero_is_sin0_cos0 and d2 or matches_closed_form or same_answer",
+                         "--candidate", cheater(name), "--candidate", "reference")
+    elapsed = time.monotonic() - started
+    recs = by_candidate(doc)
+    assert doc["status"] == "complete"
+    assert len(recs[name]) == 3 and {t["outcome"] for t in recs[name]} == {"failed"}
+    for t in recs[name]:
+        assert reason in t["message"], t["message"]
+        assert t["duration"] < 8, (t["nodeid"], t["duration"])
+    assert {t["outcome"] for t in recs["reference"]} == {"passed"}
+    assert elapsed < 120
