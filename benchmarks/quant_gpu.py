@@ -14,7 +14,7 @@ def _bench_rows(doc: dict, key: str) -> list[dict]:
     out = []
     for b in doc.get("benchmarks", []):
         info = b.get("extra_info") or {}
-        if key in info and "bench_quant" in str(b.get("nodeid", "")):
+        if key in info and b.get("component") == "quant":
             out.append({**info, "candidate": b.get("candidate")})
     return out
 

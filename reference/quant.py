@@ -194,6 +194,10 @@ def absmax_dequantize(q: torch.Tensor, scale: torch.Tensor, block_size: int | No
         expected[dim] = 1
         if list(scale.shape) != expected:
             raise ValueError(f"scale must have shape {tuple(expected)} for dim={dim}, got {tuple(scale.shape)}")
+        if (dim % q.dim() == q.dim() - 1 and q.dtype == torch.int8 and q.is_contiguous()
+                and _use_triton(scale, q.numel(), q.shape[-1])):  # one row = one block
+            return _kernels().absmax_dequantize(q, scale.reshape(-1), q.shape[-1],
+                                                interpret=not q.is_cuda).reshape(q.shape)
     elif scale.numel() != 1:
         raise ValueError(f"scale must hold one number for per-tensor quantization, got shape {tuple(scale.shape)}")
     return q.to(scale.dtype) * scale

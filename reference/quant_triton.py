@@ -146,14 +146,25 @@ def _nf4_dequantize_kernel(PACKED, ABSMAX, LEVELS, OUT, n, n_blocks, B: tl.const
     pid = tl.program_id(0)
     rows, cols, offs = _tile(pid, B, B_P2, ROWS)
     full = (pid.to(tl.int64) + 1) * ROWS * B <= n
-    if full:
-        if B == B_P2:
-            byte = tl.load(PACKED + offs // 2)
+    if B == B_P2 and B % 2 == 0:
+        # whole bytes: each block is B/2 bytes; load them once, split each into its two codes, interleave
+        half = tl.arange(0, B_P2 // 2)
+        byte_offs = rows[:, None] * (B // 2) + half[None, :]  # (ROWS, B/2)
+        if full:
+            byte = tl.load(PACKED + byte_offs)
         else:
-            byte = tl.load(PACKED + offs // 2, mask=cols[None, :] < B, other=0)
+            byte = tl.load(PACKED + byte_offs, mask=byte_offs * 2 < n, other=0)
+        byte = byte.to(tl.int32)
+        code = tl.reshape(tl.join(byte >> 4, byte & 0xF), [ROWS, B_P2])  # (ROWS, B): hi, lo, hi, lo, ...
     else:
-        byte = tl.load(PACKED + offs // 2, mask=(cols[None, :] < B) & (offs < n), other=0)
-    code = (byte.to(tl.int32) >> (4 - 4 * (offs % 2)).to(tl.int32)) & 0xF  # (ROWS, B_P2) in 0..15
+        if full:
+            if B == B_P2:
+                byte = tl.load(PACKED + offs // 2)
+            else:
+                byte = tl.load(PACKED + offs // 2, mask=cols[None, :] < B, other=0)
+        else:
+            byte = tl.load(PACKED + offs // 2, mask=(cols[None, :] < B) & (offs < n), other=0)
+        code = (byte.to(tl.int32) >> (4 - 4 * (offs % 2)).to(tl.int32)) & 0xF  # (ROWS, B_P2) in 0..15
     level = tl.load(LEVELS + code)  # a gather from a 64-byte table (stays in L1)
     absmax = tl.load(ABSMAX + rows, mask=rows < n_blocks, other=0).to(tl.float32)
     _store(OUT, offs, cols, n, _narrow(level * absmax[:, None], OUT.dtype.element_ty), full, B, B_P2)

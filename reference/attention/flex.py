@@ -206,8 +206,17 @@ def _compiled():
     return torch.compile(_flex)
 
 
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_mask, scale: float) -> torch.Tensor:
-    """Compiled FlexAttention, (B, H, T, D) in and out (settings of the compiler: the module docstring)."""
+_COMPILED: dict = {}  # key -> its block mask, held so that its id is never reused (see attend)
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_mask, scale: float, key=None) -> torch.Tensor:
+    """Compiled FlexAttention, (B, H, T, D) in and out (settings of the compiler: the module docstring).
+
+    ``key`` names what the compiled code depends on (the block mask, shapes, dtype, grad mode): the compiler
+    settings are patched around the first call of a key only, where compilation happens; later calls go
+    straight to the compiled code (patching costs more than the kernel at these sizes)."""
+    if key is not None and key in _COMPILED:
+        return _compiled()(q, k, v, block_mask, scale)
     import torch._dynamo.config as dynamo_config
     import torch._functorch.config as functorch_config
     import torch._inductor.config as inductor_config
@@ -215,11 +224,16 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_mask, scale:
     limit = "recompile_limit" if hasattr(dynamo_config, "recompile_limit") else "cache_size_limit"  # torch < 2.6
     with dynamo_config.patch(**{limit: RECOMPILE_LIMIT}), inductor_config.patch(compile_threads=1), \
             functorch_config.patch(force_non_lazy_backward_lowering=True):
-        return _compiled()(q, k, v, block_mask, scale)
+        out = _compiled()(q, k, v, block_mask, scale)
+    if key is not None:
+        _COMPILED[key] = block_mask
+    return out
 
 
 def sparse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern: str, **pattern_args) -> torch.Tensor:
     """Self-attention under ``<pattern>_mask(T, **pattern_args)`` through compiled FlexAttention; scale 1/sqrt(D)."""
     t, d = q.shape[-2], q.shape[-1]
     bm = block_mask(pattern, t, q.device, **pattern_args)
-    return attend(q, k, v, bm, 1.0 / math.sqrt(d))
+    grad = torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v))
+    key = (id(bm), tuple(q.shape), tuple(k.shape), q.dtype, str(q.device), grad)
+    return attend(q, k, v, bm, 1.0 / math.sqrt(d), key)
