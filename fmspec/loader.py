@@ -14,6 +14,8 @@ into a usage error (exit status 4), never a traceback.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import functools
 import hashlib
@@ -26,7 +28,7 @@ import sys
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 GROUP = "fmspec.candidates"
 
@@ -109,6 +111,21 @@ class Checked:
         return f"<{self._path} of a candidate>"
 
 
+_CHECKING = contextvars.ContextVar("fmspec_checking", default=True)
+
+
+@contextlib.contextmanager
+def unchecked() -> Iterator[None]:
+    """Calls through a candidate's namespaces go straight to its functions for the duration: a benchmark
+    times the candidate, not the snapshots and comparisons of the contract checks (the plugin applies it
+    to every test marked ``bench``)."""
+    token = _CHECKING.set(False)
+    try:
+        yield
+    finally:
+        _CHECKING.reset(token)
+
+
 def _checked(value: Any, path: str, top: bool = False) -> Any:
     """``value`` as tests reach it: functions checked on every call, namespaces wrapped, the rest as is."""
     if inspect.isroutine(value) or isinstance(value, functools.partial):
@@ -117,6 +134,8 @@ def _checked(value: Any, path: str, top: bool = False) -> Any:
         @functools.wraps(value)
         def checked(*args: Any, **kwargs: Any) -> Any:
             __tracebackhide__ = True
+            if not _CHECKING.get():
+                return value(*args, **kwargs)
             return asserts.checked_call(value, path, args, kwargs)
 
         checked.__fmspec_checked__ = True

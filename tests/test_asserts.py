@@ -345,3 +345,7 @@ def test_functions_reached_through_a_candidate_are_checked_on_every_call():
     with pytest.raises(AssertionError, match=r"shares memory with argument 0 .* \[attention\.f\("):
         cand.attention.f(t64(1.0, 2.0))
     assert ah.call(cand.attention.g, "attention.g", t64(1.0)).item() == 2.0  # checked once, not twice
+    with loader.unchecked():  # a benchmark times the candidate's own function
+        assert cand.attention.f(t64(1.0, 2.0)).shape == (2, 2)
+    with pytest.raises(AssertionError, match="shares memory"):
+        cand.attention.f(t64(1.0, 2.0))
