@@ -1,7 +1,7 @@
 """``fmspec grade``: a whole class, one isolated pytest run per submission.
 
     fmspec grade SUBMISSIONS [--out DIR] [--policy course] [--jobs N] [--budget S] [--timeout S]
-                 [--memory-limit GB] [--seed N] [--shard I/N] [--bench] [-- PYTEST OPTION ...]
+                 [--memory-limit GB] [--seed N] [--shard I/N] [--bench] [--isolate] [-- PYTEST OPTION ...]
 
 SUBMISSIONS is a folder with one entry per submission, or a text file listing submission paths (one a
 line, ``#`` comments). A submission is a candidate package folder or ``.py`` file, or a folder holding
@@ -83,6 +83,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--components", default=None, metavar="A,B",
                    help="grade only these components' suites (default: every suite)")
     p.add_argument("--bench", action="store_true", help="also run the benchmarks of what passed (--fmspec-bench)")
+    p.add_argument("--isolate", action="store_true",
+                   help="run each candidate in a sandboxed process of its own (--fmspec-isolate, docs/trust.md); "
+                        "lora, finetune, checkpoint and gpt do not run isolated yet: grade them with --components")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per submission instead)")
     p.add_argument("pytest_args", nargs="*", metavar="-- PYTEST OPTION",
                    help="after --: more options for each submission's pytest run")
@@ -222,6 +225,8 @@ def command(sub: Submission, args: argparse.Namespace, out: Path, seed: int) -> 
            "--fmspec-memory-limit", f"{args.memory_limit:g}"]
     if args.bench:
         cmd.append("--fmspec-bench")
+    if args.isolate:
+        cmd.append("--fmspec-isolate")
     return cmd + list(args.pytest_args)
 
 

@@ -96,6 +96,18 @@ def test_a_class_is_graded_apart_with_one_row_a_submission(tmp_path):
     assert "alice  passed" in proc.stdout
 
 
+def test_an_isolated_class_gets_the_same_verdicts(tmp_path):
+    """--isolate: every candidate in a sandboxed process of its own (--fmspec-isolate); the honest and the
+    buggy submissions get the verdicts they get in-process."""
+    make_class(tmp_path)
+    proc = run_grade(tmp_path, "--out", "out", "--budget", "60", "--isolate")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = roster(tmp_path / "out")
+    assert rows["alice"]["verdict"] == "passed" and rows["erin"]["verdict"] == "passed"
+    assert rows["bob"]["verdict"] == "failed" and rows["bob"]["failed_components"] == "posenc"
+    assert rows["carol"]["verdict"] == "failed" and rows["dave"]["verdict"] != "passed"
+
+
 def test_a_rerun_skips_unchanged_submissions_and_regrades_changed_ones(tmp_path):
     make_class(tmp_path)
     (tmp_path / "subs" / "dave").rename(tmp_path / "dave-out-of-class")  # keep this test fast
