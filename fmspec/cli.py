@@ -94,10 +94,17 @@ def run(args: list[str]) -> int:
                   f"pytest options start with -", file=sys.stderr)
             return 4  # pytest's usage-error status
         components.append(name)
-    targets = suite_modules(components, bench="--fmspec-bench" in args)
+    bench = "--fmspec-bench" in args
+    targets = suite_modules(components, bench=bench)
     import pytest
 
-    return int(pytest.main(["--pyargs", *targets, *args]))
+    return int(pytest.main(["--pyargs", *targets, *quiet_benchmark(bench), *args]))
+
+
+def quiet_benchmark(bench: bool) -> list[str]:
+    """Without ``--fmspec-bench`` no benchmark runs (the plugin deselects them), so pytest-benchmark is not
+    loaded: its header line and its xdist warning stay out of the run."""
+    return [] if bench else ["-p", "no:benchmark"]
 
 
 def suite_modules(components: list[str], bench: bool) -> list[str]:

@@ -218,7 +218,7 @@ def command(sub: Submission, args: argparse.Namespace, out: Path, seed: int) -> 
 
     components = [c for c in (args.components or "").split(",") if c]
     cmd = [sys.executable, "-m", "pytest", "--pyargs", *cli.suite_modules(components, bench=args.bench),
-           "-p", "no:cacheprovider", "-q",
+           "-p", "no:cacheprovider", *cli.quiet_benchmark(args.bench), "-q",
            "--candidate", f"{sub.name}={sub.path}",
            "--fmspec-results", str((out / "results" / f"{sub.name}.json").resolve()),
            "--fmspec-hidden-seed", str(seed), "--timeout", f"{args.timeout:g}",
