@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 import fmspec.reference.quant as refq  # the oracle's dequantizer (quant's reference), never an answer key here
-from fmspec.suites._lora_helpers import toy  # noqa: F401  (the toy model, shared with the lora suite)
+from fmspec.suites._lora_helpers import lora_oracle, lora_terms, set_ab, toy  # noqa: F401  (shared with lora)
 from fmspec.suites import asserts as ah
 from fmspec.suites import strategies as ss
 
@@ -203,30 +203,6 @@ def trained_qlora_case(candidate, dtype, dims, alpha, seed, quant, bias=True):
 
 
 # ----------------------------------------------------------------------------------------- LoRA oracles
-def set_ab(layer: nn.Module, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Give A and B random values (as after some training); returns them in float64."""
-    A = ss.randn(tuple(layer.A.shape), seed + 7)
-    B = ss.randn(tuple(layer.B.shape), seed + 8)
-    with torch.no_grad():
-        layer.A.copy_(A)
-        layer.B.copy_(B)
-    return A.to(layer.A.dtype).double(), B.to(layer.B.dtype).double()
-
-
-def lora_oracle(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None, A: torch.Tensor, B: torch.Tensor,
-                scaling: float) -> torch.Tensor:
-    """h = x W^T + b + scaling · x A^T B^T, in float64 (W: the dequantized base)."""
-    x = x.double()
-    h = x @ W.double().T + scaling * (x @ A.double().T) @ B.double().T
-    return h + b.double() if b is not None else h
-
-
-def lora_terms(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None, A: torch.Tensor, B: torch.Tensor,
-               scaling: float) -> float:
-    """The largest sum of absolute terms behind an element of h (the oracle at absolute values)."""
-    return lora_oracle(x.abs(), W.abs(), None if b is None else b.abs(), A.abs(), B.abs(), scaling).max().item()
-
-
 def lora_grad_terms(x: torch.Tensor, g: torch.Tensor, W: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
                     scaling: float) -> dict[str, float]:
     """For loss = sum(G ∘ h): the largest sum of absolute terms behind an element of dL/dB = s Gᵀ (X Aᵀ),

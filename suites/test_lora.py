@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from fmspec.suites import _lora_helpers as lh
+from fmspec.suites._lora_helpers import lora_oracle, lora_terms, set_ab
 from fmspec.suites import asserts as ah
 from fmspec.suites import strategies as ss
 from fmspec.suites import tolerances as tol
@@ -44,31 +45,6 @@ def wrap(candidate, base: nn.Linear, r: int, alpha: float, **kw):
     ah.assert_tensor(layer.A, (r, base.in_features), base.weight.dtype, name="A", where=where)
     ah.assert_tensor(layer.B, (base.out_features, r), base.weight.dtype, name="B", where=where)
     return layer, where
-
-
-def set_ab(layer, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Give A and B random values (as after some training); returns them in float64."""
-    A = ss.randn(tuple(layer.A.shape), seed + 7)
-    B = ss.randn(tuple(layer.B.shape), seed + 8)
-    with torch.no_grad():
-        layer.A.copy_(A)
-        layer.B.copy_(B)
-    return A.to(layer.A.dtype).double(), B.to(layer.B.dtype).double()
-
-
-def lora_oracle(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None, A: torch.Tensor, B: torch.Tensor,
-                scaling: float) -> torch.Tensor:
-    """h = x W^T + b + scaling · x A^T B^T, in float64."""
-    x = x.double()
-    h = x @ W.double().T + scaling * (x @ A.T) @ B.T
-    return h + b.double() if b is not None else h
-
-
-def lora_terms(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None, A: torch.Tensor, B: torch.Tensor,
-               scaling: float) -> float:
-    """The largest sum of absolute terms behind an element of h (the oracle at absolute values: it is
-    multilinear), for ``assert_close(scale=)``: h may cancel far below its terms."""
-    return lora_oracle(x.abs(), W.abs(), None if b is None else b.abs(), A.abs(), B.abs(), scaling).max().item()
 
 
 def grad_terms(x: torch.Tensor, g: torch.Tensor, A: torch.Tensor, B: torch.Tensor, s: float) -> tuple[float, float]:
