@@ -139,3 +139,29 @@ def allocator_peak(fn: Callable[[], object], device: str = "cuda") -> int:
     fn()
     torch.cuda.synchronize(device)
     return torch.cuda.max_memory_allocated(device) - base
+
+
+# ------------------------------------------------------------------------------ the CPU check of a bench
+# A bench's point code runs once on CPU, untimed, in a test of its own (so a GPU run cannot die on a typo):
+# these stand in for the timer, the allocator and the ceilings there.
+DRY_CEILING = {"matmul_tflops": 1.0, "copy_gbps": 1.0}  # stands in for ceilings() on CPU
+
+
+def dry_time(fn: Callable[[], object], warmup_ms: int = WARMUP_MS, rep_ms: int = REP_MS,
+             grad_to_none: list[torch.Tensor] | None = None) -> Timing:
+    """``time_ms``'s stand-in on CPU: runs ``fn`` once and says 1 ms (the code path, not a time)."""
+    fn()
+    return Timing(1.0, 1.0, 1.0)
+
+
+def dry_peak(fn: Callable[[], object], device: str = "cpu") -> int:
+    """``allocator_peak``'s stand-in on CPU (no allocator statistics there): runs ``fn`` and says 0."""
+    fn()
+    return 0
+
+
+def randn(shape: tuple[int, ...], seed: int, device: str, dtype: torch.dtype, scale: float = 1.0) -> torch.Tensor:
+    """Normal entries drawn on ``device`` from ``seed`` (a 16384 × 4096 input drawn on the CPU in float64
+    costs seconds)."""
+    gen = torch.Generator(device).manual_seed(seed)
+    return torch.randn(shape, generator=gen, device=device, dtype=dtype) * scale

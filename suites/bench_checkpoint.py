@@ -54,7 +54,6 @@ pytestmark = [pytest.mark.component("checkpoint"), pytest.mark.bench]
 SEQUENTIAL, SELECTIVE = "checkpoint.checkpoint_sequential", "checkpoint.checkpoint_selective"
 DEPTHS = [4, 8, 16, 32]
 REP_MS = 400  # a depth-32 step takes tens of ms: more than gb's default 100 ms, for a spread of several runs
-DRY_CEILING = {"matmul_tflops": 1.0, "copy_gbps": 1.0}  # stands in for gb.ceilings() on CPU
 _CACHE: dict[tuple, object] = {}  # the blocks per (shape, device, dtype); the peers' measurements
 
 
@@ -68,18 +67,6 @@ class Shape:
 
 GPU_SHAPE = Shape(batch=8, seq=1024, d=768, heads=12)
 CPU_SHAPE = Shape(batch=2, seq=6, d=4, heads=2)
-
-
-def dry_time(fn: Callable[[], object], grad_to_none=None, rep_ms: int = gb.REP_MS) -> gb.Timing:
-    """``gb.time_ms``'s stand-in on CPU: runs ``fn`` once and says 1 ms (the code path, not a time)."""
-    fn()
-    return gb.Timing(1.0, 1.0, 1.0)
-
-
-def dry_peak(fn: Callable[[], object], device: str = "cpu") -> int:
-    """``gb.allocator_peak``'s stand-in on CPU (no allocator statistics there): runs ``fn`` and says 0."""
-    fn()
-    return 0
 
 
 def attention_matrices(T: int) -> Callable[[torch.Tensor], bool]:
@@ -236,8 +223,8 @@ def test_bench_points_run_on_cpu(candidate, request):
     torch.set_num_threads(1)  # tiny tensors: threads only contend (the plugin restores the setting after the test)
     s, dtype, depth = CPU_SHAPE, torch.float64, 4
     for method in ("sequential_sqrt", "sequential_per_block", "option2"):
-        values, _ = point(candidate, method, depth, "cpu", dtype, s, timer=dry_time, peak=dry_peak,
-                          ceiling=DRY_CEILING)
+        values, _ = point(candidate, method, depth, "cpu", dtype, s, timer=gb.dry_time, peak=gb.dry_peak,
+                          ceiling=gb.DRY_CEILING)
         assert values["median_ms"] == 1.0 and values["tflops"] > 0, values
         assert 0 < values["held_bytes"] < values["none_held_bytes"], (method, values)
     blocks = stack(depth, s, "cpu", dtype)

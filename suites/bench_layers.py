@@ -52,14 +52,7 @@ from fmspec.suites import asserts as ah
 from fmspec.suites import oracles as orc
 
 pytestmark = [pytest.mark.component("layers"), pytest.mark.bench]
-DRY_CEILING = {"matmul_tflops": 1.0, "copy_gbps": 1.0}  # stands in for gb.ceilings() on CPU
 _BASELINES: dict[tuple, gb.Timing | None] = {}  # (layer, name, sizes, device, dtype) -> timing
-
-
-def dry_time(fn: Callable[[], object], grad_to_none=None) -> gb.Timing:
-    """``gb.time_ms``'s stand-in on CPU: runs ``fn`` once and says 1 ms (the code path, not a time)."""
-    fn()
-    return gb.Timing(1.0, 1.0, 1.0)
 
 
 @dataclass
@@ -74,11 +67,6 @@ class Problem:
     peers: dict[str, Callable] | None = None  # further forward functions of the same layer (sdpa)
 
 
-def _randn(shape, seed: int, device: str, dtype: torch.dtype, scale: float = 1.0) -> torch.Tensor:
-    gen = torch.Generator(device).manual_seed(seed)
-    return torch.randn(shape, generator=gen, device=device, dtype=dtype) * scale
-
-
 def _leaf(t: torch.Tensor) -> torch.Tensor:
     return t.detach().requires_grad_()
 
@@ -86,17 +74,17 @@ def _leaf(t: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------------------- the layers
 def softmax(s: dict, device: str, dtype: torch.dtype) -> Problem:
     shape = (s["B"], s["H"], s["T"], s["T"])
-    x = _leaf(_randn(shape, 1, device, dtype))
-    y, g = torch.softmax(x.detach(), -1), _randn(shape, 2, device, dtype)
+    x = _leaf(gb.randn(shape, 1, device, dtype))
+    y, g = torch.softmax(x.detach(), -1), gb.randn(shape, 2, device, dtype)
     n, e = x.numel(), x.element_size()
     return Problem((y, g), lambda x: torch.softmax(x, -1), [x], g, gb.Cost(4 * n, e * 3 * n, "4·n; bytes e·3·n"))
 
 
 def layernorm(s: dict, device: str, dtype: torch.dtype) -> Problem:
     d = s["d"]
-    x = _leaf(_randn((s["B"], s["T"], d), 1, device, dtype))
-    w, b = _leaf(1 + _randn((d,), 2, device, dtype, 0.1)), _leaf(_randn((d,), 3, device, dtype, 0.1))
-    g = _randn(tuple(x.shape), 4, device, dtype)
+    x = _leaf(gb.randn((s["B"], s["T"], d), 1, device, dtype))
+    w, b = _leaf(1 + gb.randn((d,), 2, device, dtype, 0.1)), _leaf(gb.randn((d,), 3, device, dtype, 0.1))
+    g = gb.randn(tuple(x.shape), 4, device, dtype)
     n, e = x.numel(), x.element_size()
     return Problem((x.detach(), w.detach(), b.detach(), g), lambda x, w, b: F.layer_norm(x, (d,), w, b, 1e-5),
                    [x, w, b], g, gb.Cost(10 * n, e * 3 * n, "10·n; bytes e·3·n"))
@@ -106,8 +94,8 @@ def embedding(s: dict, device: str, dtype: torch.dtype) -> Problem:
     V, d = s["V"], s["d"]
     gen = torch.Generator(device).manual_seed(1)
     ids = torch.randint(0, V, (s["B"], s["T"]), generator=gen, device=device)
-    table = _leaf(_randn((V, d), 2, device, dtype))
-    g = _randn((s["B"], s["T"], d), 3, device, dtype)
+    table = _leaf(gb.randn((V, d), 2, device, dtype))
+    g = gb.randn((s["B"], s["T"], d), 3, device, dtype)
     e = g.element_size()
     return Problem((ids, V, g), lambda W: F.embedding(ids, W), [table], g,
                    gb.Cost(g.numel(), e * (g.numel() + V * d), "B·T·d; bytes e·(B·T·d + V·d)"))
@@ -115,7 +103,7 @@ def embedding(s: dict, device: str, dtype: torch.dtype) -> Problem:
 
 def cross_entropy(s: dict, device: str, dtype: torch.dtype) -> Problem:
     V = s["V"]
-    logits = _leaf(_randn((s["B"], s["T"], V), 1, device, dtype))
+    logits = _leaf(gb.randn((s["B"], s["T"], V), 1, device, dtype))
     gen = torch.Generator(device).manual_seed(2)
     targets = torch.randint(0, V, (s["B"], s["T"]), generator=gen, device=device)
     n, e = logits.numel(), logits.element_size()
@@ -135,9 +123,9 @@ def _mhsa(attend: Callable, n_heads: int) -> Callable:
 
 def attention(s: dict, device: str, dtype: torch.dtype) -> Problem:
     B, T, d, H = s["B"], s["T"], s["d"], s["H"]
-    x = _leaf(_randn((B, T, d), 1, device, dtype))
-    ws = [_leaf(_randn((d, d), 2 + i, device, dtype, 1 / math.sqrt(d))) for i in range(4)]
-    g = _randn((B, T, d), 6, device, dtype)
+    x = _leaf(gb.randn((B, T, d), 1, device, dtype))
+    ws = [_leaf(gb.randn((d, d), 2 + i, device, dtype, 1 / math.sqrt(d))) for i in range(4)]
+    g = gb.randn((B, T, d), 6, device, dtype)
     e = x.element_size()
     cost = gb.Cost(16 * B * T * d * d + 8 * B * T * T * d, e * (3 * B * T * d + 8 * d * d),
                    "16·B·T·d² + 8·B·T²·d; bytes e·(3·B·T·d + 8·d²)")
@@ -149,11 +137,11 @@ def attention(s: dict, device: str, dtype: torch.dtype) -> Problem:
 
 def lora(s: dict, device: str, dtype: torch.dtype) -> Problem:
     N, d, r, alpha = s["B"] * s["T"], s["d"], s["r"], s["alpha"]
-    x = _leaf(_randn((s["B"], s["T"], d), 1, device, dtype))
-    W = _randn((d, d), 2, device, dtype, 1 / math.sqrt(d))
-    A = _leaf(_randn((r, d), 3, device, dtype, 1 / math.sqrt(d)))  # (r, in)
-    B = _leaf(_randn((d, r), 4, device, dtype, 1 / math.sqrt(r)))  # (out, r)
-    g = _randn((s["B"], s["T"], d), 5, device, dtype)
+    x = _leaf(gb.randn((s["B"], s["T"], d), 1, device, dtype))
+    W = gb.randn((d, d), 2, device, dtype, 1 / math.sqrt(d))
+    A = _leaf(gb.randn((r, d), 3, device, dtype, 1 / math.sqrt(d)))  # (r, in)
+    B = _leaf(gb.randn((d, r), 4, device, dtype, 1 / math.sqrt(r)))  # (out, r)
+    g = gb.randn((s["B"], s["T"], d), 5, device, dtype)
     e = x.element_size()
     cost = gb.Cost(2 * N * d * d + 10 * N * r * d, e * (3 * N * d + d * d + 4 * r * d),
                    "2·N·d² + 10·N·r·d; bytes e·(3·N·d + d² + 4·r·d)")
@@ -244,7 +232,7 @@ def test_bench_points_run_on_cpu(candidate, layer, request):
     torch.set_num_threads(1)  # tiny tensors: threads only contend (the plugin restores the setting after the test)
     build, _, sizes = LAYERS[layer]
     dtype = torch.float64
-    values, _ = point(candidate, layer, "cpu", dtype, sizes, timer=dry_time, ceiling=DRY_CEILING)
+    values, _ = point(candidate, layer, "cpu", dtype, sizes, timer=gb.dry_time, ceiling=gb.DRY_CEILING)
     assert values["median_ms"] == 1.0 and values["tflops"] > 0 and values["gbps"] > 0, values
     calls = fns(candidate, layer, build(sizes, "cpu", dtype))
     ours = calls.pop("candidate")()

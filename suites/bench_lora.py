@@ -53,20 +53,7 @@ WIDTHS = [1024, 4096]
 RANKS = [8, 64]
 TOKENS = [4096, 16384]
 ALPHA_PER_RANK = 2.0  # alpha = 2·r: peft's examples (r = 8, alpha = 16)
-DRY_CEILING = {"matmul_tflops": 1.0, "copy_gbps": 1.0}  # stands in for gb.ceilings() on CPU
 _BASELINES: dict[tuple, gb.Timing | None] = {}  # (name, mode, d, r, tokens, device, dtype) -> timing
-
-
-def dry_time(fn: Callable[[], object], grad_to_none=None) -> gb.Timing:
-    """``gb.time_ms``'s stand-in on CPU: runs ``fn`` once and says 1 ms (the code path, not a time)."""
-    fn()
-    return gb.Timing(1.0, 1.0, 1.0)
-
-
-def randn(shape: tuple[int, ...], seed: int, device: str, dtype: torch.dtype, scale: float = 1.0) -> torch.Tensor:
-    """Normal entries drawn on ``device`` (a 16384 × 4096 input drawn on the CPU in float64 costs seconds)."""
-    gen = torch.Generator(device).manual_seed(seed)
-    return torch.randn(shape, generator=gen, device=device, dtype=dtype) * scale
 
 
 def peft_missing() -> str | None:
@@ -89,9 +76,9 @@ def _candidate_layer(candidate, base: nn.Linear, r: int) -> nn.Module:
     """The candidate's layer on a copy of ``base``, with B set away from zero (same values on every call)."""
     layer = candidate.lora.LoRALinear(copy.deepcopy(base), r, ALPHA_PER_RANK * r)
     with torch.no_grad():
-        layer.A.copy_(randn(tuple(layer.A.shape), 1, base.weight.device.type, base.weight.dtype,
+        layer.A.copy_(gb.randn(tuple(layer.A.shape), 1, base.weight.device.type, base.weight.dtype,
                             1 / math.sqrt(base.in_features)))
-        layer.B.copy_(randn(tuple(layer.B.shape), 2, base.weight.device.type, base.weight.dtype, 1 / math.sqrt(r)))
+        layer.B.copy_(gb.randn(tuple(layer.B.shape), 2, base.weight.device.type, base.weight.dtype, 1 / math.sqrt(r)))
     return layer
 
 
@@ -130,8 +117,8 @@ def _infer(module: nn.Module, x: torch.Tensor) -> Callable[[], torch.Tensor]:
 def training_fns(candidate, d: int, r: int, tokens: int, device: str, dtype: torch.dtype) -> dict:
     """name -> a call returning (y, dx, ...): the candidate's layer and its peers (None: not available)."""
     base = _base(d, device, dtype)
-    x = randn((tokens, d), 3, device, dtype).requires_grad_()
-    g = randn((tokens, d), 4, device, dtype)
+    x = gb.randn((tokens, d), 3, device, dtype).requires_grad_()
+    g = gb.randn((tokens, d), 4, device, dtype)
     layer = _candidate_layer(candidate, base, r)
     trainable = copy.deepcopy(base).requires_grad_(True)
     peft_layer = _peft_layer(base, layer.A.detach(), layer.B.detach())
@@ -148,7 +135,7 @@ def training_fns(candidate, d: int, r: int, tokens: int, device: str, dtype: tor
 def inference_fns(candidate, d: int, r: int, tokens: int, device: str, dtype: torch.dtype) -> dict:
     """name -> a call returning y under no_grad: the candidate's layer unmerged and merged, and its peers."""
     base = _base(d, device, dtype)
-    x = randn((tokens, d), 3, device, dtype)
+    x = gb.randn((tokens, d), 3, device, dtype)
     layer, merged = _candidate_layer(candidate, base, r), _candidate_layer(candidate, base, r)
     merged.merge()
     peft_layer = _peft_layer(base, layer.A.detach(), layer.B.detach())
@@ -240,7 +227,7 @@ def test_bench_points_run_on_cpu(candidate, request):
     torch.set_num_threads(1)  # tiny tensors: threads only contend (the plugin restores the setting after the test)
     d, r, tokens, dtype = 8, 2, 5, torch.float64
     for mode in ("fwd_bwd", "infer"):
-        values, _ = point(candidate, mode, d, r, tokens, "cpu", dtype, timer=dry_time, ceiling=DRY_CEILING)
+        values, _ = point(candidate, mode, d, r, tokens, "cpu", dtype, timer=gb.dry_time, ceiling=gb.DRY_CEILING)
         assert values["median_ms"] == 1.0 and values["tflops"] > 0 and values["speedup_vs_base_linear"] == 1.0, values
     same = {"fwd_bwd": ["peft"], "infer": ["merged", "peft", "peft_merged"]}
     for mode, build in (("fwd_bwd", training_fns), ("infer", inference_fns)):

@@ -43,14 +43,7 @@ PF, PE = "vit.patchify", "vit.PatchEmbed"
 SIZES = [224, 384]
 BATCHES = [64, 256]
 PATCH, CHANNELS, EMBED = 16, 3, 768
-DRY_CEILING = {"matmul_tflops": 1.0, "copy_gbps": 1.0}  # stands in for gb.ceilings() on CPU
 _BASELINES: dict[tuple, gb.Timing | None] = {}  # (test, name, size, batch, mode, device, dtype) -> timing
-
-
-def dry_time(fn: Callable[[], object], grad_to_none=None) -> gb.Timing:
-    """``gb.time_ms``'s stand-in on CPU: runs ``fn`` once and says 1 ms (the code path, not a time)."""
-    fn()
-    return gb.Timing(1.0, 1.0, 1.0)
 
 
 def timm_missing() -> str | None:
@@ -226,7 +219,7 @@ def test_bench_points_run_on_cpu(candidate, request):
     size, batch, patch, embed_dim, channels, dtype = 8, 2, 4, 6, 3, torch.float64
     for kind, mode in (("patchify", "fwd"), ("embed", "fwd"), ("embed", "fwd_bwd")):
         values, _ = point(candidate, kind, size, batch, mode, "cpu", dtype, patch, embed_dim, channels,
-                          timer=dry_time, ceiling=DRY_CEILING)
+                          timer=gb.dry_time, ceiling=gb.DRY_CEILING)
         assert values["median_ms"] == 1.0 and values["gbps"] > 0, values
         x = images(size, batch, "cpu", dtype, channels)
         fns = (patchify_fns(candidate, x, patch) if kind == "patchify"
