@@ -194,7 +194,7 @@ def test_dense_time_and_memory(candidate, benchmark, fmspec_metrics, request, t)
     conformance = bu.require_conformance(request, "attention", candidate.name)
     q, k, v = inputs(t)
     benchmark.group = f"attention-T{t}"
-    seconds, probe = measure(benchmark, lambda: candidate.resolve("attention.scaled_dot_product")(q, k, v), t)
+    seconds, probe = measure(benchmark, lambda: candidate.attention.scaled_dot_product(q, k, v), t)
     _RESULTS[(candidate.name, "dense", t)] = {"seconds": seconds, "elements": probe.numel}
     bu.record(benchmark, fmspec_metrics, {"impl": "dense", **common(t, seconds, probe, 4 * B * H * t * t * D, conformance),
                                        "model_elements": B * H * t * t})
@@ -210,7 +210,7 @@ def test_sparse_time_and_memory(candidate, benchmark, fmspec_metrics, request, t
     args = pattern_args(pattern, t)
     w = keys_per_query(pattern, t)
     benchmark.group = f"attention-T{t}"
-    seconds, probe = measure(benchmark, lambda: candidate.resolve("attention.sparse")(q, k, v, pattern, **args), t)
+    seconds, probe = measure(benchmark, lambda: candidate.attention.sparse(q, k, v, pattern, **args), t)
     _RESULTS[(candidate.name, pattern, t)] = {"seconds": seconds, "elements": probe.numel}
     bu.record(benchmark, fmspec_metrics, {
         "impl": pattern, "pattern_args": {k_: v_ for k_, v_ in args.items()}, "keys_per_query": w,
@@ -344,12 +344,10 @@ def gpu_point(candidate, family: str, t: int, b: int, h: int, d: int, dtype: tor
     causal = family in CAUSAL
     if family in GPU_ARGS:
         args = GPU_ARGS[family]
-        sparse = candidate.resolve("attention.sparse")  # timed without the per-call contract checks
-        ours = lambda: sparse(q, k, v, family, **args)  # noqa: E731
+        ours = lambda: candidate.attention.sparse(q, k, v, family, **args)  # noqa: E731
         flex_fn = flex_baseline(family, q, k, v, compiled)
     else:
-        linear = candidate.resolve("attention.linear")  # timed without the per-call contract checks
-        ours = lambda: linear(q, k, v, causal=causal)  # noqa: E731
+        ours = lambda: candidate.attention.linear(q, k, v, causal=causal)  # noqa: E731
         flex_fn = None
     timing = timer(ours)
     key = (device, b, t, causal)

@@ -174,7 +174,7 @@ def test_gradient_cost_ratio(candidate, benchmark, fmspec_metrics, request, mode
     """Time of f, grad and jvp on a random straight-line program of ``size`` steps, and their ratio to the
     time of f itself (the lecture's bound for grad: about 5)."""
     conformance = bu.require_conformance(request, "autodiff", candidate.name)
-    ad = candidate.resolve("autodiff")  # the candidate's own functions, timed without the per-call contract checks
+    ad = candidate.autodiff
     prog, f = program(size)
     xs = prog.xs
     u = tuple(random.Random(SEED + size).uniform(-1.0, 1.0) for _ in xs)

@@ -88,7 +88,7 @@ def test_train_throughput(candidate, benchmark, fmspec_metrics, request, monkeyp
     del tokenizers
     text = corpus()
     benchmark.group = f"bpe-train-vocab{vocab_size}"
-    benchmark.pedantic(candidate.resolve("bpe.train"), args=(text, vocab_size), rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    benchmark.pedantic(candidate.bpe.train, args=(text, vocab_size), rounds=ROUNDS, iterations=1, warmup_rounds=1)
     seconds = timed_median(benchmark)
     hf_parallelism(monkeypatch, "1")
     hf_seconds = median_seconds(lambda: hf_train(text, vocab_size))

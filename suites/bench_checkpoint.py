@@ -95,7 +95,7 @@ PEERS = {"none": plain, "torch_per_block": torch_per_block, "torch_sequential": 
 
 
 def candidate_method(candidate, method: str) -> Callable:
-    cp = candidate.resolve("checkpoint")  # the candidate's own functions, timed without the per-call contract checks
+    cp = candidate.checkpoint
     if method == "sequential_sqrt":
         return lambda blocks, x, T: cp.checkpoint_sequential(blocks, x, round(math.sqrt(len(blocks))))
     if method == "sequential_per_block":

@@ -177,6 +177,28 @@ def test_absent_feature_is_missing(suite):
     assert res.ret == pytest.ExitCode.TESTS_FAILED
 
 
+def test_contract_checks_hold_in_tests_and_stay_out_of_benchmarks(pytester):
+    """A candidate returning a view of its argument fails a test (outputs are new tensors) but a test
+    marked ``bench`` calls it unchecked: a benchmark times the candidate, not the checks' snapshots."""
+    pytester.makepyfile(test_views="""
+        import pytest
+        import torch
+
+        pytestmark = pytest.mark.component("toy")
+
+        def test_plain(candidate):
+            candidate.toy.same(torch.ones(3))
+
+        @pytest.mark.bench
+        def test_timed(candidate):
+            candidate.toy.same(torch.ones(3))
+        """, viewer="import types\ntoy = types.SimpleNamespace(same=lambda x: x[:])\n")
+    res = pytester.runpytest("--candidate", "viewer.py", "--fmspec-results", "results.json", "--fmspec-bench")
+    got = outcomes(results(pytester))
+    assert got == {"test_plain[viewer]": "failed", "test_timed[viewer]": "passed"}, got
+    res.stdout.fnmatch_lines(["*out shares memory with argument 0*"])
+
+
 def test_undeclared_dtype_is_unsupported(suite):
     res = suite.runpytest("--candidate", "good.py", "--fmspec-results", "results.json")
     got = outcomes(results(suite))
