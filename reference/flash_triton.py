@@ -32,6 +32,7 @@ import importlib.util
 import math
 import sys
 import threading
+import types
 
 import torch
 import triton
@@ -477,13 +478,14 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = 
 
 
 # ------------------------------------------------------------------------------------------ interpreter
-_INTERPRETED = None
+_INTERPRETED = None  # this module's interpreted copy, built on first use (interpreted_copy)
 _LOCK = threading.Lock()
 
 
 def _kernels(interpret: bool):
     """This module (compiled kernels) or its private interpreted copy."""
-    return _interpreted_module() if interpret else sys.modules[__name__]
+    module = sys.modules[__name__]
+    return interpreted_copy(module) if interpret else module
 
 
 @contextlib.contextmanager
@@ -511,18 +513,17 @@ def _mode(interpret: bool):
         interpreter._patch_lang_tensor = original
 
 
-def _interpreted_module():
-    """A second copy of this file loaded with Triton's interpreter on: ``@triton.jit`` there yields
-    interpreted functions that run on CPU tensors. The copy never replaces this module, so compiled GPU
-    kernels and interpreted ones coexist in one process."""
-    global _INTERPRETED
+def interpreted_copy(module: types.ModuleType) -> types.ModuleType:
+    """A second copy of ``module``'s file loaded with Triton's interpreter on: ``@triton.jit`` there yields
+    interpreted functions that run on CPU tensors. The copy never replaces the module, so compiled GPU
+    kernels and interpreted ones coexist in one process. Built once and kept as ``module._INTERPRETED``
+    (where the kernel mutants put a copy of their own); shared by every module of Triton kernels."""
     with _LOCK:
-        if _INTERPRETED is None:
-            name = __name__ + "_interpreted"
-            spec = importlib.util.spec_from_file_location(name, __file__)
-            module = importlib.util.module_from_spec(spec)
+        if module._INTERPRETED is None:
+            spec = importlib.util.spec_from_file_location(module.__name__ + "_interpreted", module.__file__)
+            copy = importlib.util.module_from_spec(spec)
             with triton.knobs.runtime.scope():
                 triton.knobs.runtime.interpret = True
-                spec.loader.exec_module(module)
-            _INTERPRETED = module
-        return _INTERPRETED
+                spec.loader.exec_module(copy)
+            module._INTERPRETED = copy
+        return module._INTERPRETED

@@ -32,15 +32,13 @@ a private copy of this module built with the interpreter switched on, as ``refer
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-import threading
 
 import torch
 import triton
 import triton.language as tl
 
-from fmspec.reference.flash_triton import _mode  # the interpreter's launch mode (shared with flash)
+from fmspec.reference.flash_triton import _mode, interpreted_copy  # the interpreter machinery, shared with flash
 
 SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 MAX_BLOCK = 16384  # one block must fit in one program's registers
@@ -226,26 +224,10 @@ def nf4_dequantize(packed: torch.Tensor, absmax: torch.Tensor, levels: torch.Ten
 
 
 # ------------------------------------------------------------------------------------------ interpreter
-_INTERPRETED = None
-_LOCK = threading.Lock()
+_INTERPRETED = None  # this module's interpreted copy, built on first use (flash_triton.interpreted_copy)
 
 
 def _kernels(interpret: bool):
     """This module (compiled kernels) or its private interpreted copy."""
-    return _interpreted_module() if interpret else sys.modules[__name__]
-
-
-def _interpreted_module():
-    """A second copy of this file loaded with Triton's interpreter on (``@triton.jit`` there yields
-    interpreted functions that run on CPU tensors); compiled and interpreted kernels coexist."""
-    global _INTERPRETED
-    with _LOCK:
-        if _INTERPRETED is None:
-            name = __name__ + "_interpreted"
-            spec = importlib.util.spec_from_file_location(name, __file__)
-            module = importlib.util.module_from_spec(spec)
-            with triton.knobs.runtime.scope():
-                triton.knobs.runtime.interpret = True
-                spec.loader.exec_module(module)
-            _INTERPRETED = module
-        return _INTERPRETED
+    module = sys.modules[__name__]
+    return interpreted_copy(module) if interpret else module
