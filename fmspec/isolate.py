@@ -612,12 +612,14 @@ class Isolated:
         self.private = tempfile.mkdtemp(prefix="fmspec-candidate-")
         options = {"memory_gb": self.memory_gb, "sandboxed": self.sandboxed, "private": self.private,
                    "forbid": self.forbid, "writable": self.writable, "reference_dir": _reference_dir() if self.check_reference else ""}
+        options["hide"] = _key_hiding(self.spec, [self.private, *self.writable, options["reference_dir"]])
         self.proc = ctx.Process(target=_worker_main, args=(child, self.spec, options), daemon=True,
                                 name="fmspec-candidate")
         main = sys.modules.get("__main__")
         sys.modules["__main__"] = ModuleType("__main__")  # the candidate process runs nothing of the caller's main
         try:
-            self.proc.start()
+            with _without_key_env():  # the forkserver (started by the first start) inherits no key
+                self.proc.start()
         finally:
             sys.modules["__main__"] = main
         child.close()
@@ -983,6 +985,50 @@ def identity(spec: str) -> tuple[str, str, str, str]:
     return spec, spec, f"module {spec}", "unknown"
 
 
+class _without_key_env:
+    """The results key's variables (:mod:`fmspec.integrity`) out of this process's environment for the
+    duration (a process started meanwhile inherits neither), put back after."""
+
+    def __enter__(self):
+        from fmspec import integrity
+
+        self.saved = {k: os.environ.pop(k) for k in (integrity.KEY_ENV, integrity.KEY_FILE_ENV) if k in os.environ}
+        return self
+
+    def __exit__(self, *exc):
+        os.environ.update(self.saved)
+        return False
+
+
+def _key_hiding(spec: str, needed: list[str]) -> list[tuple[str, str]]:
+    """What the sandbox covers so that the candidate process cannot read the results key: ``("dir", D)``,
+    an empty read-only tmpfs over the key file's folder, where that folder holds nothing the candidate
+    process needs (its private and writable folders, ``sys.path``, the candidate's file); else
+    ``("file", F)``, ``/dev/null`` over the key file. Both the file this run uses
+    (:func:`fmspec.integrity.key_path`) and the default one (``~/.config/fmspec``) are covered. A key
+    file this run would create when it first signs the results is created now, so that it is covered."""
+    from fmspec import integrity
+
+    if not os.environ.get(integrity.KEY_ENV):
+        integrity.key(create=True)
+    with _without_key_env():
+        default = integrity.key_path()
+    files = list(dict.fromkeys([integrity.key_path(), default]))
+    path = Path(spec.partition("=")[2] or spec) if (spec.endswith(".py") or "/" in spec) else None
+    keep = [Path(p).resolve() for p in [*needed, *sys.path, sys.prefix, sys.exec_prefix, os.getcwd()] if p]
+    if path is not None:
+        keep.append(path.resolve())
+    out: list[tuple[str, str]] = []
+    for file in files:
+        file = Path(os.path.abspath(file))
+        folder = file.parent.resolve()
+        if folder.is_dir() and folder != Path(folder.anchor) and not any(k.is_relative_to(folder) for k in keep):
+            out.append(("dir", str(folder)))
+        elif file.is_file():
+            out.append(("file", str(file.resolve())))
+    return list(dict.fromkeys(out))
+
+
 def _reference_dir() -> str:
     import importlib.util
 
@@ -1081,7 +1127,12 @@ def stop_all(cands: list) -> None:
 # ------------------------------------------------------------------------------------ candidate process
 def _worker_main(conn: Any, spec: str, options: dict) -> None:
     """The candidate process: sandbox, limits, import the candidate, serve calls until the pipe closes."""
-    note = sandbox(options["private"], tuple(options.get("writable") or ())) if options.get("sandboxed") else "not sandboxed"
+    from fmspec import integrity
+
+    for name in (integrity.KEY_ENV, integrity.KEY_FILE_ENV):  # not inherited (see _without_key_env): in case
+        os.environ.pop(name, None)
+    note = (sandbox(options["private"], tuple(options.get("writable") or ()), list(options.get("hide") or ()))
+            if options.get("sandboxed") else "not sandboxed")
     _die_with_parent()
     if options.get("memory_gb"):
         import resource
@@ -1381,13 +1432,16 @@ class _MountAttr(ctypes.Structure):
                 ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
 
 
-def sandbox(private: str, writable: tuple[str, ...] = ()) -> str | None:
+def sandbox(private: str, writable: tuple[str, ...] = (), hide: list | tuple = ()) -> str | None:
     """Confine this (single-threaded, just started) process: a new user and mount namespace, every mount
     read-only (``mount_setattr(AT_RECURSIVE, MOUNT_ATTR_RDONLY)``), an empty read-only tmpfs over
-    ``/proc`` (no path to another process's root, cwd or open files), a private writable tmpfs at
-    ``private`` (its ``TMPDIR`` and working directory) and at ``/dev/shm``, then every capability
-    dropped and ``no_new_privs``. Returns None, or one line saying why it could not (nothing is half
-    done: the process then runs as it started)."""
+    ``/proc`` (no path to another process's root, cwd or open files) and over each ``("dir", path)`` of
+    ``hide`` (``/dev/null`` over each ``("file", path)``: the results key, see :func:`_key_hiding`), a
+    private writable tmpfs at ``private`` (its ``TMPDIR`` and working directory) and at ``/dev/shm``, then
+    every capability dropped, ``no_new_privs``, and a seccomp filter that refuses ``ptrace``,
+    ``process_vm_readv/writev``, ``pidfd_getfd`` and signals to other processes (:func:`_seccomp`).
+    Returns None, or one line saying why it could not (nothing is half done: the process then runs as it
+    started)."""
     if not sys.platform.startswith("linux"):
         return f"no sandbox on {sys.platform}: the candidate process can write what this user can"
     libc = ctypes.CDLL(None, use_errno=True)
@@ -1419,7 +1473,15 @@ def sandbox(private: str, writable: tuple[str, ...] = ()) -> str | None:
         for name, data in kept.items():
             Path("/proc", name).write_bytes(data)
         _mount(libc, None, "/proc", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        for kind, path in hide:
+            if kind == "dir":
+                _mount(libc, "tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=4k,mode=500")
+                _mount(libc, None, path, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+            else:
+                _mount(libc, "/dev/null", path, None, MS_BIND)
+                _mount(libc, None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
         _drop_capabilities(libc)
+        _seccomp(libc)
     except OSError as exc:
         # the namespace is half set up: the process must not run the candidate like this
         os.write(2, f"fmspec: candidate sandbox failed: {exc}\n".encode())
@@ -1462,6 +1524,48 @@ def _drop_capabilities(libc: Any) -> None:
     data = (Data * 2)()  # all zero
     if libc.capset(ctypes.byref(header), data) != 0:
         raise OSError(ctypes.get_errno(), "capset")
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+# audit arch -> {syscall: None (refused) or the argument index that must be this process's pid}
+_SYSCALLS = {
+    0xC000003E: {101: None, 310: None, 311: None, 438: None, 424: None, 200: None, 62: 0, 234: 0},  # x86_64
+    0xC00000B7: {117: None, 270: None, 271: None, 438: None, 424: None, 130: None, 129: 0, 131: 0},  # aarch64
+}
+
+
+def _seccomp(libc: Any) -> None:
+    """A seccomp filter (after ``no_new_privs``): ``ptrace``, ``process_vm_readv``, ``process_vm_writev``,
+    ``pidfd_getfd``, ``pidfd_send_signal`` and ``tkill`` fail with EPERM, and ``kill`` / ``tgkill`` only
+    reach this process, so the candidate process can neither read nor write the pytest process's memory
+    (its key, its oracles) nor signal it. Other architectures: no filter (docs/trust.md says so)."""
+    import platform
+
+    arch = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}.get(platform.machine())
+    if arch is None:
+        return
+    LD_W_ABS, JEQ_K, RET_K = 0x20, 0x15, 0x06
+    ALLOW, EPERM = 0x7FFF0000, 0x00050000 | 1
+    prog = [(LD_W_ABS, 0, 0, 4), (JEQ_K, 1, 0, arch), (RET_K, 0, 0, ALLOW), (LD_W_ABS, 0, 0, 0)]
+    pid = os.getpid()
+    for nr, arg in _SYSCALLS[arch].items():
+        if arg is None:
+            prog += [(JEQ_K, 0, 1, nr), (RET_K, 0, 0, EPERM)]
+        else:  # allowed only when the argument (its low 32 bits: struct seccomp_data.args) is our pid
+            prog += [(JEQ_K, 0, 4, nr), (LD_W_ABS, 0, 0, 16 + 8 * arg), (JEQ_K, 0, 1, pid),
+                     (RET_K, 0, 0, ALLOW), (RET_K, 0, 0, EPERM)]
+    prog.append((RET_K, 0, 0, ALLOW))
+    filters = (_SockFilter * len(prog))(*[_SockFilter(*ins) for ins in prog])
+    fprog = _SockFprog(len(prog), filters)
+    if libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP)")
 
 
 def writable_probe(path: str) -> bool:

@@ -164,7 +164,9 @@ def activate(config: pytest.Config) -> None:
         except OSError as exc:
             raise pytest.UsageError(f"--fmspec-results {path}: cannot write to {target.parent} ({exc.strerror or exc})") from None
         names = {c.name: spec for c, spec in zip(state.candidates, specs)}
-        recorder = Recorder(config, ResultsWriter(target), state.candidates, names)
+        from fmspec import integrity
+
+        recorder = Recorder(config, ResultsWriter(target, secret=integrity.key(create=True)), state.candidates, names)
         config.pluginmanager.register(recorder, "fmspec-recorder")
         recorder.start()
 

@@ -54,6 +54,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # argparse documents
                                                       "line each; exit 1 if any fails")
     g.add_argument("-v", "--verbose", action="store_true", help="with several candidates: every rule of each verdict "
                                                                 "after the table")
+    g.add_argument("--require-signed", action="store_true",
+                   help="fail a results file not signed with this machine's key (an edited one always fails)")
     g.set_defaults(handler=_gate)
 
     e = sub.add_parser("export", help="Gradescope results.json, JUnit XML or a Markdown summary")
@@ -100,6 +102,9 @@ def _load(paths: list[str]):
     for run in runs:
         for note in run.doc.get("notes", []):
             print(f"{PROG}: note: {run.path}: {note}; reported as partial", file=sys.stderr)
+        if run.integrity == "edited":
+            print(f"{PROG}: warning: {run.path}: edited after the run or cut short (its digest does not match); "
+                  f"reported with an 'edited' mark, and the gate fails it", file=sys.stderr)
     return tables.Results(runs)
 
 
@@ -143,6 +148,7 @@ def _gate(args) -> int:
     if args.all and args.candidate:
         raise InputError("--all and --candidate exclude each other")
     policy = _policy(args.policy)
+    policy.require_signed = policy.require_signed or args.require_signed
     results = _load(args.results)
     try:
         # --all: every candidate but the reference (a policy's gate.candidate aside)

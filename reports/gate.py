@@ -6,6 +6,7 @@ A policy is a TOML file (samples: ``reports/policies/course.toml`` and ``team.to
     name = "course: assignment 1"   # shown in the verdict
     candidate = "mine"              # optional: the candidate judged (default: every one that is not the reference)
     allow_partial = false           # a run that did not finish (or a file cut short) fails the gate
+    require_signed = false          # true: a file not signed with this machine's key fails (fmspec grade: always)
     min_score = 0.6                 # optional: fraction of the points needed
     visibility = "visible"          # Gradescope visibility of the exported tests
     unmeasured = "warn"             # a speed rule with nothing to measure: "warn" (default) or "fail"
@@ -29,6 +30,9 @@ A policy is a TOML file (samples: ``reports/policies/course.toml`` and ``team.to
 Rules, each reported as one line of the verdict:
 
 - *complete*: no input is partial, unless ``allow_partial``;
+- *integrity*: no input was edited after its run (its HMAC digest, :mod:`fmspec.integrity`, does not
+  match: always a failure); an input that is unsigned or signed with a key this machine does not hold is a
+  ``warn`` line, or a failure with ``require_signed`` (``fmspec gate --require-signed``);
 - *required*: for a required component, tests were recorded, at least one passed, none failed or
   errored, none is missing except for ``may_be_missing`` features, none unsupported unless allowed;
 - *features*: each listed feature has tests, and all of them passed;
@@ -71,7 +75,7 @@ from pathlib import Path
 from fmspec.reports import tables as tb
 
 GATE_KEYS = {"name": str, "candidate": str, "allow_partial": bool, "min_score": (int, float), "visibility": str,
-             "unmeasured": str}
+             "unmeasured": str, "require_signed": bool}
 COMPONENT_KEYS = {"required": bool, "features": list, "may_be_missing": (list, bool), "allow_unsupported": bool,
                   "points": (int, float), "speed_points": (int, float), "min_speedup": dict, "extra_credit": bool,
                   "unmeasured": str}
@@ -113,6 +117,7 @@ class Policy:
     min_score: float | None = None
     visibility: str = "visible"
     unmeasured: str = "warn"
+    require_signed: bool = False
 
     @property
     def max_points(self) -> float:
@@ -189,7 +194,7 @@ def load_policy(path: str | Path) -> Policy:
         raise PolicyError(f"{path}: gate.visibility must be one of {', '.join(VISIBILITY)}")
     return Policy(str(path), gate.get("name", path.stem), rules, candidate=gate.get("candidate"),
                   allow_partial=gate.get("allow_partial", False), min_score=min_score, visibility=visibility,
-                  unmeasured=unmeasured)
+                  unmeasured=unmeasured, require_signed=gate.get("require_signed", False))
 
 
 def _check_keys(path: Path, where: str, table: dict, allowed: dict) -> None:
@@ -278,6 +283,27 @@ class Verdict:
             lines.append(f"  {mark}  {c.rule}: {c.detail}")
         lines += [f"  warn  {w}" for w in self.warnings]
         return "\n".join(lines) + "\n"
+
+
+def integrity_checks(runs: list[tb.Run], required: bool) -> tuple[list[Check], list[str]]:
+    """The *integrity* rule over the runs of one candidate, as checks and warnings: edited fails; unsigned or
+    another key's warns (fails when ``required``)."""
+    from fmspec import integrity
+
+    runs = list({r.path: r for r in runs}.values())
+    edited = [r.path.name for r in runs if r.integrity == integrity.EDITED]
+    unsure = [f"{r.path.name} ({r.integrity})" for r in runs if r.integrity in (integrity.UNSIGNED, integrity.OTHER_KEY)]
+    checks, warnings = [], []
+    if edited:
+        checks.append(Check(False, "integrity", f"edited after the run or cut short: {', '.join(edited)} (its digest "
+                                                "does not match its contents)"))
+    if unsure and required:
+        checks.append(Check(False, "integrity", f"not signed with this machine's key: {', '.join(unsure)}"))
+    elif unsure:
+        warnings.append(f"integrity: cannot be verified here: {', '.join(unsure)} (--require-signed fails it)")
+    if not edited and not unsure:
+        checks.append(Check(True, "integrity", "every results file is signed with this machine's key and unchanged"))
+    return checks, warnings
 
 
 def _rule_component(rule: str) -> str:
@@ -403,13 +429,14 @@ def evaluate(results: tb.Results, policy: Policy, candidate: str | Subject | Non
                                                                          ": the run did not finish")))
     else:
         checks.append(Check(True, "complete", "every results file is complete"))
+    sealed, warnings = integrity_checks([e.run for e in entries], policy.require_signed)
+    checks += sealed
     if subject.error:
         checks.append(Check(False, "import", f"the candidate could not be imported: {tb.headline(subject.error)}"))
     t = latest(results.conformance, labels)
     bench = results.benchmarks
     bench = bench[bench["entry"].isin(labels)] if not bench.empty else bench
     scores = {}
-    warnings = []
     for comp, rule in policy.components.items():
         rows = t[t["component"] == comp]
         bonus = rule.extra_credit

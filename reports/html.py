@@ -150,6 +150,9 @@ def _notes(res: tb.Results) -> list[str]:
     for run in res.runs:
         for note in run.doc.get("notes", []):
             notes.append(f"{run.path.name}: {note} (partial: counts may be incomplete)")
+        if run.integrity == "edited":
+            notes.append(f"{run.path.name}: edited after the run or cut short: its digest does not match its contents, "
+                         f"so nothing in it can be trusted")
     devices = sorted({run.device for run in res.runs})
     if len(devices) > 1:
         notes.append(f"results come from {len(devices)} devices ({', '.join(devices)}): speed is compared within "
@@ -393,6 +396,7 @@ def _provenance(res: tb.Results) -> list[dict]:
         out.append({"e": e, "fields": [
             ("results file", f"{e.run.path.name} (sha256 {e.run.sha256[:12]})"),
             ("status", f"{doc.get('status')}" + (" — partial" if e.run.partial else "")),
+            ("integrity", e.run.integrity),
             ("candidate source", e.identity.get("source")), ("candidate version", e.identity.get("version")),
             ("device", env.get("device")), ("torch", env.get("torch")), ("triton", env.get("triton")),
             ("python", env.get("python")), ("platform", env.get("platform")), ("cpu count", env.get("cpu_count")),

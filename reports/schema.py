@@ -12,7 +12,8 @@ Layout (``schema: "fmspec-results"``, ``version: 1``), every field the writer em
       "tests": [{"nodeid", "candidate", "component", "features", "property", "params", "outcome",
                  "duration", "message", "example", "reproduce", "metrics", "flags"}],
       "benchmarks": [{"nodeid", "name", "group", "candidate", "component", "params", "stats", "extra_info"}],
-      "summary": {"<candidate>": {"<component>": {"<outcome>": count}}}
+      "summary": {"<candidate>": {"<component>": {"<outcome>": count}}},
+      "integrity": {"algorithm": "hmac-sha256", "key_id", "digest"}   # fmspec/integrity.py
     }
 
 A missing, unsupported or skipped test's ``message`` is its reason; :func:`load` reads it in one form
@@ -37,6 +38,11 @@ temporary file, then ``os.replace``), rewriting it at most every ``interval`` se
 every test record is also appended at once to a journal beside it (``<path>.journal``, one JSON object a
 line), which the final rewrite removes. A run killed half-way leaves the file with status ``running`` and
 the journal: :func:`load` merges the two and marks the run partial, so no finished test is lost.
+
+Integrity: each rewrite carries an HMAC-SHA256 of the document keyed by the grader's secret
+(:mod:`fmspec.integrity`); :func:`load` verifies it and sets ``integrity`` to ``valid``, ``edited``,
+``unsigned`` or ``other key`` (a file cut short cannot be verified: ``edited``). The journal of a run that
+never finished is not signed: its records count only as a partial run's.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
+
+from fmspec import integrity
 
 SCHEMA = "fmspec-results"
 VERSION = 1
@@ -75,8 +83,9 @@ def summarize(tests: list[dict]) -> dict:
 class ResultsWriter:
     """Accumulates records and keeps ``path`` an up-to-date, valid JSON document."""
 
-    def __init__(self, path: str | os.PathLike, interval: float = 2.0):
+    def __init__(self, path: str | os.PathLike, interval: float = 2.0, secret: bytes | None = None):
         self.path = Path(path)
+        self.secret = secret  # the integrity key; None writes an unsigned file
         self.journal = journal_path(self.path)
         self.interval = interval
         self._journal = None
@@ -123,6 +132,8 @@ class ResultsWriter:
         if not force and time.monotonic() - self._last < self.interval:
             return
         self.doc["summary"] = summarize(self.doc["tests"])
+        if self.secret is not None:
+            self.doc[integrity.FIELD] = integrity.sign(self.doc, self.secret)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".fmspec-", suffix=".json", dir=self.path.parent)
         try:
@@ -169,6 +180,7 @@ def load(path: str | os.PathLike) -> dict:
         raise ResultsError(f"{path}: not an fmspec results file (schema {doc.get('schema') if isinstance(doc, dict) else None!r})")
     if doc.get("version") != VERSION:
         raise ResultsError(f"{path}: results schema version {doc.get('version')!r} is not supported (this fmspec reads {VERSION})")
+    sealed = integrity.EDITED if truncated else integrity.verify(doc, integrity.key())
     if truncated:  # what the cut took away is empty, not invalid
         for key, kind in (("tests", list), ("benchmarks", list), ("candidates", list), ("environment", dict), ("run", dict)):
             doc.setdefault(key, kind())
@@ -194,6 +206,7 @@ def load(path: str | os.PathLike) -> dict:
     if doc.get("status") not in FINAL_STATUSES:
         notes.append(f"run status {doc.get('status')!r}: the run did not finish")
     doc["notes"] = notes
+    doc["integrity"] = sealed
     return doc
 
 

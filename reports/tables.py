@@ -90,6 +90,11 @@ class Run:
     def partial(self) -> bool:
         return bool(self.doc.get("partial"))
 
+    @property
+    def integrity(self) -> str:
+        """What :func:`fmspec.integrity.verify` said of the file: valid, edited, unsigned or other key."""
+        return str(self.doc.get("integrity") or "unsigned")
+
 
 @dataclass
 class Entry:

@@ -2,7 +2,19 @@
 # inside a run when the run ends, and torch's C extension cannot be imported a second time.
 import torch  # noqa: F401
 
+import pytest
+
 pytest_plugins = ["pytester"]
+
+TEST_KEY = "fmspec test key"  # the results key of every run the project's tests make (fmspec/integrity.py)
+
+
+@pytest.fixture(autouse=True)
+def results_key(monkeypatch):
+    """Every results file a test writes or reads is signed and verified with one known key, never the
+    machine's own (~/.config/fmspec/results-key is neither read nor created by the tests)."""
+    monkeypatch.setenv("FMSPEC_RESULTS_KEY", TEST_KEY)
+    return TEST_KEY.encode()
 
 
 def pytest_addoption(parser):

@@ -116,3 +116,43 @@ def test_crash_hang_and_kill_fail_each_test_and_the_run_ends(pytester, name, rea
         assert t["duration"] < 8, (t["nodeid"], t["duration"])
     assert {t["outcome"] for t in recs["reference"]} == {"passed"}
     assert elapsed < 120
+
+
+def _sandbox_refused() -> str | None:
+    """Why the sandbox cannot be set up on this machine (no user namespaces), or None."""
+    import multiprocessing as mp
+
+    from fmspec import isolate
+
+    ctx = mp.get_context("fork")
+    child = ctx.Process(target=lambda: os._exit(3 if isolate.sandbox(str(Path.cwd())) else 0))
+    child.start()
+    child.join(30)
+    return None if child.exitcode == 0 else "no sandbox here: unprivileged user namespaces are refused"
+
+
+def test_candidate_process_cannot_read_the_results_key(pytester):
+    """The key cannot reach the candidate process: not its variable, not the file FMSPEC_KEY_FILE names (a
+    folder that also holds the run's files: /dev/null over the file), not the default key file (an empty
+    tmpfs over its folder), not the pytest process's memory. In process the same cheater finds all three
+    files' keys and the variable, so the check can fail."""
+    reason = _sandbox_refused()
+    if reason:
+        pytest.skip(reason)
+    key_file, default = pytester.path / "results-key", pytester.path / "config" / "fmspec" / "results-key"
+    default.parent.mkdir(parents=True)
+    key_file.write_text("the run's key\n")
+    default.write_text("the default key\n")
+    env = {"FMSPEC_RESULTS_KEY": "the variable's key", "FMSPEC_KEY_FILE": str(key_file),
+           "XDG_CONFIG_HOME": str(pytester.path / "config"),
+           "FMSPEC_CHEAT_KEYS": os.pathsep.join([str(key_file), str(default)]),
+           "FMSPEC_CHEAT_TARGETS": str(pytester.path / "iso.json")}
+    args = ("-k", "position_zero_is_sin0_cos0 and d2", "--candidate", cheater("key_reader"))
+    _, isolated = run_suite(pytester, ["posenc"], "--fmspec-isolate", *args, results="iso.json", env=env)
+    assert isolated["status"] == "complete" and "integrity" not in isolated or isolated["tests"]
+    assert isolated["tests"]
+    for t in isolated["tests"]:
+        assert t["outcome"] == "failed" and "key search: nothing" in t["message"], t["message"]
+    _, plain = run_suite(pytester, ["posenc"], *args, results="plain.json", env=env)
+    for t in plain["tests"]:
+        assert "key search: the environment, FMSPEC_KEY_FILE" in t["message"], t["message"]

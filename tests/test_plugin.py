@@ -249,6 +249,21 @@ def test_results_file_records_environment_candidate_and_each_test(suite):
     assert rec["duration"] > 0
 
 
+def test_results_file_is_signed_with_the_graders_key(suite, monkeypatch, tmp_path):
+    """The writer signs every rewrite with the key (fmspec/integrity.py); with no key in the environment the
+    first run creates the key file, 0600, and a second run reuses it."""
+    suite.runpytest("--candidate", "good.py", "--fmspec-results", "results.json")
+    assert results(suite)["integrity"] == "valid"  # tests/conftest.py's key, set in the environment
+    monkeypatch.delenv("FMSPEC_RESULTS_KEY")
+    monkeypatch.setenv("FMSPEC_KEY_FILE", str(tmp_path / "cfg" / "key"))
+    assert results(suite)["integrity"] == "other key"
+    suite.runpytest("--candidate", "good.py", "--fmspec-results", "results.json")
+    assert results(suite)["integrity"] == "valid" and (tmp_path / "cfg" / "key").stat().st_mode & 0o777 == 0o600
+    key = (tmp_path / "cfg" / "key").read_bytes()
+    suite.runpytest("--candidate", "good.py", "--fmspec-results", "again.json")
+    assert results(suite, "again.json")["integrity"] == "valid" and (tmp_path / "cfg" / "key").read_bytes() == key
+
+
 def test_killed_run_leaves_a_partial_results_file_with_finished_tests(pytester):
     pytester.makepyfile(test_crash="""
         import os, signal, time

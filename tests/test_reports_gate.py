@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from fmspec import integrity
 from fmspec.reports import cli, gate
 from fmspec.reports import tables as tb
 
@@ -43,7 +44,12 @@ def write_results(tmp_path: Path, tests: list[dict], benchmarks=(), status="comp
            "finished": None, "environment": {"device": "cpu", "commit": "abc"}, "run": {"profile": "ci"},
            "candidates": [{"name": c, "source": "x", "version": "0"} for c in cands], "tests": tests,
            "benchmarks": list(benchmarks), "summary": {}}
-    path = tmp_path / name
+    return save(tmp_path / name, doc)
+
+
+def save(path: Path, doc: dict) -> Path:
+    """Write a results document signed as the writer signs it (with tests/conftest.py's key)."""
+    doc["integrity"] = integrity.sign(doc, integrity.key())
     path.write_text(json.dumps(doc))
     return path
 
@@ -233,7 +239,7 @@ def test_min_speedup_without_benchmarks_is_a_warning_not_a_failure(tmp_path):
     """Nothing measured (a CPU run): the rule is not applied, a warn line says so, its points are not earned."""
     v = verdict(tmp_path, FLASH_OK, "[components.flash]\npoints = 1\nmin_speedup = { reference = 0.5 }\n"
                                     "speed_points = 2\n")
-    assert v.passed and [c.rule for c in v.checks] == ["complete"]
+    assert v.passed and [c.rule for c in v.checks] == ["complete", "integrity"]
     assert len(v.warnings) == 1 and v.warnings[0].startswith("flash speed vs reference: not measured: no benchmark of "
                                                              "flash measured against reference")
     assert "its 2 speed points not earned" in v.warnings[0]
@@ -320,7 +326,7 @@ def test_an_import_error_fails_the_gate_with_its_message(tmp_path):
     path = write_results(tmp_path, PASSING)
     doc = json.loads(path.read_text())
     doc["candidates"][0]["error"] = "ModuleNotFoundError: No module named 'numpyy'"
-    path.write_text(json.dumps(doc))
+    save(path, doc)
     v = gate.evaluate(tb.Results(tb.load_runs([path])), gate.load_policy(write_policy(tmp_path, "[components.posenc]\n")))
     assert not v.passed and check(v, "import").detail == ("the candidate could not be imported: ModuleNotFoundError: "
                                                           "No module named 'numpyy'")
@@ -390,6 +396,41 @@ def test_cli_gate_exit_status_follows_the_verdict(tmp_path, capsys):
     assert "FAIL  posenc required" in capsys.readouterr().out
 
 
+def test_a_results_file_edited_after_the_run_fails_the_gate(tmp_path, capsys):
+    """A failure turned into a pass after the run no longer matches the file's digest: the gate fails it,
+    whatever the policy, and says which file; re-indenting a file keeps its digest valid."""
+    path = write_results(tmp_path, [test_record("mine", "posenc", "test_a", "failed")])
+    doc = json.loads(path.read_text())
+    path.write_text(json.dumps(doc, indent=4))  # the same document, laid out differently
+    policy = write_policy(tmp_path, "[gate]\nallow_partial = true\n[components.posenc]\n")
+    v = gate.evaluate(tb.Results(tb.load_runs([path])), gate.load_policy(policy))
+    assert check(v, "integrity").ok
+    doc["tests"][0]["outcome"] = "passed"
+    path.write_text(json.dumps(doc))
+    v = gate.evaluate(tb.Results(tb.load_runs([path])), gate.load_policy(policy))
+    assert not v.passed and check(v, "integrity").detail.startswith("edited after the run or cut short: r.json")
+    assert cli.main(["gate", str(path), "--policy", str(policy)]) == 1
+    assert "r.json: edited after the run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("seal", ["unsigned", "other key"])
+def test_a_file_that_cannot_be_verified_warns_unless_signatures_are_required(tmp_path, capsys, seal):
+    """No digest (an older fmspec), or another machine's key: a warn line; --require-signed makes it fail."""
+    path = write_results(tmp_path, PASSING)
+    doc = json.loads(path.read_text())
+    if seal == "unsigned":
+        del doc["integrity"]
+    else:
+        doc["integrity"] = integrity.sign(doc, b"another grader's key")
+    path.write_text(json.dumps(doc))
+    policy = write_policy(tmp_path, "[components.posenc]\nrequired = true\n")
+    v = gate.evaluate(tb.Results(tb.load_runs([path])), gate.load_policy(policy))
+    assert v.passed and v.warnings == [f"integrity: cannot be verified here: r.json ({seal}) (--require-signed fails it)"]
+    assert cli.main(["gate", str(path), "--policy", str(policy)]) == 0
+    assert cli.main(["gate", str(path), "--policy", str(policy), "--require-signed"]) == 1
+    assert f"FAIL  integrity: not signed with this machine's key: r.json ({seal})" in capsys.readouterr().out
+
+
 def test_cli_gate_with_unknown_component_in_policy_exits_2(tmp_path, capsys):
     good = write_results(tmp_path, PASSING)
     policy = write_policy(tmp_path, "[components.posenk]\nrequired = true\n")
@@ -420,8 +461,7 @@ def submission(tmp_path: Path, who: str, tests: list[dict], name: str = "mine", 
     for c in doc["candidates"]:
         if c["name"] == name:
             c["source"] = f"path /course/subs/{who}/{name}"
-    path.write_text(json.dumps(doc))
-    return path
+    return save(path, doc)
 
 
 CLASS_POLICY = "[gate]\nmin_score = 0.5\n[components.posenc]\nrequired = true\npoints = 10\n" \
