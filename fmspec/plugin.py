@@ -143,6 +143,9 @@ def activate(config: pytest.Config) -> None:
     if state.active:
         return
     state.active = True
+    if config.getoption("fmspec_bench") and not config.pluginmanager.hasplugin("benchmark"):
+        raise pytest.UsageError("--fmspec-bench needs pytest-benchmark: pip install 'fmspec[bench]' "
+                                "(and no -p no:benchmark)")
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
     _load_hypothesis_profile(config)

@@ -182,6 +182,15 @@ def test_projects_own_pytest_run_is_left_alone(installed):
     said = [line for line in (proc.stdout + proc.stderr).splitlines() if "fmspec" in line and not line.startswith("plugins:")]
     assert not said, said
     assert not list(installed.project.glob("fmspec-results*")), "a run that never asked for fmspec wrote its results"
+    # the benchmarks' plugin is an extra (fmspec[bench]): installed without it, no "benchmark: ..." header
+    assert not [line for line in proc.stdout.splitlines() if line.startswith("benchmark:")], proc.stdout[:2000]
+
+
+def test_benchmarks_without_their_extra_are_one_usage_line(installed):
+    proc = installed.run("python", "-m", "pytest", "--pyargs", "fmspec.suites.test_posenc", "--fmspec-bench",
+                         "-p", "no:cacheprovider")
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "--fmspec-bench needs pytest-benchmark: pip install 'fmspec[bench]'" in proc.stderr, proc.stderr[-2000:]
 
 
 def _collected(proc: subprocess.CompletedProcess) -> list[str]:
@@ -190,13 +199,13 @@ def _collected(proc: subprocess.CompletedProcess) -> list[str]:
 
 
 def test_installed_suites_collect_what_the_checkout_collects(installed):
-    args = ["--collect-only", "-q", "--fmspec-bench", "--fmspec-results", "none", "-p", "no:cacheprovider"]
+    args = ["--collect-only", "-q", "--fmspec-results", "none", "-p", "no:cacheprovider"]
     here = subprocess.run([sys.executable, "-m", "pytest", "suites", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=600)
     there = installed.run("python", "-m", "pytest", "--pyargs", "fmspec.suites", *args)
     assert there.returncode == 0, there.stdout[-3000:] + there.stderr[-2000:]
     ours, theirs = _collected(here), _collected(there)
-    assert any(name.startswith("bench_") for name in theirs), "no benchmark collected from the wheel"
+    assert any(name.startswith("test_flash") for name in theirs), "no flash test collected from the wheel"
     assert ours == theirs, (f"{len(set(ours) - set(theirs))} only in the checkout, e.g. {sorted(set(ours) - set(theirs))[:3]}; "
                             f"{len(set(theirs) - set(ours))} only installed, e.g. {sorted(set(theirs) - set(ours))[:3]}")
 
