@@ -16,7 +16,7 @@ import pytest
 
 from fmspec.reports import schema
 from fmspec.reports.schema import ResultsWriter
-from fmspec import loader
+from fmspec import integrity, loader
 
 
 def environment() -> dict:
@@ -53,6 +53,7 @@ def run_info(config: pytest.Config) -> dict:
         "args": shlex.join(args),
         "profile": profiles.current(),
         "seed": "hidden" if hidden else config.getoption("hypothesis_seed", None),
+        "seed_id": integrity.seed_id(config.getoption("fmspec_hidden_seed")) if hidden else None,
         "bench": bool(config.getoption("fmspec_bench")),
     }
 

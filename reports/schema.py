@@ -7,7 +7,8 @@ Layout (``schema: "fmspec-results"``, ``version: 1``), every field the writer em
       "status": "running" | "complete" | "interrupted",   # "running" left behind = a partial run
       "started": ISO-8601, "finished": ISO-8601 | null,
       "environment": {"python", "platform", "torch", "triton", "device", "cpu_count", "commit", "hostname"},
-      "run": {"fmspec", "args", "profile", "seed", "bench"},   # seed "hidden" for --fmspec-hidden-seed
+      "run": {"fmspec", "args", "profile", "seed", "seed_id", "bench"},   # seed "hidden" for --fmspec-hidden-seed,
+                                                               # seed_id: integrity.seed_id(the seed)
       "candidates": [{"name", "source", "version", "error", "flags"}],
       "tests": [{"nodeid", "candidate", "component", "features", "property", "params", "outcome",
                  "duration", "message", "example", "reproduce", "metrics", "flags"}],

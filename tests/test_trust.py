@@ -7,6 +7,7 @@ import json
 import psutil
 import pytest
 
+from fmspec import integrity
 from fmspec.reports import schema
 
 SUITE = """
@@ -224,6 +225,7 @@ def test_hidden_seed_is_recorded_as_hidden_and_reproduces(pytester):
         doc = schema.load(pytester.path / name)
         assert doc["run"]["seed"] == "hidden" and "4242" not in doc["run"]["args"]
         assert doc["run"]["profile"] == "hidden"
+        assert doc["run"]["seed_id"] == integrity.seed_id(4242) != integrity.seed_id(4243)  # the grader can tell which
         examples.append(doc["tests"][0]["example"])
     assert examples[0] == examples[1] and examples[0]
 
