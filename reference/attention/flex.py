@@ -226,6 +226,8 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_mask, scale:
             functorch_config.patch(force_non_lazy_backward_lowering=True):
         out = _compiled()(q, k, v, block_mask, scale)
     if key is not None:
+        if len(_COMPILED) >= RECOMPILE_LIMIT:  # bounded: a forgotten key only means patching again, never a wrong result
+            _COMPILED.clear()
         _COMPILED[key] = block_mask
     return out
 
