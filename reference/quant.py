@@ -55,6 +55,7 @@ and per row of w, over the non-outlier columns), multiplied in int32 and rescale
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 import os
@@ -273,7 +274,7 @@ def nf4_quantize(x: torch.Tensor, block_size: int = 64, double_quant: bool = Fal
     blocks = _to_blocks(x, block_size)  # (n_blocks, block_size)
     absmax = blocks.abs().amax(dim=1)  # (n_blocks,) in x's dtype (QLoRA: fp32 for bf16 weights)
     normed = blocks / torch.where(absmax > 0, absmax, torch.ones_like(absmax))[:, None]  # in [-1, 1]
-    levels = torch.tensor(NF4_LEVELS, dtype=x.dtype, device=x.device)  # (16,)
+    levels = nf4_levels(x.dtype, x.device)  # (16,)
     codes = (normed[..., None] - levels).abs().argmin(dim=-1).to(torch.uint8).reshape(-1)  # (n_padded,)
     if codes.numel() % 2:
         codes = torch.cat([codes, codes.new_zeros(1)])
@@ -286,6 +287,14 @@ def nf4_quantize(x: torch.Tensor, block_size: int = 64, double_quant: bool = Fal
     return state
 
 
+@functools.lru_cache(maxsize=None)
+def nf4_levels(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """:data:`NF4_LEVELS` as a (16,) tensor, built once per dtype and device (a copy to the GPU on every call
+    would cost more than dequantizing a few million values). Read only: every use indexes it."""
+    with torch.inference_mode(False), torch.no_grad():  # a plain tensor, whatever mode the first call came in
+        return torch.tensor(NF4_LEVELS, dtype=dtype, device=device)
+
+
 def nf4_dequantize(state: NF4State) -> torch.Tensor:
     """levels[code] · absmax(block), shaped and typed like the quantized tensor."""
     if not isinstance(state, NF4State):
@@ -295,7 +304,7 @@ def nf4_dequantize(state: NF4State) -> torch.Tensor:
     else:  # double quantization: undo the second level first
         absmax = absmax_dequantize(state.absmax_q, state.absmax_scale, DOUBLE_QUANT_BLOCK) + state.absmax_mean
     work = _work_dtype(state.dtype)
-    levels = torch.tensor(NF4_LEVELS, dtype=work, device=state.packed.device)  # (16,)
+    levels = nf4_levels(work, state.packed.device)  # (16,)
     n = math.prod(state.shape)
     if _use_triton(absmax, n, state.block_size):
         out = _kernels().nf4_dequantize(state.packed, absmax, levels, n, state.block_size, state.dtype,

@@ -44,6 +44,9 @@ SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 MAX_BLOCK = 16384  # one block must fit in one program's registers
 TILE = 8192  # elements per program (ROWS · B_P2): 16 KiB of bfloat16 in, 8 KiB of int8 out
 NUM_WARPS = 8
+NF4_LOOKUPS = ("table", "gather", "select")  # the level lookups of the NF4 dequantize kernel (_nf4_levels)
+NF4_LOOKUP = "table"  # what nf4_dequantize uses; benchmarks/quant_gpu.py --nf4-variants times each against the copy
+NF4_TILE, NF4_NUM_WARPS = TILE, NUM_WARPS  # nf4_dequantize's elements a program and warps (same benchmark)
 ROUND_MAGIC = tl.constexpr(12582912.0)  # 1.5 · 2^23
 
 
@@ -138,8 +141,41 @@ def _absmax_dequantize_kernel(Q, S, OUT, n, n_blocks, B: tl.constexpr, B_P2: tl.
 
 
 @triton.jit
+def _nf4_levels(code, LEVELS, SIZE: tl.constexpr, LOOKUP: tl.constexpr):
+    """levels[code], float32, for a tensor of SIZE codes in 0..15; three ways to look up 16 numbers:
+
+    * ``"table"``: a gather from the 64-byte table in global memory (one load per code, served by L1);
+      its pointers get a layout of their own, reached through shared memory from the codes' layout and back;
+    * ``"gather"``: ``tl.gather`` from the 16 levels held as a tensor: the codes flattened to one
+      dimension, the table staged once in shared memory, one shared load per code, the result in the codes'
+      layout (no other layout change);
+    * ``"select"``: a tree of 15 selects on the code's four bits (bit 0 picks within pairs, bit 3 the
+      half), registers only, no memory access; 15 integer-pipe instructions per code.
+    """
+    if LOOKUP == "table":
+        return tl.load(LEVELS + code)
+    elif LOOKUP == "gather":
+        table = tl.load(LEVELS + tl.arange(0, 16))  # (16,)
+        flat = tl.reshape(code, [SIZE])  # (SIZE,)
+        return tl.reshape(tl.gather(table, flat, 0), code.shape)
+    else:
+        b0, b1, b2, b3 = (code & 1) != 0, (code & 2) != 0, (code & 4) != 0, (code & 8) != 0
+        p0 = tl.where(b0, tl.load(LEVELS + 1), tl.load(LEVELS + 0))  # levels 0, 1
+        p1 = tl.where(b0, tl.load(LEVELS + 3), tl.load(LEVELS + 2))
+        p2 = tl.where(b0, tl.load(LEVELS + 5), tl.load(LEVELS + 4))
+        p3 = tl.where(b0, tl.load(LEVELS + 7), tl.load(LEVELS + 6))
+        p4 = tl.where(b0, tl.load(LEVELS + 9), tl.load(LEVELS + 8))
+        p5 = tl.where(b0, tl.load(LEVELS + 11), tl.load(LEVELS + 10))
+        p6 = tl.where(b0, tl.load(LEVELS + 13), tl.load(LEVELS + 12))
+        p7 = tl.where(b0, tl.load(LEVELS + 15), tl.load(LEVELS + 14))
+        q0, q1 = tl.where(b1, p1, p0), tl.where(b1, p3, p2)  # levels 0..3, 4..7
+        q2, q3 = tl.where(b1, p5, p4), tl.where(b1, p7, p6)  # levels 8..11, 12..15
+        return tl.where(b3, tl.where(b2, q3, q2), tl.where(b2, q1, q0))
+
+
+@triton.jit
 def _nf4_dequantize_kernel(PACKED, ABSMAX, LEVELS, OUT, n, n_blocks, B: tl.constexpr, B_P2: tl.constexpr,
-                           ROWS: tl.constexpr):
+                           ROWS: tl.constexpr, LOOKUP: tl.constexpr):
     """out = levels[code] · absmax(block); element 2i is the high nibble of byte i, 2i+1 the low one."""
     pid = tl.program_id(0)
     rows, cols, offs = _tile(pid, B, B_P2, ROWS)
@@ -163,16 +199,16 @@ def _nf4_dequantize_kernel(PACKED, ABSMAX, LEVELS, OUT, n, n_blocks, B: tl.const
         else:
             byte = tl.load(PACKED + offs // 2, mask=(cols[None, :] < B) & (offs < n), other=0)
         code = (byte.to(tl.int32) >> (4 - 4 * (offs % 2)).to(tl.int32)) & 0xF  # (ROWS, B_P2) in 0..15
-    level = tl.load(LEVELS + code)  # a gather from a 64-byte table (stays in L1)
+    level = _nf4_levels(code, LEVELS, ROWS * B_P2, LOOKUP)  # (ROWS, B_P2) float32
     absmax = tl.load(ABSMAX + rows, mask=rows < n_blocks, other=0).to(tl.float32)
     _store(OUT, offs, cols, n, _narrow(level * absmax[:, None], OUT.dtype.element_ty), full, B, B_P2)
 
 
 # ----------------------------------------------------------------------------------------- host wrappers
-def _grid(n: int, block_size: int) -> tuple[int, int, int]:
-    """(B_P2, ROWS, programs) for n elements in blocks of block_size."""
+def _grid(n: int, block_size: int, tile: int = TILE) -> tuple[int, int, int]:
+    """(B_P2, ROWS, programs) for n elements in blocks of block_size, about ``tile`` elements a program."""
     b_p2 = triton.next_power_of_2(block_size)
-    rows = max(1, TILE // b_p2)
+    rows = max(1, tile // b_p2)
     return b_p2, rows, triton.cdiv(triton.cdiv(n, block_size), rows)
 
 
@@ -211,15 +247,25 @@ def absmax_dequantize(q: torch.Tensor, scale: torch.Tensor, block_size: int, int
 
 
 def nf4_dequantize(packed: torch.Tensor, absmax: torch.Tensor, levels: torch.Tensor, n: int, block_size: int,
-                   dtype: torch.dtype, interpret: bool = False) -> torch.Tensor:
-    """``levels[code] · absmax(block)``, flat ``(n,)`` in ``dtype``; ``levels`` the 16 float32 NF4 levels."""
+                   dtype: torch.dtype, interpret: bool = False, lookup: str | None = None, tile: int | None = None,
+                   num_warps: int | None = None) -> torch.Tensor:
+    """``levels[code] · absmax(block)``, flat ``(n,)`` in ``dtype``; ``levels`` the 16 float32 NF4 levels.
+
+    ``lookup`` (one of :data:`NF4_LOOKUPS`), ``tile`` (elements a program, a power of two) and ``num_warps``
+    choose the kernel variant (defaults: :data:`NF4_LOOKUP`, :data:`NF4_TILE`, :data:`NF4_NUM_WARPS`); every
+    variant gives the same bits."""
+    lookup = NF4_LOOKUP if lookup is None else lookup
+    tile = NF4_TILE if tile is None else tile
+    num_warps = NF4_NUM_WARPS if num_warps is None else num_warps
+    if lookup not in NF4_LOOKUPS:
+        raise ValueError(f"lookup={lookup!r}: one of {NF4_LOOKUPS}")
     out = torch.empty(n, dtype=dtype, device=packed.device)
     check_inputs(out, block_size)
-    b_p2, rows, programs = _grid(n, block_size)
+    b_p2, rows, programs = _grid(n, block_size, tile)
     with _mode(interpret):
         _kernels(interpret)._nf4_dequantize_kernel[(programs,)](
             packed.contiguous(), absmax.contiguous(), levels.to(torch.float32).contiguous(), out, n, absmax.numel(),
-            B=block_size, B_P2=b_p2, ROWS=rows, num_warps=NUM_WARPS, enable_fp_fusion=False)
+            B=block_size, B_P2=b_p2, ROWS=rows, LOOKUP=lookup, num_warps=num_warps, enable_fp_fusion=False)
     return out
 
 
