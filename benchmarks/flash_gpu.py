@@ -23,7 +23,10 @@ import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+try:  # the installed fmspec (a wheel, or the checkout's editable install)
+    import fmspec.reference  # noqa: F401
+except ImportError:  # a bare checkout
+    sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -147,10 +150,12 @@ def cost(B, H, T, D, causal, mode):
                    "dq, dk, dv written")
 
 
-def timed(fn, grads):
+def timed(fn, grads, timer=None):
+    """Device time of ``fn`` after one untimed call (``timer``: ``gb.time_ms``, or ``gb.dry_time`` on CPU)."""
     fn()  # autotuning and compilation happen here, outside the timing
-    torch.cuda.synchronize()
-    return gb.time_ms(fn, grad_to_none=grads)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return (timer or gb.time_ms)(fn, grad_to_none=grads)
 
 
 def run_grid(results, args):

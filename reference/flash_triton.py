@@ -308,21 +308,35 @@ def _attn_bwd_dq(Q, K, V, DO, L, DELTA, DQ, qk_scale, sm_scale, Tq, Tk, L_stride
 
 
 # ----------------------------------------------------------------------------------------------- tuning
-def _configs(kind: str) -> list:
+# An idea under measurement (benchmarks/flash_profile_gpu.py, section "ideas"), off until a GPU run shows it
+# wins: two forward programs per SM. One 8-warp program with 128-row tiles holds a whole SM at D = 128 (its
+# shared memory) and Triton 3.6 waits for every Hopper matmul as soon as it is issued, so the tensor cores idle
+# while the program's softmax runs. With registers capped at 128 a thread (``maxnreg``) and two pipeline stages,
+# two programs fit on one SM and the warp schedulers overlap one's softmax with the other's matmuls: the
+# ping-pong of FlashAttention-3, obtained from occupancy instead of written by hand.
+TWO_PER_SM = False
+TWO_PER_SM_FWD = [(128, 64, 8, 2, 128), (128, 128, 8, 2, 128)]  # (BLOCK_M, BLOCK_N, warps, stages, maxnreg)
+
+
+def _configs(kind: str, two_per_sm: bool | None = None) -> list:
     """Hopper search space (kept small: every config compiles once per head dim, causal flag and dtype).
 
     TMA descriptors are part of the space: on an H200 they win on long sequences, while plain loads win
-    on short ones, where the per-program descriptor set-up is not amortised (measured, see benchmarks/)."""
+    on short ones, where the per-program descriptor set-up is not amortised (measured, see benchmarks/).
+    An entry is (BLOCK_M, BLOCK_N, num_warps, num_stages[, maxnreg])."""
     if kind == "fwd":
         # the 64-row tiles are for short causal sequences, where a 128-row tile straddling the diagonal
         # wastes half its work (measured: 0.98x SDPA flash at D=64, causal, T=1k without them)
         space = [(128, 128, 8, 3), (128, 64, 4, 3), (128, 64, 8, 4), (128, 128, 8, 2), (64, 64, 4, 3), (64, 128, 4, 3)]
+        if TWO_PER_SM if two_per_sm is None else two_per_sm:
+            space = space + TWO_PER_SM_FWD
     elif kind == "dkdv":  # (BLOCK_M over queries, BLOCK_N: the key block a program owns)
         space = [(64, 128, 8, 3), (32, 128, 4, 4), (64, 64, 4, 3), (32, 64, 4, 4)]
     else:  # dq: (BLOCK_M: the query block a program owns, BLOCK_N over keys)
         space = [(128, 64, 8, 3), (128, 32, 4, 4), (64, 64, 4, 3), (128, 64, 4, 2)]
-    return [triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "USE_TMA": tma}, num_warps=warps, num_stages=stages)
-            for tma in (True, False) for bm, bn, warps, stages in space]
+    return [triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "USE_TMA": tma}, num_warps=warps, num_stages=stages,
+                          maxnreg=cap[0] if cap else None)
+            for tma in (True, False) for bm, bn, warps, stages, *cap in space]
 
 
 def _prune(configs, named_args, **kwargs):
@@ -334,6 +348,8 @@ def _prune(configs, named_args, **kwargs):
         if c.kwargs["USE_TMA"] and not hopper:
             continue
         if d >= 256 and (bm * bn > 64 * 64 or c.num_stages > 2):  # registers and shared memory of a 256-wide head
+            continue
+        if c.maxnreg is not None and d * bn > 64 * 128:  # 128 registers a thread would spill there
             continue
         keep.append(c)
     return keep or [triton.Config({"BLOCK_M": 32, "BLOCK_N": 32, "USE_TMA": False}, num_warps=4, num_stages=1)]
