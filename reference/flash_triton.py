@@ -308,14 +308,15 @@ def _attn_bwd_dq(Q, K, V, DO, L, DELTA, DQ, qk_scale, sm_scale, Tq, Tk, L_stride
 
 
 # ----------------------------------------------------------------------------------------------- tuning
-# An idea under measurement (benchmarks/flash_profile_gpu.py, section "ideas"), off until a GPU run shows it
-# wins: two forward programs per SM. One 8-warp program with 128-row tiles holds a whole SM at D = 128 (its
-# shared memory) and Triton 3.6 waits for every Hopper matmul as soon as it is issued, so the tensor cores idle
-# while the program's softmax runs. With registers capped at 128 a thread (``maxnreg``) and two pipeline stages,
-# two programs fit on one SM and the warp schedulers overlap one's softmax with the other's matmuls: the
-# ping-pong of FlashAttention-3, obtained from occupancy instead of written by hand.
-TWO_PER_SM = False
-TWO_PER_SM_FWD = [(128, 64, 8, 2, 128), (128, 128, 8, 2, 128)]  # (BLOCK_M, BLOCK_N, warps, stages, maxnreg)
+# Two forward programs per SM. One 8-warp program with 128-row tiles holds a whole SM at D = 128 (its shared
+# memory) and Triton 3.6 waits for every Hopper matmul as soon as it is issued, so the tensor cores idle while
+# the program's softmax runs. With registers capped at 128 a thread (``maxnreg``) and few pipeline stages, two
+# programs fit on one SM and the warp schedulers overlap one's softmax with the other's matmuls: the ping-pong
+# of FlashAttention-3, obtained from occupancy instead of written by hand. Measured on an H100 against the
+# autotuned winner of the space without them (benchmarks/flash-profile-h100.md): 1.02-1.08x at 12 of the 20
+# forward points, never chosen where it loses (the autotuner times it beside the others).
+TWO_PER_SM = True
+TWO_PER_SM_FWD = [(128, 64, 8, 2, 128), (128, 128, 8, 3, 128)]  # (BLOCK_M, BLOCK_N, warps, stages, maxnreg)
 
 
 def _configs(kind: str, two_per_sm: bool | None = None) -> list:

@@ -45,7 +45,8 @@ MAX_BLOCK = 16384  # one block must fit in one program's registers
 TILE = 8192  # elements per program (ROWS · B_P2): 16 KiB of bfloat16 in, 8 KiB of int8 out
 NUM_WARPS = 8
 NF4_LOOKUPS = ("table", "gather", "select")  # the level lookups of the NF4 dequantize kernel (_nf4_levels)
-NF4_LOOKUP = "table"  # what nf4_dequantize uses; benchmarks/quant_gpu.py --nf4-variants times each against the copy
+NF4_LOOKUP = "gather"  # what nf4_dequantize uses; benchmarks/quant_gpu.py --nf4-variants times each against the copy
+# (H100, 64M elements, bf16: gather 88% of the copy bandwidth, table 58%, select 58%; benchmarks/gpu-components.md)
 NF4_TILE, NF4_NUM_WARPS = TILE, NUM_WARPS  # nf4_dequantize's elements a program and warps (same benchmark)
 ROUND_MAGIC = tl.constexpr(12582912.0)  # 1.5 · 2^23
 
