@@ -4,9 +4,20 @@ The suite's own process (the *parent*: pytest, hypothesis, the oracle, the asser
 candidate's collectives; it draws the inputs, sends each rank its share and judges what comes back::
 
     parent ─ socketpair ─ rank 0 ─┐
-           ─ socketpair ─ rank 1 ─┤  torch.distributed, gloo over 127.0.0.1 (nccl where there are CUDA
-           ─ socketpair ─ rank 2 ─┤  devices for every rank); worlds of 1, 2 and 3 ranks are the subgroups
-           ─ socketpair ─ rank 3 ─┘  {0}, {0, 1}, {0, 1, 2} of one pool of POOL_SIZE workers
+           ─ socketpair ─ rank 1 ─┤  torch.distributed, gloo over 127.0.0.1 (nccl where there is a CUDA
+           ─ socketpair ─ rank 2 ─┤  device for every rank); worlds of 1, 2 and 3 ranks are the subgroups
+           ─ socketpair ─ rank 3 ─┘  {0}, {0, 1}, {0, 1, 2} of one pool of pool_size() workers
+
+- **Backend and size** (:func:`pool_size`, :func:`pool_backend`): ``FMSPEC_COLLECTIVES_WORLD`` workers
+  (default 4); ``FMSPEC_COLLECTIVES_BACKEND=gloo|nccl``, or else nccl where there is a CUDA device for
+  every rank (:func:`choose_backend`) and gloo otherwise. A call on more ranks than the pool has is not
+  run (:func:`need_ranks`): the test is skipped, or the hypothesis example rejected, with the reason.
+  With nccl, rank r works on ``cuda:r``: the parent sends CPU tensors, the worker moves them to its device
+  before the candidate sees them and sends the results back on the CPU; NCCL's communicators (one per
+  subgroup and one per pair of ranks, made at first use) are all made while the pool starts; NVLink
+  multicast is off (``NCCL_NVLS_ENABLE=0``). NCCL ignores message tags, so a message a failed call left
+  behind may reach a later call: such a call fails or hangs, and the fault restarts the pool. Timeouts
+  are ``NCCL_SLACK`` times longer (a kernel's first launch, a cuBLAS handle).
 
 - **Start** (:class:`Pool`): the parent hosts the TCPStore, as torchrun's agent does, and starts the workers
   with torchrun's environment (MASTER_ADDR=127.0.0.1, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK,
@@ -64,7 +75,10 @@ from torch import nn
 
 from fmspec.suites import asserts as ah
 
-POOL_SIZE = 4  # the largest world; 1, 2 and 3 are its subgroups
+POOL_SIZE = 4  # the largest world, unless FMSPEC_COLLECTIVES_WORLD says otherwise; smaller ones are its subgroups
+WORLD_ENV, BACKEND_ENV = "FMSPEC_COLLECTIVES_WORLD", "FMSPEC_COLLECTIVES_BACKEND"
+BACKENDS = ("gloo", "nccl")
+NCCL_SLACK = 2.0  # nccl: every timeout this many times longer
 CALL_TIMEOUT = 15.0  # seconds every rank of one call may take, before the suite calls it a hang
 START_TIMEOUT = 120.0  # starting the workers (importing torch on a loaded machine)
 PG_TIMEOUT = 60.0  # torch.distributed's own timeout in the workers (the parent stops a hang long before)
@@ -102,6 +116,26 @@ def choose_backend(world_size: int) -> str:
     return "gloo"
 
 
+def pool_size() -> int:
+    """The pool's number of workers: ``FMSPEC_COLLECTIVES_WORLD`` (an int >= 1), else POOL_SIZE."""
+    raw = os.environ.get(WORLD_ENV, "").strip()
+    if not raw:
+        return POOL_SIZE
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{WORLD_ENV} must be an int >= 1, got {raw!r}")
+    return int(raw)
+
+
+def pool_backend(size: int) -> str:
+    """``FMSPEC_COLLECTIVES_BACKEND`` (gloo or nccl), else :func:`choose_backend` for ``size`` ranks."""
+    raw = os.environ.get(BACKEND_ENV, "").strip().lower()
+    if not raw:
+        return choose_backend(size)
+    if raw not in BACKENDS:
+        raise ValueError(f"{BACKEND_ENV} must be one of {', '.join(BACKENDS)}, got {raw!r}")
+    return raw
+
+
 def loopback_interface() -> str:
     """The loopback interface's name ("lo" on Linux, "lo0" on macOS), for gloo and nccl's sockets."""
     for _, name in socket.if_nameindex():
@@ -123,7 +157,10 @@ class Pool:
     """``size`` worker processes in one torch.distributed process group (``backend``), reused across calls."""
 
     def __init__(self, size: int = POOL_SIZE, backend: str = "gloo"):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self.size, self.backend = size, backend
+        self.slack = NCCL_SLACK if backend == "nccl" else 1.0  # every timeout of a call is multiplied by it
         self.procs: list[subprocess.Popen] = []
         self.conns: list[Connection] = []
         self.logs: list[Path] = []
@@ -143,13 +180,17 @@ class Pool:
             self.start()
 
     def start(self) -> None:
+        if self.backend == "nccl" and torch.cuda.device_count() < self.size:
+            raise RuntimeError(f"collectives: nccl needs a CUDA device for each of the {self.size} ranks, this machine "
+                               f"has {torch.cuda.device_count()} (set {WORLD_ENV}, or {BACKEND_ENV}=gloo)")
         self.store = dist.TCPStore("127.0.0.1", 0, None, True, timedelta(seconds=START_TIMEOUT), wait_for_workers=False)
         self.tmp = tempfile.mkdtemp(prefix="fmspec-collectives-")
         env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "GROUP_RANK", "ROLE_RANK")}
         env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(self.store.port), WORLD_SIZE=str(self.size),
                    LOCAL_WORLD_SIZE=str(self.size), TORCHELASTIC_USE_AGENT_STORE="True",
                    TORCHELASTIC_RESTART_COUNT="0", GLOO_SOCKET_IFNAME=loopback_interface(),
-                   NCCL_SOCKET_IFNAME=loopback_interface(), OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+                   NCCL_SOCKET_IFNAME=loopback_interface(), NCCL_NVLS_ENABLE="0", OMP_NUM_THREADS="1",
+                   PYTHONUNBUFFERED="1")
         _LIVE.add(self)
         for rank in range(self.size):
             mine, theirs = socket.socketpair()
@@ -167,12 +208,12 @@ class Pool:
             step_file = Path(self.tmp) / f"rank{rank}.step"
             step_file.write_bytes(bytes(STEP_BYTES))
             conn.send_bytes(pickle.dumps({"sys_path": list(sys.path), "backend": self.backend, "steps": str(step_file)}))
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + START_TIMEOUT * self.slack
         waiting = dict(enumerate(self.conns))
         while waiting:
             ready = wait(list(waiting.values()), timeout=max(0.0, deadline - time.monotonic()))
             if not ready:
-                self._fail_start(f"ranks {sorted(waiting)} not ready after {START_TIMEOUT:g} s")
+                self._fail_start(f"ranks {sorted(waiting)} not ready after {START_TIMEOUT * self.slack:g} s")
             for conn in ready:
                 rank = self.conns.index(conn)
                 try:
@@ -212,7 +253,7 @@ class Pool:
         try:
             for rank in range(world):
                 self.conns[rank].send_bytes(pickle.dumps(("task", task, world, per_rank[rank])))
-            return self._collect(world, what, timeout)
+            return self._collect(world, what, timeout * self.slack)
         except BaseException as exc:
             if not isinstance(exc, CollectiveFault):  # interrupted (pytest-timeout, ^C): the ranks are mid-call
                 self.kill(f"interrupted by {type(exc).__name__}")
@@ -294,15 +335,47 @@ class Pool:
         _LIVE.discard(self)
 
 
-_SHARED: dict[str, Pool] = {}
+_SHARED: dict[tuple[str, int], Pool] = {}
 
 
-def shared_pool(backend: str = "gloo") -> Pool:
-    """This process's pool for ``backend``, shared by the test and bench modules and by every candidate of
-    the run (not started here: see :meth:`Pool.ensure_started`)."""
-    if backend not in _SHARED:
-        _SHARED[backend] = Pool(POOL_SIZE, backend)
-    return _SHARED[backend]
+def shared_pool(backend: str | None = None, size: int | None = None) -> Pool:
+    """This process's pool of ``size`` workers (:func:`pool_size`) on ``backend`` (:func:`pool_backend`),
+    shared by the test and bench modules and by every candidate of the run (not started here: see
+    :meth:`Pool.ensure_started`)."""
+    size = pool_size() if size is None else size
+    backend = pool_backend(size) if backend is None else backend
+    if (backend, size) not in _SHARED:
+        _SHARED[backend, size] = Pool(size, backend)
+    return _SHARED[backend, size]
+
+
+def need_ranks(pool: Pool, world: int) -> None:
+    """A call on ``world`` ranks needs a pool of as many workers. Where it has fewer: inside a hypothesis
+    test the example is rejected (an explicit ``@example`` too: hypothesis allows it), else the test is
+    skipped, with the reason."""
+    __tracebackhide__ = True
+    if world <= pool.size:
+        return
+    from hypothesis import control, reject  # the parent's only (never imported by a worker)
+
+    if control.currently_in_test_context():
+        reject()
+    pytest.skip(f"needs {world} ranks; the pool has {pool.size} ({WORLD_ENV}={pool.size}, {pool.backend})")
+
+
+def worlds_upto(*choices: int):
+    """A hypothesis strategy: one of ``choices`` (world sizes) that fits the pool (:func:`pool_size`, read
+    when the test first draws, not at import); none fits: the test is skipped, with the reason."""
+    from hypothesis import strategies as st
+
+    def fitting():
+        size = pool_size()
+        fit = [w for w in choices if w <= size]
+        if not fit:
+            pytest.skip(f"needs {min(choices)} ranks or more; the pool has {size} ({WORLD_ENV}={size})")
+        return st.sampled_from(fit)
+
+    return st.deferred(fitting)
 
 
 class Ranks:
@@ -326,6 +399,7 @@ class Ranks:
                    timeout: float = CALL_TIMEOUT, per_rank: Sequence[dict] | None = None, **kwargs) -> list[dict]:
         """``fn(comm, xs[r], **kwargs)`` on every rank r (``**per_rank[r]`` instead, where given)."""
         __tracebackhide__ = True
+        need_ranks(self.pool, len(xs))
         rows = [{"spec": self.spec, "fn": fn, "tensor": x, "kwargs": per_rank[r] if per_rank else kwargs,
                  "oracle": oracle, "trace": trace} for r, x in enumerate(xs)]
         return self.pool.run("collective", rows, what=what, timeout=timeout)
@@ -335,6 +409,7 @@ class Ranks:
         """Train with the candidate's DDP on ``len(states)`` ranks, rank r from ``states[r]`` on ``batches[r]``
         (see ``_task_ddp``)."""
         __tracebackhide__ = True
+        need_ranks(self.pool, len(states))
         per_rank = [{"spec": self.spec, "state": s, "batches": b, **kwargs} for s, b in zip(states, batches)]
         return self.pool.run("ddp", per_rank, what=what, timeout=timeout)
 
@@ -814,6 +889,26 @@ class Communicator:
                 "bytes_received": self.bytes_received}
 
 
+def connect_pairs(group, world: int, rank: int, device: torch.device) -> None:
+    """Make the NCCL communicators of ``group`` (ranks 0..world-1, a prefix of the world) before any call:
+    the group's own (a barrier) and one per pair of ranks (one message each: torch.distributed makes a
+    two-rank communicator for each pair that exchanges point-to-point messages, at its first message, and
+    both ranks wait in it until the other arrives). Made lazily by a ring, where every rank first sends to
+    its right neighbour, each rank would wait for a neighbour waiting for its own: a deadlock. Here every
+    rank takes the pairs in the same order, (0, 1), (0, 2), ..., (1, 2), ...: the earliest pair not yet
+    made always has both its ranks at it, so none waits forever."""
+    one = torch.zeros(1, device=device)
+    dist.barrier(group=group)
+    for a in range(world):
+        for b in range(a + 1, world):
+            if rank == a:
+                dist.send(one, dist.get_global_rank(group, b), group=group)
+            elif rank == b:
+                dist.recv(one, dist.get_global_rank(group, a), group=group)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 class _MetaPickler(pickle.Pickler):
     def reducer_override(self, obj):
         if isinstance(obj, (torch.Tensor, torch.UntypedStorage, torch.TypedStorage)):
@@ -831,10 +926,24 @@ def _describe_error(exc: BaseException) -> dict:
 
 
 def _cpu(value: Any) -> Any:
+    """``value`` with every tensor in it (lists, tuples, dicts) on the CPU, for the parent."""
     if isinstance(value, torch.Tensor):
         return value.detach().cpu()
     if isinstance(value, (list, tuple)):
         return type(value)(_cpu(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _cpu(v) for k, v in value.items()}
+    return value
+
+
+def _to(value: Any, device: torch.device) -> Any:
+    """``value`` with every tensor in it (lists, tuples, dicts) on ``device``: the parent sends CPU tensors."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to(v, device) for v in value)
+    if isinstance(value, dict):
+        return {k: _to(v, device) for k, v in value.items()}
     return value
 
 
@@ -858,6 +967,10 @@ class Worker:
         self.tags = {n: 0 for n in self.groups}
         self.candidates: dict[str, Any] = {}
         self._send_lock = threading.Lock()
+        if backend == "nccl":  # NCCL's communicators now, not in a test's call (seconds each, at first use)
+            for n, group in sorted(self.groups.items()):
+                if self.rank < n:
+                    connect_pairs(group, n, self.rank, self.device)
 
     def send(self, message: tuple) -> None:
         data = pickle.dumps(message)
@@ -949,8 +1062,9 @@ def _task_ddp(w: Worker, world: int, spec: str, state: dict, config: dict, batch
     entry of ``batches`` (this rank's micro-batches: every one but the last inside ``no_sync()``): SGD, or
     with ``sharded`` the candidate's ShardedOptimizer over torch.optim.AdamW(**ADAMW)."""
     comm = w.comm(world)
-    model = Net(**config)
-    load_state(model, state)
+    model = Net(**config).to(comm.device)
+    load_state(model, state)  # the parent's CPU tensors copied in
+    batches = _to(batches, comm.device)
     comm.phase = "DistributedDataParallel(...) construction"
     comm._report("called, no message yet")
     try:
@@ -982,14 +1096,21 @@ def _task_ddp(w: Worker, world: int, spec: str, state: dict, config: dict, batch
                 sgd_step(model, momenta, lr)
     except BaseException as exc:
         return {"error": _describe_error(exc), **comm.counts()}
-    return {"constructed": constructed, "final": state_of(model), "grads": grads, "sent": sent,
+    return {"constructed": _cpu(constructed), "final": _cpu(state_of(model)), "grads": _cpu(grads), "sent": sent,
             "state_bytes": optimizer_state_bytes(opt) if opt is not None else None, **comm.counts()}
 
 
 def _task_bench(w: Worker, world: int, spec: str, impl: str, sizes: list[int], rounds: list[int],
                 warmup: int = 1) -> dict:
-    """Seconds of each timed round of an all-reduce of ``sizes[i]`` bytes of float32, between barriers."""
+    """Seconds of each timed round of an all-reduce of ``sizes[i]`` bytes of float32, between barriers (on a
+    GPU: from the host, the device synchronized before and after the call)."""
     comm = w.comm(world, report=False)
+    cuda = comm.device.type == "cuda"
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize(comm.device)
+
     if impl == "torch":
         def call(x):
             dist.all_reduce(x, group=comm.group)  # in place: what a user of torch.distributed calls
@@ -1001,13 +1122,15 @@ def _task_bench(w: Worker, world: int, spec: str, impl: str, sizes: list[int], r
     out = []
     for nbytes, n_rounds in zip(sizes, rounds):
         gen = torch.Generator().manual_seed(comm.rank)
-        x = torch.randn(nbytes // 4, generator=gen)
+        x = torch.randn(nbytes // 4, generator=gen).to(comm.device)
         times = []
         before = comm.bytes_sent
         for i in range(warmup + n_rounds):
             dist.barrier(group=comm.group)
+            sync()
             start = time.perf_counter()
             call(x)
+            sync()
             if i >= warmup:
                 times.append(time.perf_counter() - start)
         out.append({"bytes": nbytes, "seconds": times,
@@ -1048,9 +1171,9 @@ def worker_main() -> None:
 # ------------------------------------------------------------------------------- fixtures (test and bench)
 @pytest.fixture(scope="session")
 def pool():
-    """The process's pool of POOL_SIZE workers, for the session (gloo: this suite tests the CPU backend;
-    ``choose_backend(n)`` picks nccl where there is a CUDA device per rank)."""
-    p = shared_pool("gloo")
+    """The process's pool, for the session: :func:`pool_size` workers on :func:`pool_backend` (nccl where
+    there is a CUDA device for every rank, else gloo; the environment may say which)."""
+    p = shared_pool()
     yield p
     p.close()
 

@@ -1,6 +1,8 @@
-"""collectives benchmark (CPU, gloo): AllReduce's bus bandwidth over the message size; the candidate's ring
+"""collectives benchmark: AllReduce's bus bandwidth over the message size; the candidate's ring
 ``all_reduce`` against its ``naive_all_reduce`` and torch.distributed's own ``all_reduce`` on the same
-backend and processes.
+backend and processes (the suite's pool: gloo on the CPU, or nccl with a GPU per rank; see
+suites/_collectives_helpers.py). On several GPUs, ``benchmarks/collectives_gpu.py`` measures up to 1 GB
+and DDP's step time as well.
 
 Cost model (nccl-tests' convention, its PERFORMANCE.md): an all-reduce of S bytes on N ranks must send,
 from each rank, 2(N-1)/N·S bytes (the ring: ReduceScatter then AllGather) and receive as many. With t the
@@ -15,13 +17,13 @@ through rank 0 (N/2 times the ring's per-rank traffic): its busbw falls as N gro
 bytes each rank actually sent (counted by the communicator; not for torch, whose messages bypass it).
 
 Grid: float32, S = 1 KB, 16 KB, 256 KB, 4 MB, 64 MB, 256 MB (1 KB = 1024 bytes); N = 2 and 4 ranks (the
-pool's subgroup {0, 1} and the whole pool of 4 processes); ``ring`` (``collectives.all_reduce``),
+pool's subgroup {0, 1} and a pool of 4 processes; skipped where the pool is smaller); ``ring`` (``collectives.all_reduce``),
 ``naive`` (``collectives.naive_all_reduce``), ``torch`` (``torch.distributed.all_reduce``, in place on the
 caller's tensor, as a user calls it; the contract's functions also copy the input, and check the ranks'
 arguments with one small metadata exchange per call).
 
-Time: host clock (``time.perf_counter``) around one call on every rank, each round after a barrier; a
-round's time is its slowest rank's (a collective ends when its last rank does); the median of the rounds
+Time: host clock (``time.perf_counter``) around one call on every rank, each round after a barrier (with
+nccl, the device synchronized before and after the call); a round's time is its slowest rank's (a collective ends when its last rank does); the median of the rounds
 (10 up to 256 KB, 5 at 4 MB, 3 at 64 MB, 2 at 256 MB) after one warm-up. gloo carries the messages over
 TCP on the loopback interface: the "link" is the kernel copying through socket buffers, on the
 machine's cores (with 4 ranks on 2 cores, the ranks also wait for each other's turn on a core). Benchmark
@@ -74,6 +76,7 @@ def test_all_reduce_bus_bandwidth(candidate, ranks, fmspec_metrics, request, imp
     conformance = bu.require_conformance(request, "collectives", candidate.name)
     rounds = rounds_for(nbytes)
     what = f"{impl} all-reduce of {label(nbytes)} on {world} ranks"
+    ch.need_ranks(ranks.pool, world)
     per_rank = [{"spec": ranks.spec, "impl": "torch" if impl == "torch" else IMPLS[impl].rpartition(".")[2],
                  "sizes": [nbytes], "rounds": [rounds]} for _ in range(world)]
     res = ranks.pool.run("bench", per_rank, what=what, timeout=BENCH_TIMEOUT)
@@ -83,7 +86,7 @@ def test_all_reduce_bus_bandwidth(candidate, ranks, fmspec_metrics, request, imp
     algbw = nbytes / seconds / 1e9
     record = {
         "impl": impl, "world_size": world, "bytes": nbytes, "size": label(nbytes), "dtype": "float32",
-        "backend": "gloo", "seconds": seconds, "rounds": rounds, "seconds_rounds": per_round,
+        "backend": ranks.pool.backend, "seconds": seconds, "rounds": rounds, "seconds_rounds": per_round,
         "algbw_gb_per_s": algbw, "busbw_gb_per_s": algbw * 2 * (world - 1) / world,
         "model_bytes_sent_per_rank": 2 * (world - 1) * nbytes // world,
         "bytes_sent_by_rank": None if impl == "torch" else [r["sizes"][0]["bytes_sent_per_call"] for r in res],

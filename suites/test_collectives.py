@@ -1,9 +1,12 @@
 """collectives: AllReduce, ReduceScatter, AllGather, Reduce, Broadcast on point-to-point messages, and
 data-parallel training (spec: docs/spec/collectives.md; reference: reference/collectives.py).
 
-The candidate runs in worker processes, one per rank, in a torch.distributed process group (gloo on
-127.0.0.1) that the suite starts and reuses (suites/_collectives_helpers.py); this process draws the
-inputs (hypothesis: examples replay as usual) and judges what every rank returns.
+The candidate runs in worker processes, one per rank, in a torch.distributed process group on 127.0.0.1
+that the suite starts and reuses (suites/_collectives_helpers.py): gloo on the CPU, or nccl with one GPU
+per rank where there is a GPU for every rank (``FMSPEC_COLLECTIVES_BACKEND=gloo|nccl`` chooses;
+``FMSPEC_COLLECTIVES_WORLD`` sets the number of workers, 4 by default, and a test or example that needs
+more ranks is skipped). This process draws the inputs (hypothesis: examples replay as usual) on the CPU
+and judges what every rank returns.
 
 Oracles: the reduction of the ranks' inputs in float64 (exactly, in int64, for integers), computed here;
 torch.distributed's own collective on the same inputs, in the same dtype, as the baseline of rounding;
@@ -33,7 +36,7 @@ SO = "collectives.ShardedOptimizer"
 # every dtype is data to move and add: drawn, not declared (no CAPABILITIES needed); bfloat16 sums are
 # judged against torch.distributed's own bfloat16 sum as the baseline of rounding
 dtypes = st.sampled_from([torch.float32, torch.float64, torch.bfloat16, torch.int64])
-worlds = st.sampled_from([2, 3, 4])
+worlds = ch.worlds_upto(2, 3, 4)  # those the pool has ranks for
 shapes = st.lists(ss.sizes(0, 6), max_size=3).map(tuple)  # numel 0..216: scalars, empty, not divisible by N
 ops = st.sampled_from(ch.OPS)
 BAD_INPUT_TIMEOUT = 5.0  # seconds: a right answer takes milliseconds; a candidate that hangs costs this
@@ -311,8 +314,9 @@ def test_bad_arguments_raise_on_every_rank(candidate, ranks, fn, case):
     """Shapes or dtypes that differ across ranks, an unknown op (on every rank, or on one), op="mean" on
     integers, a root outside the world: ValueError or TypeError on *every* rank, within a few seconds,
     never a hang (a rank that raised alone would leave the others waiting for its messages); the message
-    names what is wrong (the shape, the dtype, op, root)."""
-    world = 3
+    names what is wrong (the shape, the dtype, op, root). Three ranks (two where the pool has two)."""
+    ch.need_ranks(ranks.pool, 2)
+    world = min(3, ranks.pool.size)
     xs, per = _bad(case, fn, BAD_KWARGS[fn], world)
     what = f"{ch.where(fn, xs, **per[0])}: {case}"
     res = ranks.collective(fn.rpartition(".")[2], xs, per_rank=per, what=what, timeout=BAD_INPUT_TIMEOUT)
@@ -330,7 +334,7 @@ def test_bad_arguments_raise_on_every_rank(candidate, ranks, fn, case):
 
 
 # ----------------------------------------------------------------------------------------------------- DDP
-ddp_worlds = st.sampled_from([1, 2, 3, 4])
+ddp_worlds = ch.worlds_upto(1, 2, 3, 4)
 caps = st.sampled_from([1, 64, 200, 2**20])  # bytes; 1 puts every parameter in a bucket of its own
 
 
