@@ -12,8 +12,15 @@ What crosses, and how (:class:`Endpoint` encodes both directions the same way):
   suite's tensors later. A tensor argument the candidate modifies in place is modified in the suite too,
   so ``ah.call`` still fails it;
 - numbers, strings, bytes, ``None``, dtypes, devices, sizes, slices, and tuples / lists / dicts / sets of
-  them, by value; a ``torch.Generator``, by state (its new state comes back after the call); an
-  ``nn.Module`` argument, by value (a copy: what the candidate does to it stays in its process);
+  them, by value; a ``torch.Generator``, by state (its new state comes back after the call), and torch's
+  global CPU generator with every call (one stream across both processes: ``torch.manual_seed`` in the
+  test seeds the candidate's dropout);
+- shared tensors (:meth:`Endpoint.shared_changes`): a tensor read from the candidate's objects
+  (``layer.A``, ``named_parameters()``) is a copy, the same copy each time it is read, kept up to date both
+  ways around each call (changed in place here, by a test or an optimizer, it is written there before the
+  next call; changed there, here after it). An ``nn.Module`` argument goes by value once per test (sent
+  again, it is the same copy there); its parameters and buffers are shared tensors, and given back
+  (``layer.base``) it is the suite's own object unless the candidate replaced its submodules;
 - anything else (functions, modules, classes, iterators, objects) as a handle: the side that holds a
   handle forwards attribute reads and writes, calls, operators, iteration and ``len`` to the owner. The
   candidate process may only call, iterate, index, measure and print the suite's objects (an autodiff
@@ -23,7 +30,8 @@ What crosses, and how (:class:`Endpoint` encodes both directions the same way):
   tensor arguments that require grad arrive in the candidate process as leaves that require grad, its
   forward keeps the graph there, and ``backward`` sends the output gradients over and gets the input
   gradients back (the candidate's own parameters accumulate their ``.grad`` in its process; read them
-  through the handle: ``layer.weight.grad``).
+  through the handle: ``layer.weight.grad``). What the call saved for the backward comes back as
+  placeholders on the meta device (:class:`_SavedForBackward`), seen by the suite's saved-tensor hooks.
 
 The pytest process enforces the limits: each call waits at most until the test's deadline (pytest-timeout's
 limit, or ``--fmspec-call-timeout``); past it, or when the candidate process dies, the process is killed,
@@ -32,8 +40,11 @@ further call in that test fails at once, and the next test gets a fresh process.
 
 The candidate process is sandboxed (:func:`sandbox`; Linux): a user and mount namespace in which every
 mount is read-only, ``/proc`` is hidden, and ``TMPDIR`` and ``/dev/shm`` are private, empty tmpfs; then
-it drops every capability. It cannot write the results file, the suites or the hypothesis database. Where
-the kernel refuses (no unprivileged user namespaces) the run says so in one line and goes on unsandboxed.
+it drops every capability and a seccomp filter keeps it from tracing or signalling other processes. It
+cannot write the results file, the suites or the hypothesis database, and it cannot read the results key
+(:mod:`fmspec.integrity`): neither variable is in its environment, and the key file and the default key
+folder are covered (:func:`_key_hiding`). Where the kernel refuses (no unprivileged user namespaces) the
+run says so in one line and goes on unsandboxed (without the key's variables, but with its file).
 
 What it executes is recorded there: with ``--fmspec-forbid``, a profiler hook notes every call of a
 forbidden function (however captured or renamed, and through ``torch.ops.aten``); code that is the
@@ -108,7 +119,15 @@ _OPS = {
     "matmul": operator.matmul, "neg": operator.neg, "pos": operator.pos, "abs": operator.abs,
     "invert": operator.invert, "and": operator.and_, "or": operator.or_, "xor": operator.xor,
     "enter": lambda o: type(o).__enter__(o), "exit": lambda o, *a: type(o).__exit__(o, *a),
+    "instancecheck": lambda cls, o: isinstance(o, cls), "subclasscheck": lambda cls, c: issubclass(c, cls),
 }
+
+
+# requests that read the other side's objects without running code that reads shared tensors: no
+# shared-tensor exchange around them; nor around ``getattr`` (a property sees the suite's changes at
+# the next call; a tensor changed here and read again keeps this side's value: see _known_tensor)
+_READS = frozenset({"share", "next", "iter", "len", "repr", "str", "dir", "hash", "bool", "instancecheck",
+                    "subclasscheck", "begin", "end"})
 
 
 class Endpoint:
@@ -125,6 +144,16 @@ class Endpoint:
         self.handles: "weakref.WeakValueDictionary[int, Handle]" = weakref.WeakValueDictionary()
         self.generation = 0  # of the candidate process (suite side)
         self.plain = False  # encoding a call's result in the candidate process: no grad flags
+        # shared tensors (see shared_changes), for the current test: the suite's modules sent by value
+        # (mirror id -> the module, weakly on the suite side) and the tensors read from the candidate's
+        # objects (token -> the tensor, until forget()), with each one's state when both sides agreed
+        self.mirrors: dict[int, Any] = {}
+        self.mirror_ids: dict[int, int] = {}  # suite side: id(module) -> mirror id
+        self.dead_mirrors: list[int] = []  # suite side: mirror ids whose module died here, to tell the other side
+        self.mirror_of: dict[int, Any] = {}  # candidate side: id(module or tensor of one) -> its key
+        self.mirror_shape: dict[tuple, list] = {}  # candidate side: (mirror id, path) -> its submodules then
+        self.kept: dict[int, Any] = {}
+        self.agreed: dict[Any, tuple] = {}
         self.wait = None  # suite side: a callable(conn) that waits for the next message or raises
         self.owner: Any = _Direct(self)  # what a handle's operations go through (Isolated on the suite side)
 
@@ -158,6 +187,10 @@ class Endpoint:
             return ("float", float(obj))
         if isinstance(obj, str):
             return ("strs", str(obj))
+        if self.worker and self.mirror_of and (not isinstance(obj, torch.Tensor) or not self.plain and sent is None):
+            back = self._mirrored(obj)  # a call's result is a new tensor, as in process; a module is itself
+            if back is not None:
+                return back
         if isinstance(obj, torch.Tensor):
             return self._encode_tensor(obj, sent)
         if isinstance(obj, Handle) and obj._ep is self:
@@ -195,10 +228,176 @@ class Endpoint:
                 sent.append(obj)
             return ("generator", bytes(obj.get_state().numpy().tobytes()), str(obj.device), len(sent or ()) - 1)
         if not self.worker and isinstance(obj, torch.nn.Module):
-            return ("pickled", pickle.dumps(obj))  # by value: the worker side unpickles it (it may import)
+            return self._encode_module(obj)
         return ("handle", self.lend(obj), callable(obj), type(obj).__name__[:80])
 
-    def _encode_tensor(self, t: Any, sent: list | None) -> tuple:
+    def _encode_module(self, module: Any) -> tuple:
+        """Suite side: an ``nn.Module`` argument goes by value, once per test: the candidate process keeps
+        its copy (sent again, the module is that same copy there), and its parameters and buffers are
+        shared tensors (:meth:`shared_changes`): ``merge()`` writing into a base layer's weight, or a
+        backward through the candidate's checkpoint filling the suite's blocks' ``.grad``, shows here."""
+        mid = self.mirror_ids.get(id(module))
+        if mid is not None and self.mirror(mid) is module:
+            return ("module", mid)
+        mid, self.next_id = self.next_id, self.next_id + 1
+        self.mirrors[mid] = {path: weakref.ref(sub) for path, sub in module.named_modules(remove_duplicate=False)}
+        self.mirror_ids[id(module)] = mid
+        self._agree_module(mid, module)
+        return ("pickled", pickle.dumps(module), mid)  # the worker side unpickles it (it may import)
+
+    def _agree_module(self, mid: int, module: Any) -> None:
+        for name, t in _named_tensors(module):
+            self.agreed[(mid, name)] = _tensor_key(t)
+        if self.worker:  # what it was made of when it came (see _mirrored)
+            for path, sub in module.named_modules(remove_duplicate=False):
+                self.mirror_of[id(sub)] = (mid, path, "module")
+                self.mirror_shape[(mid, path)] = _structure(sub)
+            self.mirror_of.update({id(t): (mid, name, "tensor") for name, t in _named_tensors(module)})
+
+    def _mirrored(self, obj: Any) -> tuple | None:
+        """Candidate side: a module or tensor that is (part of) one of the suite's modules, given back to
+        the suite: ``("mirror", id, path, handle)`` for a module or submodule whose submodules are still
+        those it came with (the suite gets its own object back: ``layer.base is base``; the handle where
+        the suite no longer holds it), ``("shared", [id, name], copy)`` for one of their parameters or
+        buffers. A module the candidate restructured (``apply_lora`` replacing layers) goes as a handle."""
+        key = self.mirror_of.get(id(obj))
+        if key is None:
+            return None
+        mid, path, kind = key
+        if kind == "module":  # with a handle, for a suite module that died meanwhile
+            same = self.mirror_shape.get((mid, path)) == _structure(obj)
+            return ("mirror", mid, path, ("handle", self.lend(obj), callable(obj), type(obj).__name__[:80])) if same else None
+        return ("shared", [mid, path], self._encode_tensor(obj, None)) if self.mirror_tensor(mid, path) is obj else None
+
+    def mirror(self, mid: Any, path: str = "") -> Any:
+        """The module of mirror id ``mid`` or its submodule ``path``, or None. The suite side holds each
+        weakly: a submodule the test kept (``layers = dict(model.named_modules())``) outlives its parent."""
+        found = self.mirrors.get(mid) if type(mid) is int else None
+        if found is None or type(path) is not str:
+            return None
+        if self.worker:
+            try:
+                return found.get_submodule(path)
+            except AttributeError:
+                return None
+        ref = found.get(path)
+        return ref() if ref is not None else None
+
+    def mirror_tensor(self, mid: Any, name: Any) -> Any:
+        """The parameter or buffer ``name`` (dotted) of mirror ``mid``, or None."""
+        if type(name) is not str:
+            return None
+        prefix, _, leaf = name.rpartition(".")
+        sub = self.mirror(mid, prefix)
+        if sub is None:
+            return None
+        return sub._parameters.get(leaf) if leaf in sub._parameters else sub._buffers.get(leaf)
+
+    def drop_mirrors(self, mids: Any) -> None:
+        """Candidate side: the suite's modules that died there are no longer mirrored here."""
+        for mid in mids if isinstance(mids, list) else []:
+            self.mirrors.pop(mid, None)
+            for key in [k for k in self.agreed if type(k) is tuple and k[0] == mid]:
+                del self.agreed[key]
+            for key in [k for k in self.mirror_shape if k[0] == mid]:
+                del self.mirror_shape[key]
+            for key in [k for k, v in self.mirror_of.items() if v[0] == mid]:
+                del self.mirror_of[key]
+
+    def _shared(self):
+        """``(key, tensor)`` of every tensor both sides hold a copy of: the parameters and buffers of the
+        suite's modules sent by value (key ``(mirror id, name)``), and the tensors the suite read from the
+        candidate's objects (key: a token; see :meth:`_known_tensor`)."""
+        for mid, held in list(self.mirrors.items()):
+            if self.worker:
+                for name, t in _named_tensors(held):
+                    yield (mid, name), t
+                continue
+            alive = [(path, ref()) for path, ref in held.items()]
+            alive = [(path, sub) for path, sub in alive if sub is not None]
+            if not alive:  # it died here: the candidate side forgets it at the next request
+                del self.mirrors[mid]
+                self.dead_mirrors.append(mid)
+                for key in [k for k in self.agreed if type(k) is tuple and k[0] == mid]:
+                    del self.agreed[key]
+                continue
+            for path, sub in alive:
+                for leaf, t in [*sub._parameters.items(), *sub._buffers.items()]:
+                    if t is not None:
+                        yield (mid, f"{path}.{leaf}" if path else leaf), t
+        yield from list(self.kept.items())
+
+    def shared_changes(self) -> list:
+        """``[(key, encoded tensor)]`` for every shared tensor changed on this side since both sides last
+        agreed: its value (in place), identity, ``requires_grad`` or gradient. The suite side sends them
+        before each request (a parameter stepped by the suite's optimizer, a gradient zeroed); the candidate
+        side after each (what the candidate's code did to them)."""
+        out = []
+        for key, t in self._shared():
+            state = _tensor_key(t)
+            if self.agreed.get(key) != state:
+                out.append((key, self._encode_tensor(t, None, read=False)))
+                self.agreed[key] = state
+        return out
+
+    def forget(self, tokens: Any = None) -> list[int]:
+        """Candidate side (no ``tokens``): the tokens of tensors read by the suite that nothing in this
+        process holds any more, so nothing here can read or change them: dropped here, and sent to the
+        suite side, which drops them too (``tokens``: its copies stay with whoever holds them, as a tensor
+        nobody else holds does in process)."""
+        if tokens is None:
+            tokens = [token for token in self.kept if sys.getrefcount(self.kept[token]) <= 2]
+        gone = []
+        for token in tokens if isinstance(tokens, list) else []:
+            if self.kept.pop(token, None) is not None:
+                gone.append(token)
+            self.agreed.pop(token, None)
+        return gone
+
+    def apply_shared(self, changes: Any) -> None:
+        """Write the other side's changes (:meth:`shared_changes`) into this side's tensors, in place."""
+        import torch
+
+        for key, tree in changes if isinstance(changes, list) else []:
+            if type(key) is tuple and len(key) == 2 and type(key[0]) is int and type(key[1]) is str:
+                current = self.mirror_tensor(key[0], key[1])
+            elif type(key) is int:
+                current = self.kept.get(key)
+            else:
+                continue
+            value = self._decode_tensor(tree, None) if type(tree) is tuple and tree[:1] == ("tensor",) else None
+            if isinstance(current, torch.Tensor) and isinstance(value, torch.Tensor):
+                _update(current, value)
+                self.agreed[key] = _tensor_key(current)
+
+    def clear_mirrors(self) -> None:
+        """At the end of a test: module copies, tensors read and what keeps them are dropped."""
+        self.mirrors.clear()
+        self.mirror_ids.clear()
+        self.dead_mirrors.clear()
+        self.mirror_of.clear()
+        self.mirror_shape.clear()
+        self.kept.clear()
+        self.agreed.clear()
+
+    def _known_tensor(self, token: int, new: Any) -> Any:
+        """Suite side: a tensor of the candidate's read again (``layer.A``, ``named_parameters()``,
+        ``buffers()``) is the tensor it was the first time, brought up to date, so that tests comparing
+        parameters by identity (``id(p)``, ``t is b``) see what they see in process; and it is a shared
+        tensor from then on, so that changing it in place here (``with no_grad(): layer.A.copy_(a)``, an
+        optimizer's step) changes the candidate's. (Results of calls are new tensors each time, as in
+        process.)"""
+        known = self.kept.get(token)
+        if known is None or known.shape != new.shape or known.dtype != new.dtype:
+            known = self.kept[token] = new
+        elif self.agreed.get(token) != _tensor_key(known):
+            return known  # changed here since (not yet sent): this side's change wins
+        else:
+            _update(known, new)
+        self.agreed[token] = _tensor_key(known)
+        return known
+
+    def _encode_tensor(self, t: Any, sent: list | None, read: bool = True) -> tuple:
         import torch
 
         if t.device.type != "cpu":
@@ -213,9 +412,14 @@ class Endpoint:
         grad = None
         if not self.plain and t.is_leaf and t.grad is not None:
             grad = self._encode_tensor(t.grad, None)
+        token = None
+        if self.worker and not self.plain and sent is None and read:  # read, not a call's result
+            token = id(t)  # the same parameter or buffer read twice is the same tensor on the suite side
+            self.kept[token] = t  # alive (its id not reused) until the test ends: see _known_tensor
+            self.agreed[token] = _tensor_key(t)
         return ("tensor", str(t.dtype).removeprefix("torch."), list(t.shape), _tensor_bytes(data),
                 bool(t.requires_grad) and not self.plain, isinstance(t, torch.nn.Parameter) and not self.plain,
-                index, grad)
+                index, grad, token)
 
     def decode(self, tree: Any, got: list | None = None) -> Any:
         if type(tree) is not tuple:
@@ -279,13 +483,26 @@ class Endpoint:
                 got.append((tree[3], gen, None))
             return gen
         if tag == "pickled" and self.worker:
-            return pickle.loads(tree[1])
+            module = pickle.loads(tree[1])
+            if len(tree) > 2 and type(tree[2]) is int:
+                self.mirrors[tree[2]] = module
+                self._agree_module(tree[2], module)
+            return module
+        if tag == "module" and self.worker:
+            return self.mirrors[tree[1]]
+        if tag == "mirror" and not self.worker:  # the suite's module (or one of its submodules) itself
+            fallback = self.decode(tree[3])
+            found = self.mirror(tree[1], tree[2])
+            return fallback if found is None else found
+        if tag == "shared" and not self.worker:
+            found = self.mirror_tensor(tree[1][0], tree[1][1])
+            return self.decode(tree[2]) if found is None else found
         raise ValueError(f"unknown value tag {tag!r}")
 
     def _decode_tensor(self, tree: tuple, got: list | None) -> Any:
         import torch
 
-        _, dtype_name, shape, data, requires_grad, is_param, index, grad = tree
+        _, dtype_name, shape, data, requires_grad, is_param, index, grad, *token = tree
         dtype = getattr(torch, dtype_name, None)
         if not isinstance(dtype, torch.dtype):
             raise ValueError(f"no dtype {dtype_name!r}")
@@ -299,6 +516,8 @@ class Endpoint:
             t.requires_grad_(True)
         if grad is not None:
             t.grad = self._decode_tensor(grad, None)
+        if token and type(token[0]) is int and not self.worker:
+            t = self._known_tensor(token[0], t)
         if got is not None and index >= 0:
             got.append((index, t, t._version))
         return t
@@ -325,6 +544,11 @@ class Endpoint:
     def request(self, op: str, *args: Any, sent: list | None = None) -> Any:
         """Send one request and wait for its answer, serving the other side's requests meanwhile.
         Returns ``(value tree, extra)``; an exception raised there is raised here."""
+        if not self.worker and (self.mirrors or self.kept) and op not in _READS and op != "getattr":
+            changes = self.shared_changes()
+            if changes or self.dead_mirrors:
+                dead, self.dead_mirrors = self.dead_mirrors, []
+                self.request("share", changes, dead)
         released, self.released = self.released, []
         self.send(("q", op, args, released))
         while True:
@@ -335,6 +559,12 @@ class Endpoint:
             if msg[0] == "q":
                 self.serve(msg)
             elif msg[0] == "r":
+                if not self.worker and isinstance(msg[2], dict) and ("shared" in msg[2] or "gone" in msg[2]):
+                    try:
+                        self.apply_shared(msg[2].get("shared"))
+                        self.forget(msg[2].get("gone") or [])
+                    except Exception as exc:  # noqa: BLE001  a hostile or broken answer
+                        raise _ProtocolError(f"undecodable module state ({type(exc).__name__}: {exc})") from None
                 return msg[1], msg[2]
             else:
                 raise self._exception(msg[1], msg[2], msg[3], msg[4])
@@ -362,6 +592,8 @@ class Endpoint:
         if op not in _OPS:
             raise ValueError(f"unknown operation {op!r}")
         values = [self.decode(a) for a in args]
+        if op in _BINARY and len(values) == 2:
+            return self.encode(_binary_here(op, *values)), None
         return self.encode(_OPS[op](*values)), None
 
     def _describe(self, exc: BaseException) -> tuple:
@@ -388,6 +620,57 @@ class Endpoint:
         where = "the candidate process" if not self.worker else "the suite"
         exc.__cause__ = RemoteTraceback(f"in {where}: {str(tb)[-4 * MAX_TEXT:]}")
         return exc
+
+
+def _named_tensors(module: Any) -> list:
+    return [*module.named_parameters(remove_duplicate=False), *module.named_buffers(remove_duplicate=False)]
+
+
+def _tensor_key(t: Any) -> tuple:
+    grad = t.grad if t.is_leaf else None
+    return (id(t), t._version, t.requires_grad, None if grad is None else (id(grad), grad._version))
+
+
+def _structure(module: Any) -> list:
+    return [(name, id(m)) for name, m in module.named_modules(remove_duplicate=False)]
+
+
+def _update(current: Any, value: Any) -> None:
+    """``current`` made equal to ``value`` (a copy from the other side) in place: value, flag, gradient."""
+    import torch
+
+    with torch.no_grad():
+        if current.shape == value.shape and current.dtype == value.dtype:
+            current.copy_(value)
+        else:
+            current.data = value.detach()
+    if current.is_leaf:
+        if current.requires_grad != value.requires_grad and (current.is_floating_point() or current.is_complex()):
+            current.requires_grad_(value.requires_grad)
+        grad = value.grad
+        current.grad = grad if grad is None or grad.shape == current.shape else None
+
+
+_BINARY = {"eq": "eq", "ne": "ne", "lt": "gt", "le": "ge", "gt": "lt", "ge": "le",
+           **{op: f"r{op}" for op in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul",
+                                      "and", "or", "xor")}}  # op -> its reflection
+
+
+def _binary_here(op: str, a: Any, b: Any) -> Any:
+    """``a <op> b`` asked by the other side, evaluated here without asking it back: Python's fallback to
+    the reflected operation is taken only on an operand of this side (a handle's would forward the
+    question to the other side, which would forward it here: ``x == handle`` between two handles would
+    never end). Equality falls back to identity, as in Python."""
+    for obj, name, other in ((a, op, b), (b, _BINARY[op], a)):
+        if isinstance(obj, Handle):
+            continue
+        method = getattr(type(obj), f"__{name}__", None)
+        result = method(obj, other) if method is not None else NotImplemented
+        if result is not NotImplemented:
+            return result
+    if op in ("eq", "ne"):
+        return (a is b) == (op == "eq")
+    raise TypeError(f"unsupported operand types for {op}: {type(a).__name__!r} and {type(b).__name__!r}")
 
 
 def _tensor_bytes(t: Any) -> bytes:
@@ -453,7 +736,8 @@ class Handle:
         return list(self._do("dir"))
 
     def __iter__(self):
-        return self._do("iter")
+        it = self._do("iter")
+        return iter(it) if type(it) is list else it  # a list: the module generator drained there (_drained)
 
     def __next__(self):
         return self._do("next")
@@ -532,6 +816,18 @@ class _CallableHandle(Handle):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return object.__getattribute__(self, "_ep").owner.call(self, args, kwargs)
 
+    # isinstance(obj, candidate.finetune.Adapter): asked where both live; an object of this side is no
+    # instance of a class of the other's
+    def __instancecheck__(self, obj: Any) -> bool:
+        if not isinstance(obj, Handle) or object.__getattribute__(obj, "_ep") is not object.__getattribute__(self, "_ep"):
+            return False
+        return bool(self._do("instancecheck", obj))
+
+    def __subclasscheck__(self, cls: Any) -> bool:
+        if not isinstance(cls, Handle) or object.__getattribute__(cls, "_ep") is not object.__getattribute__(self, "_ep"):
+            return False
+        return bool(self._do("subclasscheck", cls))
+
 
 def _hid(handle: Handle | None) -> tuple:
     return () if handle is None else (("back", object.__getattribute__(handle, "_hid")),)
@@ -602,7 +898,6 @@ class Isolated:
         self.private: str | None = None
         self.started = 0
         self.proxy = CandidateProxy(self)
-        self.live: list = []  # (handle, attribute, tensor read from it, its version then): see _sync
 
     # -- lifecycle
     def start(self) -> dict:
@@ -691,7 +986,8 @@ class Isolated:
             self.dead = None
         self.test_deadline = None
         self.component = None
-        self.live = []
+        if self.ep is not None:
+            self.ep.clear_mirrors()
         return problems, flags
 
     def _quiet_request(self, op: str, *args: Any) -> Any:
@@ -706,22 +1002,8 @@ class Isolated:
             return None
 
     # -- calls
-    def _sync(self) -> None:
-        """Tensors read from the candidate's objects (``module.proj.weight``) and changed in place here
-        since (``with torch.no_grad(): module.proj.weight.copy_(w)``) are copied into the originals before
-        the next request, so a test can set a module's weights as it does in-process."""
-        changed = [(i, entry) for i, entry in enumerate(self.live) if entry[2]._version != entry[3]]
-        for i, (handle, name, tensor, _) in changed:
-            self.live[i] = (handle, name, tensor, tensor._version)
-            if object.__getattribute__(handle, "_gen") != self.generation:
-                continue
-            ep, label = self.ep, f"{object.__getattribute__(handle, '_label')}.{name}"
-            self.label = label
-            self._guarded(lambda: ep.request("assign", *_hid(handle), name, ep.encode(tensor.detach())))
-
     def perform(self, handle: Any, op: str, args: tuple, *, label: str | None = None) -> Any:
         self._ensure()
-        self._sync()
         ep = self.ep
         if handle is ROOT:
             target = (("back", 0),)
@@ -732,8 +1014,6 @@ class Isolated:
         self.label = label or (object.__getattribute__(handle, "_label") if isinstance(handle, Handle) else op)
         tree, _ = self._guarded(lambda: ep.request(op, *target, *[ep.encode(a) for a in args]))
         value = self._guarded(lambda: ep.decode_reply(tree))
-        if op == "getattr" and isinstance(handle, Handle) and _is_tensor(value):
-            self.live = self.live[-255:] + [(handle, args[0], value, value._version)]
         if isinstance(value, Handle):
             if op == "getattr" and label:
                 object.__setattr__(value, "_label", label)
@@ -749,12 +1029,11 @@ class Isolated:
         ep = self.ep
         if object.__getattribute__(handle, "_gen") != self.generation:
             raise CandidateProcessError(_stale(handle))
-        self._sync()
         self.label = object.__getattribute__(handle, "_label")
         sent: list = []
         payload = (*_hid(handle), ep.encode(tuple(args), sent), ep.encode(dict(kwargs), sent))
         if not torch.is_grad_enabled():
-            return self._finish(self._guarded(lambda: ep.request("call", *payload, False)), sent)
+            return self._finish(self._guarded(lambda: ep.request("call", *payload, False, _rng_state())), sent)
         box = _Box(self, payload, sent)
         box.inputs = [t for t in sent if isinstance(t, torch.Tensor) and t.requires_grad]
         dummy = torch.zeros((), requires_grad=True)
@@ -768,6 +1047,8 @@ class Isolated:
 
         tree, extra = reply
         value = self._guarded(lambda: self.ep.decode_reply(tree))
+        if isinstance(extra, dict):
+            _set_rng(extra.get("rng"))
         mutated = extra.get("mutated", []) if isinstance(extra, dict) else []
         for index, new in mutated if isinstance(mutated, list) else []:
             if type(index) is int and 0 <= index < len(sent):
@@ -837,12 +1118,6 @@ class Isolated:
             raise CandidateProcessError(reason) from None
 
 
-def _is_tensor(value: Any) -> bool:
-    import torch
-
-    return isinstance(value, torch.Tensor)
-
-
 class _Box:
     """One call through :class:`_Bridge`: what to send, and the result's structure once it came back."""
 
@@ -850,6 +1125,7 @@ class _Box:
         self.iso, self.payload, self.sent = iso, payload, sent
         self.inputs: list = []
         self.graph = None
+        self.saved = None  # what the call saved for the backward there (see _SavedForBackward)
         self.value = None
         self.tensors: list = []
 
@@ -857,10 +1133,11 @@ class _Box:
         import torch
 
         iso = self.iso
-        reply = iso._guarded(lambda: iso.ep.request("call", *self.payload, True))
+        reply = iso._guarded(lambda: iso.ep.request("call", *self.payload, True, _rng_state()))
         self.value = iso._finish(reply, self.sent)
-        extra = reply[1] or {}
+        extra = reply[1] if isinstance(reply[1], dict) else {}
         self.graph = extra.get("graph")
+        self.saved = extra.get("saved")
         self.generation = iso.generation
         self.tensors = []
         _walk_tensors(self.value, self.tensors)
@@ -916,6 +1193,8 @@ def _bridge_class():
             tensors, diff = box.run()
             ctx.box = box
             ctx.diff = diff
+            if box.saved:  # what the candidate saved, seen by the suite's saved_tensors_hooks (no memory)
+                ctx.save_for_backward(*_placeholders(box.saved))
             anchor = dummy.new_zeros(())  # forward must return a tensor, even for a call that returns none
             ctx.mark_non_differentiable(anchor, *[t for t, d in zip(tensors, diff) if not d])
             return (anchor, *tensors)
@@ -931,7 +1210,9 @@ def _bridge_class():
             ep = iso.ep
             grads = [g if d else None for g, d in zip(grads, ctx.diff)]
             iso.label = f"the backward of {iso.label}"
-            tree, _ = iso._guarded(lambda: ep.request("backward", box.graph, ep.encode(list(grads))))
+            tree, extra = iso._guarded(lambda: ep.request("backward", box.graph, ep.encode(list(grads)), _rng_state()))
+            if isinstance(extra, dict):
+                _set_rng(extra.get("rng"))
             result = ep.decode(tree)
             out = []
             for t, g in zip(box.inputs, list(result) + [None] * len(box.inputs)):
@@ -1172,18 +1453,29 @@ def _serve_forever(ep: Endpoint, watch: "Watch") -> None:
     next_graph = [1]
 
     def perform(op: str, args: tuple) -> tuple[Any, Any]:
+        value, extra = serve_one(op, args)
+        # what the candidate did to the shared tensors (Endpoint.shared_changes); after a read, at the next call
+        if (ep.mirrors or ep.kept) and op not in _READS and op != "getattr":
+            changes, gone = ep.shared_changes(), ep.forget()
+            if changes or gone:
+                extra = {**(extra if isinstance(extra, dict) else {}), "shared": changes, "gone": gone}
+        return value, extra
+
+    def serve_one(op: str, args: tuple) -> tuple[Any, Any]:
+        if op == "iter":
+            drained = _drained(ep.decode(args[0]))
+            if drained is not None:
+                return ep.encode(drained), None
+        if op == "share":
+            ep.apply_shared(args[0])
+            ep.drop_mirrors(args[1] if len(args) > 1 else [])
+            return None, None
         if op == "begin":
             watch.begin(ep.decode(args[0]))
             return None, None
-        if op == "assign":
-            owner, name, value = ep.decode(args[0]), ep.decode(args[1]), ep.decode(args[2])
-            current = getattr(owner, name)
-            if isinstance(current, torch.Tensor) and isinstance(value, torch.Tensor) and current.shape == value.shape:
-                with torch.no_grad():
-                    current.copy_(value)
-            return None, None
         if op == "end":
             graphs.clear()
+            ep.clear_mirrors()
             return watch.end(), None
         if op == "backward":
             graph = graphs.get(args[0])
@@ -1191,6 +1483,7 @@ def _serve_forever(ep: Endpoint, watch: "Watch") -> None:
                 raise RuntimeError("backward through a graph that is gone (only within the test that made it)")
             outs, leaves = graph
             grads = ep.decode(args[1])
+            _set_rng(args[2] if len(args) > 2 else None)
             pairs = [(o, g) for o, g in zip(outs, grads) if o is not None and g is not None]
             for leaf in leaves:
                 leaf.grad = None
@@ -1201,14 +1494,16 @@ def _serve_forever(ep: Endpoint, watch: "Watch") -> None:
             result = [leaf.grad for leaf in leaves]
             for leaf in leaves:
                 leaf.grad = None
-            return ep.encode(result), None
+            return ep.encode(result), {"rng": _rng_state()}
         if op == "call":
             got: list = []
             target = ep.decode(args[0])
             call_args = ep.decode(args[1], got)
             call_kwargs = ep.decode(args[2], got)
             grad = bool(args[3])
-            with torch.set_grad_enabled(grad), watch.watching():
+            _set_rng(args[4] if len(args) > 4 else None)
+            saved = _SavedForBackward()
+            with torch.set_grad_enabled(grad), watch.watching(), saved.recording(grad):
                 value = target(*call_args, **call_kwargs)
             sent: list = []
             ep.plain = True  # a result's grad is the bridge's business, not a flag on the copy
@@ -1216,7 +1511,9 @@ def _serve_forever(ep: Endpoint, watch: "Watch") -> None:
                 tree = ep.encode(value, sent)
             finally:
                 ep.plain = False
-            extra: dict = {"mutated": []}
+            extra: dict = {"mutated": [], "rng": _rng_state()}
+            if saved.tensors:
+                extra["saved"] = (saved.tensors, saved.sizes)
             for index, arg, version in got:
                 if isinstance(arg, torch.Tensor) and arg._version != version:
                     extra["mutated"].append((index, ep.encode(arg.detach())))
@@ -1242,6 +1539,89 @@ def _serve_forever(ep: Endpoint, watch: "Watch") -> None:
         except (EOFError, OSError):
             os._exit(0)
         ep.serve(msg)
+
+
+def _drained(obj: Any) -> list | None:
+    """Candidate side: the items of a generator of ``nn.Module`` (``named_parameters()``, ``buffers()``,
+    ``named_modules()``...) at once, as a list (one answer instead of one a parameter); None for any other
+    iterable. The candidate's own overrides of these methods are not drained."""
+    import types
+
+    if type(obj) is not types.GeneratorType:
+        return None
+    if not obj.gi_code.co_filename.replace("\\", "/").endswith("torch/nn/modules/module.py"):
+        return None
+    return list(obj)  # what is left of it
+
+
+def _rng_state() -> bytes:
+    """torch's global CPU generator's state: sent with every call and brought back after it, so that the
+    suite's ``torch.manual_seed`` seeds what the candidate draws (one stream across both processes)."""
+    import torch
+
+    return bytes(torch.get_rng_state().numpy().tobytes())
+
+
+def _set_rng(state: Any) -> None:
+    import torch
+
+    if type(state) is bytes and state:
+        try:
+            torch.set_rng_state(torch.frombuffer(bytearray(state), dtype=torch.uint8))
+        except RuntimeError:
+            pass  # a state the other side made up: the generator stays as it was
+
+
+class _SavedForBackward:
+    """In the candidate process: what a call saved for the backward (``saved_tensors_hooks``), as
+    ``(dtype, shape, stride, offset, storage)`` per tensor and the byte size of each storage, so that the
+    suite's bridge saves placeholders of the same shapes (on the meta device) that its own hooks see."""
+
+    LIMIT = 100_000  # saved tensors recorded per call
+
+    def __init__(self):
+        self.tensors: list[tuple] = []
+        self.sizes: list[int] = []
+        self.storages: dict[tuple, int] = {}
+
+    def recording(self, on: bool):
+        import contextlib
+
+        import torch
+
+        if not on:
+            return contextlib.nullcontext()
+        return torch.autograd.graph.saved_tensors_hooks(self.pack, lambda t: t)
+
+    def pack(self, t: Any) -> Any:
+        if len(self.tensors) < self.LIMIT:
+            storage = t.untyped_storage()
+            key = (t.device.type, storage.data_ptr() or id(storage))
+            if key not in self.storages:
+                self.storages[key] = len(self.sizes)
+                self.sizes.append(int(storage.nbytes()))
+            self.tensors.append((str(t.dtype).removeprefix("torch."), list(t.shape), list(t.stride()),
+                                 int(t.storage_offset()), self.storages[key]))
+        return t
+
+
+def _placeholders(record: Any) -> list:
+    """Suite side: meta tensors standing for what the candidate's call saved for the backward (shapes,
+    dtypes and shared storages as there; no memory). Anything malformed is left out."""
+    import torch
+
+    try:
+        tensors, sizes = record
+        storages = [torch.UntypedStorage(int(n), device="meta") for n in sizes[:_SavedForBackward.LIMIT]]
+        out = []
+        for dtype_name, shape, stride, offset, index in tensors[:_SavedForBackward.LIMIT]:
+            dtype = getattr(torch, str(dtype_name), None)
+            if isinstance(dtype, torch.dtype) and type(index) is int and 0 <= index < len(storages):
+                t = torch.empty(0, dtype=dtype, device="meta")
+                out.append(t.set_(storages[index], int(offset), [int(x) for x in shape], [int(x) for x in stride]))
+        return out
+    except (TypeError, ValueError, RuntimeError):
+        return []
 
 
 def _die_with_parent() -> None:

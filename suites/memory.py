@@ -70,7 +70,7 @@ class SavedTensors:
 
 
 def _key(t: torch.Tensor) -> tuple:
-    return (t.device.type, t.untyped_storage().data_ptr())
+    return (t.device.type, t.untyped_storage().data_ptr() or id(t.untyped_storage()))  # meta: data_ptr 0
 
 
 @contextmanager
