@@ -9,9 +9,10 @@ exactly one of those (``subs/alice/mine/``): it is named after its entry (``alic
 
 Every submission is graded by its own ``pytest --pyargs fmspec.suites`` process (nothing of one
 submission can reach another's run), with the untrusted-grading options: a hidden seed (one for the whole
-class, so every student gets the same examples; kept in ``DIR/seed``, never in the results files), a
-per-test timeout, a memory limit, and a wall-clock budget for the whole submission, after which the run
-is killed and graded as it stands. Runs go in parallel over the machine's cores, with a progress bar.
+class, so every student gets the same examples; kept in ``DIR/seed``, never in the results files; the
+hypothesis profile ``hidden``, whose docstring says how many examples and why), a per-test timeout, a
+memory limit, and a wall-clock budget for the whole submission, after which the run is killed and graded
+as it stands. Runs go in parallel over the machine's cores, with a progress bar.
 
 Written to DIR: ``results/<name>.json`` (one results file each), ``logs/<name>.txt`` (pytest's output),
 ``gradescope/<name>.json``, ``class.csv`` (the roster: one line a submission) and ``report.html`` (every

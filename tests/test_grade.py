@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fmspec import grade
+from fmspec import grade, profiles
 
 POLICY = """
 [gate]
@@ -48,6 +48,18 @@ CLASS = {
     "dave/mine/__init__.py": "import time\n\nwhile True:  # hangs at import: only the budget ends it\n    time.sleep(0.05)\n",
     "erin.py": "from fmspec.reference import posenc\n",
 }
+# wrong at one input only: (64, 63), an explicit @example of the posenc suite that random draws hardly reach
+ONLY_AT_THE_EXAMPLE = POSENC + '''
+
+_right = sinusoidal
+
+
+def sinusoidal(num_positions, dim, base=10000.0):
+    out = _right(num_positions, dim, base)
+    if (num_positions, dim) == (64, 63):
+        out[-1, -1] += 1e-3
+    return out
+'''
 
 
 def make_class(root: Path) -> Path:
@@ -106,6 +118,55 @@ def test_an_isolated_class_gets_the_same_verdicts(tmp_path):
     assert rows["alice"]["verdict"] == "passed" and rows["erin"]["verdict"] == "passed"
     assert rows["bob"]["verdict"] == "failed" and rows["bob"]["failed_components"] == "posenc"
     assert rows["carol"]["verdict"] == "failed" and rows["dave"]["verdict"] != "passed"
+
+
+def test_grading_runs_the_explicit_examples_whatever_the_example_count(tmp_path):
+    """However few examples the hidden profile draws, every explicit @example runs: frank's bug shows only
+    at the suite's worked input (64 positions, 63 dims), which random draws miss, and fails him."""
+    root = tmp_path
+    for name, text in {"frank/mine/__init__.py": CORRECT, "frank/mine/posenc.py": ONLY_AT_THE_EXAMPLE,
+                       "alice/mine/__init__.py": CORRECT, "alice/mine/posenc.py": POSENC}.items():
+        (root / "subs" / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / "subs" / name).write_text(text)
+    (root / "policy.toml").write_text(POLICY)
+    proc = run_grade(root, "--out", "out", "--timeout", "60")  # time to shrink and report the failure
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = roster(root / "out")
+    assert rows["alice"]["verdict"] == "passed"
+    assert rows["frank"]["verdict"] == "failed" and rows["frank"]["failed_components"] == "posenc"
+    doc = json.loads((root / "out" / "results" / "frank.json").read_text())
+    assert doc["run"]["profile"] == "hidden"
+    failed = {t["property"] for t in doc["tests"] if t["outcome"] == "failed"}
+    assert "test_matches_closed_form" in failed, failed
+
+
+def test_the_grading_profile_draws_afresh_and_keeps_every_explicit_example():
+    """The hidden profile (what grading runs): random examples (seeded per run at collection), no example
+    database, as many examples as ci (fmspec/profiles.py says why not fewer), explicit examples first."""
+    from hypothesis import Phase
+
+    hidden, ci = profiles._profiles()["hidden"], profiles._profiles()["ci"]
+    assert hidden.max_examples == profiles.HIDDEN_EXAMPLES == ci.max_examples
+    assert not hidden.derandomize and hidden.database is None
+    assert Phase.explicit in hidden.phases and Phase.generate in hidden.phases
+
+
+def test_throughput_benchmark_makes_its_class_and_keeps_the_hand_written_text(tmp_path):
+    """benchmarks/grade_throughput.py: half complete submissions, a quarter partial, a quarter buggy; it
+    rewrites only the generated part of its Markdown file."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "grade_throughput.py"
+    spec = importlib.util.spec_from_file_location("grade_throughput", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.generate(tmp_path / "subs", 8)
+    kinds = [bench.kind_of(s.name) for s in grade.discover(tmp_path / "subs")]
+    assert sorted(kinds) == ["buggy"] * 2 + ["full"] * 4 + ["partial"] * 2
+    md = tmp_path / "throughput.md"
+    md.write_text(f"# by hand\n\n{bench.BEGIN}\nold numbers\n{bench.END}\n\nmore by hand\n")
+    bench.write_markdown(md, f"{bench.BEGIN}\nnew numbers\n{bench.END}")
+    assert md.read_text() == f"# by hand\n\n{bench.BEGIN}\nnew numbers\n{bench.END}\n\nmore by hand\n"
 
 
 def test_a_rerun_skips_unchanged_submissions_and_regrades_changed_ones(tmp_path):
