@@ -239,7 +239,7 @@ def resources_compiled(kind: str, c: dict, D: int, causal: bool) -> dict:
 def resources_loaded(kind: str, c: dict, args: tuple, D: int, causal: bool) -> dict:
     """GPU: the compiled kernel of this config, loaded (Triton's fused-softmax tutorial reads n_regs this way)."""
     kern = getattr(ft, KERNELS[kind]).warmup(*args, grid=(1,), D=D, CAUSAL=causal, **launch_kw(c))
-    kern._init_handles()
+    kern._init_handles()  # private: Triton has no public way to load a kernel (n_regs is set by the load)
     return {"regs": kern.n_regs, "spills": kern.n_spills, "shared": kern.metadata.shared,
             "source": "CompiledKernel.n_regs / n_spills (bytes) / metadata.shared"}
 

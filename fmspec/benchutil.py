@@ -6,7 +6,8 @@
   fmspec results file keeps under ``benchmarks``) and into the ``fmspec_metrics`` dict of the test (kept
   under ``tests[].metrics``).
 
-GPU timing lives in ``gpu_bench.py``.
+GPU timing lives in ``gpu_bench.py``; a device-timed benchmark's timing sits in ``extra_info`` under
+:data:`DEVICE_TIME`, which the results file's ``stats`` of that benchmark are taken from (``plugin.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from __future__ import annotations
 import math
 
 import pytest
+
+# extra_info key of a device timing: {"median_ms", "p20_ms", "p80_ms", "timer"} (gpu_bench.pedantic_device_time)
+DEVICE_TIME = "device_time"
 
 
 def require_conformance(request: pytest.FixtureRequest, component: str, candidate_name: str) -> str:

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pytest
 
-from fmspec import loader, trust
+from fmspec import benchutil, loader, trust
 from fmspec.outcomes import ExampleTimeout, Missing, NotRun, Unsupported
 
 STATE = pytest.StashKey["State"]()
@@ -685,8 +685,13 @@ def _absent(item: pytest.Item, info: dict, message: str) -> list[str]:
 
 
 def _benchmark_record(item: pytest.Item) -> dict | None:
-    """pytest-benchmark's statistics of this test, read from its ``benchmark`` fixture once it ran."""
+    """pytest-benchmark's statistics of this test, read from its ``benchmark`` fixture once it ran; a
+    device-timed benchmark's ``stats`` are its device figures (:func:`_device_stats`)."""
     fixture = getattr(item, "funcargs", {}).get("benchmark")
+    # ``benchmark.stats`` (None until the fixture ran, and with --benchmark-disable) and its ``as_dict()`` are
+    # public names of pytest-benchmark: the objects its documented hooks (pytest_benchmark_generate_json,
+    # pytest_benchmark_group_stats) receive, read here per test because those hooks fire only with --benchmark-json
+    # or --benchmark-save.
     stats = getattr(fixture, "stats", None)
     if stats is None:
         return None
@@ -699,9 +704,25 @@ def _benchmark_record(item: pytest.Item) -> dict | None:
         "candidate": getattr(params.get("candidate"), "name", None),
         "component": test_info(item)["component"],
         "params": {k: _param_str(v) for k, v in params.items() if k != "candidate"},
-        "stats": data.get("stats"),
+        "stats": _device_stats(data.get("stats"), data.get("extra_info") or {}),
         "extra_info": data.get("extra_info"),
     }
+
+
+def _device_stats(host: dict | None, extra_info: dict) -> dict | None:
+    """The statistics a benchmark is compared by: for a device-timed one
+    (``extra_info[benchutil.DEVICE_TIME]``), the device median and 20th/80th percentiles in seconds, with
+    pytest-benchmark's host-clock statistics of the same call under ``host``; otherwise pytest-benchmark's own.
+
+    ``{"median": 0.0012, "p20": 0.00118, "p80": 0.00125, "timer": "triton.testing.do_bench", "host": {...}}``"""
+    device = extra_info.get(benchutil.DEVICE_TIME)
+    if not isinstance(device, dict) or not isinstance(device.get("median_ms"), (int, float)):
+        return host
+    out = {"median": device["median_ms"] / 1e3}
+    for q in ("p20", "p80"):
+        if isinstance(device.get(f"{q}_ms"), (int, float)):
+            out[q] = device[f"{q}_ms"] / 1e3
+    return {**out, "timer": device.get("timer"), "host": host}
 
 
 def _tally(item: pytest.Item, info: dict, report: pytest.TestReport) -> None:

@@ -513,7 +513,7 @@ def _mode(interpret: bool):
         return
     from triton.runtime import interpreter
 
-    original = interpreter._patch_lang_tensor
+    original = interpreter._patch_lang_tensor  # private: the interpreter has no public hook for this fix
 
     def patch_tensor(tensor, scope):
         # Triton 3.6's interpreter turns a scalar (a 1-element array) into a loop bound with int(array),

@@ -332,7 +332,7 @@ def _int8_dot(qx: torch.Tensor, qw: torch.Tensor) -> torch.Tensor:
     m, k, n = max(M, 17), -(-K // 8) * 8, -(-N // 8) * 8
     a = torch.nn.functional.pad(qx, (0, k - K, 0, m - M))  # (m, k)
     b = torch.nn.functional.pad(qw, (0, k - K, 0, n - N))  # (n, k); b.T is the column-major (k, n) cuBLASLt wants
-    return torch._int_mm(a, b.T)[:M, :N]
+    return torch._int_mm(a, b.T)[:M, :N]  # private: torch has no public int8 GEMM (see the docstring)
 
 
 def int8_matmul(x: torch.Tensor, w: torch.Tensor, threshold: float = 6.0) -> torch.Tensor:

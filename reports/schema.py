@@ -24,7 +24,13 @@ version list a function once.
 ``params`` values are strings (``str(value)`` without a ``torch.`` prefix: ``float32``, ``cuda``); a
 candidate's ``error`` is set when it could not be imported, and ``flags`` (on candidates and tests) name
 suspicious behaviour (docs/trust.md). ``benchmarks`` are pytest-benchmark's statistics of each benchmark
-test (``stats``: min, max, mean, median, ...; ``extra_info``: what the benchmark recorded).
+test (``stats``: min, max, mean, median, ... in seconds; ``extra_info``: what the benchmark recorded). A
+device-timed (GPU) benchmark records its device timing (CUDA events, ``triton.testing.do_bench``) in
+``extra_info["device_time"]`` (``median_ms``, ``p20_ms``, ``p80_ms``, ``timer``); its ``stats`` are then
+that timing, ``{"median", "p20", "p80", "timer", "host"}`` in seconds, with pytest-benchmark's own host-clock
+statistics of the same call (a few rounds, each followed by a device synchronisation) under ``host``: the
+``median`` that reports compare is always the device median. Files written before this carry a single
+round whose every statistic is the device median.
 
 Why a writer of its own rather than pytest's reporting (``user_properties``, pytest-reportlog's JSONL): the
 file must be one self-describing document that ``report``/``gate`` read as is (environment, candidates,

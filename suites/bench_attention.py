@@ -301,9 +301,10 @@ def device_timer(fn: Callable[[], object]) -> gb.Timing:
 
 def untimed(fn: Callable[[], object]) -> gb.Timing:
     """One call, a unit timing: the CPU check of the code path (no number of it is a measurement)."""
-    with torch.no_grad():
-        fn()
-    return gb.Timing(1.0, 1.0, 1.0)
+    def run():
+        with torch.no_grad():
+            fn()
+    return gb.dry_time(run)
 
 
 def sdpa_flash(q, k, v, causal: bool):
@@ -337,9 +338,10 @@ def gpu_cost(family: str, b: int, h: int, t: int, d: int, elem_bytes: int) -> tu
 
 
 def gpu_point(candidate, family: str, t: int, b: int, h: int, d: int, dtype: torch.dtype, device: str,
-              timer: Timer, ceiling: dict, compiled: bool = True) -> dict:
+              timer: Timer, ceiling: dict, compiled: bool = True) -> tuple[dict, gb.Timing]:
     """Time one (family, T) point: the candidate, dense SDPA (flash) and FlexAttention with the same mask;
-    every number of the record (``timer`` and ``ceiling`` are the device's, or stand-ins on the CPU)."""
+    every number of the record and the candidate's timing (``timer`` and ``ceiling`` are the device's, or
+    stand-ins on the CPU)."""
     q, k, v = ss.qkv(b, h, t, t, d, seed=t, dtype=dtype, device=device)
     causal = family in CAUSAL
     if family in GPU_ARGS:
@@ -353,7 +355,7 @@ def gpu_point(candidate, family: str, t: int, b: int, h: int, d: int, dtype: tor
     key = (device, b, t, causal)
     if key not in _DENSE:
         try:
-            _DENSE[key] = timer(lambda: sdpa_flash(q, k, v, causal))
+            _DENSE[key] = gb.numbers(timer(lambda: sdpa_flash(q, k, v, causal)))
         except RuntimeError:  # no flash backend for this device or dtype
             _DENSE[key] = None
     dense = _DENSE[key]
@@ -367,7 +369,7 @@ def gpu_point(candidate, family: str, t: int, b: int, h: int, d: int, dtype: tor
         "sdpa_flash_tflops": dense_flops / (dense.median_ms * 1e-3) / 1e12 if dense else None,
         "flex_tflops": cost.flops / (flex_timing.median_ms * 1e-3) / 1e12 if flex_timing else None,
     })
-    return values
+    return values, timing
 
 
 @pytest.mark.gpu
@@ -379,12 +381,12 @@ def gpu_point(candidate, family: str, t: int, b: int, h: int, d: int, dtype: tor
 def test_gpu_time(candidate, device, dtype, family, t, benchmark, fmspec_metrics, request):
     """One (family, T) point on the GPU: candidate, dense SDPA (flash) and FlexAttention, device-timed."""
     conformance = bu.require_conformance(request, "attention", candidate.name)
-    values = gpu_point(candidate, family, t, gpu_batch(t), GPU_H, GPU_D, dtype, device, device_timer,
-                       gb.ceilings(device, dtype))
+    values, timing = gpu_point(candidate, family, t, gpu_batch(t), GPU_H, GPU_D, dtype, device, device_timer,
+                               gb.ceilings(device, dtype))
     values["conformance"] = conformance
     _GPU[(candidate.name, family, t)] = values
     bu.record(benchmark, fmspec_metrics, values)
-    gb.pedantic_device_time(benchmark, gb.Timing(values["median_ms"], values["p20_ms"], values["p80_ms"]))
+    gb.pedantic_device_time(benchmark, timing)
 
 
 @pytest.mark.gpu
@@ -414,8 +416,8 @@ def test_gpu_crossing(candidate, family, fmspec_metrics):
 def test_gpu_point_on_cpu(candidate, family):
     """The GPU point's code on the CPU, once, untimed and tiny (T = 256, H = 2, D = 16, float32, eager
     FlexAttention): every key of the record and the table's row are there."""
-    values = gpu_point(candidate, family, 256, 1, 2, 16, torch.float32, "cpu", untimed,
-                       {"matmul_tflops": 1.0, "copy_gbps": 1.0}, compiled=False)
+    values, _ = gpu_point(candidate, family, 256, 1, 2, 16, torch.float32, "cpu", untimed,
+                          {"matmul_tflops": 1.0, "copy_gbps": 1.0}, compiled=False)
     for name in ("median_ms", "p20_ms", "p80_ms", "tflops", "fraction_of_matmul_ceiling", "sdpa_flash_ms",
                  "speedup_vs_sdpa_flash", "flex_ms", "speedup_vs_flex", "keys_per_query", "causal"):
         assert name in values, f"{name} missing from the record of {family}"

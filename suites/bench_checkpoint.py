@@ -167,7 +167,8 @@ def point(candidate, method: str, depth: int, device: str, dtype: torch.dtype, s
     for name, forward in PEERS.items():
         key = ("peer", name, depth, shape, device, dtype)
         if key not in _CACHE:
-            _CACHE[key] = measure(forward, blocks, x, g, shape.seq, device, timer, peak)
+            m = measure(forward, blocks, x, g, shape.seq, device, timer, peak)
+            _CACHE[key] = {**m, "timing": gb.numbers(m["timing"])}
         theirs[name] = _CACHE[key]
     ceiling = ceiling or gb.ceilings(device, dtype)
     values = gb.summary(ours["timing"], cost(depth, shape, x.element_size()), ceiling,

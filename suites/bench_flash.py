@@ -78,7 +78,7 @@ def _baselines(D, T, causal, mode, q, k, v, do) -> dict[str, gb.Timing | None]:
         key = (name, D, T, causal, mode)
         if key not in _BASELINES:
             try:
-                _BASELINES[key] = _timing(fn, q, k, v, do, mode)
+                _BASELINES[key] = gb.numbers(_timing(fn, q, k, v, do, mode))
             except RuntimeError:  # a backend this device or shape does not support
                 _BASELINES[key] = None
         out[name] = _BASELINES[key]

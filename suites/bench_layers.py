@@ -199,7 +199,7 @@ def point(candidate, layer: str, device: str, dtype: torch.dtype, sizes: dict | 
         key = (layer, name, tuple(sorted(sizes.items())), device, dtype)
         if key not in _BASELINES:
             fn()
-            _BASELINES[key] = timer(fn)
+            _BASELINES[key] = gb.numbers(timer(fn))
         baselines[name] = _BASELINES[key]
     cost = p.cost
     del calls, p  # the backward-only peer's graph

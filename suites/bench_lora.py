@@ -174,7 +174,7 @@ def point(candidate, mode: str, d: int, r: int, tokens: int, device: str, dtype:
     for name, fn in fns.items():
         key = (name, mode, d, r, tokens, device, dtype)
         if key not in _BASELINES or name == "merged":  # the candidate's own merged layer is not shared
-            _BASELINES[key] = _timed(fn, timer)
+            _BASELINES[key] = gb.numbers(_timed(fn, timer))
         baselines[name] = _BASELINES[key]
     ceiling = ceiling or gb.ceilings(device, dtype)
     values = gb.summary(timing, cost(d, r, tokens, mode, torch.finfo(dtype).bits // 8), ceiling, baselines)

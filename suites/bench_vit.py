@@ -163,7 +163,7 @@ def point(candidate, kind: str, size: int, batch: int, mode: str, device: str, d
     for name, fn in fns.items():
         key = (kind, name, size, batch, mode, patch, embed_dim, channels, device, dtype)
         if key not in _BASELINES:
-            _BASELINES[key] = _timed(fn, timer)
+            _BASELINES[key] = gb.numbers(_timed(fn, timer))
         baselines[name] = _BASELINES[key]
     ceiling = ceiling or gb.ceilings(device, dtype)
     values = gb.summary(timing, cost(kind, tuple(x.shape), patch, embed_dim, mode, x.element_size()), ceiling,

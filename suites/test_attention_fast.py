@@ -67,7 +67,7 @@ def flex_attention(q, k, v, bm, compiled: bool = False):
     from torch.nn.attention.flex_attention import flex_attention as flex
 
     if compiled:  # in this process: a pool of compile workers would outlive the test (compile_threads = 1)
-        import torch._inductor.config as inductor_config
+        import torch._inductor.config as inductor_config  # private: torch has no public per-call setting of it
 
         with inductor_config.patch(compile_threads=1):
             return torch.compile(flex)(q, k, v, block_mask=bm)

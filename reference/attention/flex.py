@@ -217,6 +217,8 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_mask, scale:
     straight to the compiled code (patching costs more than the kernel at these sizes)."""
     if key is not None and key in _COMPILED:
         return _compiled()(q, k, v, block_mask, scale)
+    # private config modules: torch has no public setting for the recompile limit or the backward lowering,
+    # and these patches are scoped to the compiling call (torch.compile's options= reaches inductor only)
     import torch._dynamo.config as dynamo_config
     import torch._functorch.config as functorch_config
     import torch._inductor.config as inductor_config
