@@ -155,7 +155,10 @@ class Recorder:
             rec["outcome"] = rec["outcome"] or "error"
             self.writer.add_test(rec)
         self.pending.clear()
-        status = "interrupted" if exitstatus == pytest.ExitCode.INTERRUPTED else "complete"
+        # an internal error (pytest's own, or a timeout firing while pytest formats a failure) ends the run
+        # as early as Ctrl-C does: the tests after it never ran
+        stopped = (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
+        status = "interrupted" if exitstatus in stopped or session.shouldstop else "complete"
         self.writer.finish(status)
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus: int, config: pytest.Config) -> None:

@@ -4,7 +4,7 @@ Layout (``schema: "fmspec-results"``, ``version: 1``), every field the writer em
 
     {
       "schema": "fmspec-results", "version": 1,
-      "status": "running" | "complete" | "interrupted",   # "running" left behind = a partial run
+      "status": "running" | "complete" | "interrupted",   # anything but "complete" is a partial run
       "started": ISO-8601, "finished": ISO-8601 | null,
       "environment": {"python", "platform", "torch", "triton", "device", "cpu_count", "commit", "hostname"},
       "run": {"fmspec", "args", "profile", "seed", "seed_id", "bench"},   # seed "hidden" for --fmspec-hidden-seed,
@@ -208,9 +208,11 @@ def load(path: str | os.PathLike) -> dict:
     doc["tests"] = tests
     doc["benchmarks"] = [_benchmark(b, tests) for b in doc["benchmarks"] if isinstance(b, dict)]
     doc["summary"] = summarize(tests)
-    doc["partial"] = truncated or doc.get("status") not in FINAL_STATUSES
+    doc["partial"] = truncated or doc.get("status") != "complete"
     doc["truncated"] = truncated
-    if doc.get("status") not in FINAL_STATUSES:
+    if doc.get("status") == "interrupted":  # Ctrl-C, an internal error, or a KeyboardInterrupt from candidate code
+        notes.append("run interrupted: the tests after that point did not run")
+    elif doc.get("status") not in FINAL_STATUSES:
         notes.append(f"run status {doc.get('status')!r}: the run did not finish")
     doc["notes"] = notes
     doc["integrity"] = sealed

@@ -291,8 +291,31 @@ def test_interrupted_run_is_marked_interrupted(pytester):
     """)
     pytester.runpytest_subprocess("--fmspec-results", "i.json", "-p", "no:cacheprovider")
     doc = schema.load(pytester.path / "i.json")
-    assert doc["status"] == "interrupted" and not doc["partial"]
+    assert doc["status"] == "interrupted" and doc["partial"]  # the tests after the interruption never ran
     assert any(t["property"] == "test_first" and t["outcome"] == "passed" for t in doc["tests"])
+
+
+def test_run_ended_by_an_internal_error_is_marked_interrupted(pytester):
+    """pytest's INTERNALERROR (here a hook that raises; in the wild, a timeout firing while pytest formats a
+    failure) stops the run: the file must not say complete, or the gate would pass what never ran."""
+    pytester.makeconftest("""
+        def pytest_runtest_logfinish(nodeid, location):
+            if nodeid.endswith("test_second"):
+                raise RuntimeError("internal")
+    """)
+    pytester.makepyfile(test_ie="""
+        def test_first():
+            pass
+        def test_second():
+            pass
+        def test_third():
+            pass
+    """)
+    result = pytester.runpytest_subprocess("--fmspec-results", "ie.json", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.INTERNAL_ERROR
+    doc = schema.load(pytester.path / "ie.json")
+    assert doc["status"] == "interrupted" and doc["partial"]
+    assert "test_third" not in {t["property"] for t in doc["tests"]}
 
 
 def test_results_of_unknown_schema_version_are_rejected(tmp_path):
