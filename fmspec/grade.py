@@ -12,12 +12,16 @@ submission can reach another's run), with the untrusted-grading options: a hidde
 class, so every student gets the same examples; kept in ``DIR/seed``, never in the results files; the
 hypothesis profile ``hidden``, whose docstring says how many examples and why), a per-test timeout, a
 memory limit, and a wall-clock budget for the whole submission, after which the run is killed and graded
-as it stands. Runs go in parallel over the machine's cores, with a progress bar.
+as it stands. Runs go in parallel over the machine's cores, with a progress bar. Only the components
+the policy names are run (``--components`` to choose others, ``all`` for every suite): what the policy
+does not grade costs time and changes no verdict.
 
 Written to DIR: ``results/<name>.json`` (one results file each), ``logs/<name>.txt`` (pytest's output),
 ``gradescope/<name>.json``, ``class.csv`` (the roster: one line a submission) and ``report.html`` (every
-submission side by side). Rerunning skips a submission whose results file is complete and whose sources
-are unchanged (same SHA-256), so an interrupted class run resumes.
+submission side by side). Rerunning skips a submission whose results file is complete, signed by this
+grader's key and unedited (fmspec/integrity.py), and whose sources are unchanged (same SHA-256), so an
+interrupted class run resumes; the verdicts require every results file to verify (the gate's
+``require_signed``).
 
 Beyond one machine, each submission is an independent job: ``--shard I/N`` grades the I-th of N
 deterministic shares (I from 1); copy every shard's ``results/`` into one DIR and run ``fmspec grade``
@@ -39,7 +43,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fmspec import loader
+from fmspec import integrity, loader
 
 DEFAULT_BUDGET_S = 900
 DEFAULT_TIMEOUT_S = 120
@@ -82,7 +86,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the hidden seed (default: DIR/seed, else a new random one, saved there)")
     p.add_argument("--shard", default=None, metavar="I/N", help="grade only the I-th of N shares (I from 1)")
     p.add_argument("--components", default=None, metavar="A,B",
-                   help="grade only these components' suites (default: every suite)")
+                   help="grade only these components' suites (default: the components the policy names; "
+                        "'all': every suite)")
     p.add_argument("--bench", action="store_true", help="also run the benchmarks of what passed (--fmspec-bench)")
     p.add_argument("--isolate", action="store_true",
                    help="run each candidate in a sandboxed process of its own (--fmspec-isolate, docs/trust.md); "
@@ -103,10 +108,15 @@ def main(args: argparse.Namespace) -> int:
 def grade(args: argparse.Namespace) -> int:
     from fmspec import COMPONENTS
 
+    if args.components == "all":
+        args.components = ",".join(COMPONENTS)
     unknown = [c for c in (args.components or "").split(",") if c and c not in COMPONENTS]
     if unknown:
         raise GradeError(f"--components: no component {', '.join(map(repr, unknown))} (components: {', '.join(COMPONENTS)})")
     policy = _policy(args.policy)
+    policy.require_signed = True  # every results file here was signed by this run: anything else was edited
+    if args.components is None:  # what the policy does not grade is not run
+        args.components = ",".join(c for c in COMPONENTS if c in policy.components)
     subs = shard(discover(Path(args.submissions)), args.shard)
     out = Path(args.out)
     for folder in ("results", "logs", "gradescope", "work"):
@@ -209,7 +219,8 @@ def _unchanged(sub: Submission, out: Path) -> bool:
     except (OSError, ValueError):
         return False
     versions = [c.get("version") for c in doc.get("candidates", [])]
-    return doc.get("status") == "complete" and versions == [sub.digest()]
+    return (doc.get("status") == "complete" and versions == [sub.digest()]
+            and integrity.verify(doc, integrity.key()) == integrity.VALID)
 
 
 # ----------------------------------------------------------------------------------------------- running

@@ -180,6 +180,28 @@ def test_a_rerun_skips_unchanged_submissions_and_regrades_changed_ones(tmp_path)
     assert rows["bob"]["verdict"] == "passed" and rows["alice"]["status"] == "skipped (unchanged)"
 
 
+def test_the_policy_chooses_the_suites_and_an_edited_results_file_is_graded_again(tmp_path):
+    """Without --components only what the policy grades runs (posenc here); a results file edited after its
+    run no longer verifies, so a rerun grades that submission again instead of trusting the file."""
+    make_class(tmp_path)
+    for name in ("carol", "dave", "erin.py"):
+        (tmp_path / "subs" / name).rename(tmp_path / f"{name}-out-of-class")
+    cmd = [sys.executable, "-m", "fmspec", "grade", "subs", "--policy", "policy.toml", "--timeout", "5",
+           "--seed", "7", "--no-progress", "--out", "out"]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    bob = tmp_path / "out" / "results" / "bob.json"
+    doc = json.loads(bob.read_text())
+    assert {t["component"] for t in doc["tests"]} == {"posenc"}
+    assert roster(tmp_path / "out")["bob"]["verdict"] == "failed"
+    for t in doc["tests"]:  # bob "fixes" his results instead of his code
+        t["outcome"] = "passed"
+    bob.write_text(json.dumps(doc))
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert "2 submission(s), 1 to grade" in proc.stderr, proc.stderr
+    assert roster(tmp_path / "out")["bob"]["verdict"] == "failed"
+
+
 def test_shards_cover_the_class_once_and_merge(tmp_path):
     make_class(tmp_path)
     subs = grade.discover(tmp_path / "subs")
