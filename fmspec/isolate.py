@@ -77,6 +77,26 @@ START_TIMEOUT_S = 120.0  # importing torch and the candidate
 MAX_TEXT = 2_000  # a repr or message from the candidate process, cut to this
 
 
+# the suite's memory counters active now (``mem.held_tensors()``, suites/memory.py): a call made meanwhile
+# counts, in the candidate process, what it allocates; each counter's ``remote`` lists those calls, and
+# held_elements() asks the candidate process how much of it is still alive
+HELD: list = []
+
+
+def held_elements(records: list) -> int:
+    """Elements still alive in the candidate processes, allocated by the calls ``records`` lists
+    (``(controller, generation, id)``), less what those calls returned (its copy is the suite's output)."""
+    by_iso: dict = {}
+    for iso, generation, hid in records:
+        by_iso.setdefault(id(iso), (iso, generation, []))[2].append(hid)
+    total = 0
+    for iso, generation, ids in by_iso.values():
+        if iso.generation == generation and iso.proc is not None and iso.dead is None:
+            found = iso._quiet_request("held", ids)
+            total += found if type(found) is int and found > 0 else 0
+    return total
+
+
 class CandidateProcessError(ExampleTimeout):
     """The candidate process hung, died or broke the protocol. A BaseException (like ExampleTimeout), so
     hypothesis does not catch it and call the dead candidate again: the test ends with this one line."""
@@ -107,7 +127,8 @@ def _loads(data: bytes) -> Any:
 # --------------------------------------------------------------------------------------------- encoding
 _ATOMS = (type(None), bool, int, float, str, bytes)
 # what the candidate process may do with the suite's objects (no getattr / setattr: see the docstring)
-_WORKER_MAY = {"call", "iter", "next", "len", "getitem", "contains", "bool", "repr", "str", "hash", "eq"}
+_WORKER_MAY = {"call", "iter", "next", "len", "getitem", "contains", "bool", "repr", "str", "hash", "eq",
+               "backward"}  # backward: through a graph of the suite's that a call of the candidate's made
 _OPS = {
     "getattr": getattr, "setattr": setattr, "delattr": delattr, "len": len, "iter": iter, "next": next,
     "repr": lambda o: repr(o)[:MAX_TEXT], "str": lambda o: str(o)[:MAX_TEXT], "bool": bool, "hash": hash,
@@ -153,6 +174,19 @@ class Endpoint:
         self.mirror_of: dict[int, Any] = {}  # candidate side: id(module or tensor of one) -> its key
         self.mirror_shape: dict[tuple, list] = {}  # candidate side: (mirror id, path) -> its submodules then
         self.kept: dict[int, Any] = {}
+        self.kept_ids: dict[int, int] = {}  # suite side: id(tensor read) -> its token
+        # shared arguments: leaf tensors that require grad (parameters) the suite passed to the candidate
+        # (key ("a", id)): weakly held on the suite side, kept on the candidate's (an optimizer holds them)
+        self.args: dict[int, Any] = {}
+        self.arg_ids: dict[int, int] = {}  # suite side: id(tensor) -> its shared-argument id
+        self.dead_args: list[int] = []
+        self.graphs: dict[int, tuple] = {}  # graphs of calls the other side made with grad, for their backward
+        self.held: dict[int, Any] = {}  # candidate side: what calls made under a suite's memory counter allocated
+        self.tracking = 0  # candidate side: within such a call (decoded tensors are allocations it counts)
+        self.built: dict[int, tuple] = {}  # candidate side: hid -> what a module given to the suite is made of
+        self.raised: dict[int, BaseException] = {}  # suite side: exceptions raised in calls the candidate made
+        self.modules: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()  # hid -> module here
+        self.module_hids: "weakref.WeakKeyDictionary[Any, Handle]" = weakref.WeakKeyDictionary()
         self.agreed: dict[Any, tuple] = {}
         self.wait = None  # suite side: a callable(conn) that waits for the next message or raises
         self.owner: Any = _Direct(self)  # what a handle's operations go through (Isolated on the suite side)
@@ -166,9 +200,13 @@ class Endpoint:
             self.ids[id(obj)] = hid
         return hid
 
-    def release(self, hids: list[int]) -> None:
-        for hid in hids:
+    def release(self, hids: list) -> None:
+        for hid in hids if isinstance(hids, list) else []:
+            if type(hid) is tuple and len(hid) == 2 and hid[0] == "graph":  # a call's graph, dropped there
+                self.graphs.pop(hid[1], None)
+                continue
             obj = self.lent.pop(hid, None)
+            self.built.pop(hid, None)
             if obj is not None:
                 self.ids.pop(id(obj), None)
 
@@ -192,6 +230,10 @@ class Endpoint:
             if back is not None:
                 return back
         if isinstance(obj, torch.Tensor):
+            if not self.worker and sent is not None:
+                known = self._known_ref(obj, sent)
+                if known is not None:
+                    return known
             return self._encode_tensor(obj, sent)
         if isinstance(obj, Handle) and obj._ep is self:
             if obj._gen != self.generation:
@@ -228,22 +270,129 @@ class Endpoint:
                 sent.append(obj)
             return ("generator", bytes(obj.get_state().numpy().tobytes()), str(obj.device), len(sent or ()) - 1)
         if not self.worker and isinstance(obj, torch.nn.Module):
-            return self._encode_module(obj)
+            handle = self.module_hids.get(obj)  # one the candidate built: itself there
+            if handle is not None and handle._gen == self.generation:
+                return ("back", handle._hid)
+            return self._encode_module(obj, sent)
+        if self.worker and isinstance(obj, torch.nn.Module) and id(obj) not in self.mirror_of:
+            return self._encode_built(obj)  # (one of the suite's that the candidate restructured: a handle)
         return ("handle", self.lend(obj), callable(obj), type(obj).__name__[:80])
 
-    def _encode_module(self, module: Any) -> tuple:
+    def _known_ref(self, t: Any, sent: list) -> tuple | None:
+        """Suite side, a call's tensor argument: ``("known", key, index)`` for a tensor the candidate
+        process holds a copy of (read from its objects, or a parameter passed before); a leaf that requires
+        grad passed for the first time becomes a shared argument (an optimizer's or ``clip_grad_norm``'s
+        parameters: what the candidate does to them, and what the suite does after, reaches the other)."""
+        token = self.kept_ids.get(id(t))
+        if token is not None and self.kept.get(token) is t:
+            sent.append(t)
+            return ("known", token, len(sent) - 1)
+        aid = self.arg_ids.get(id(t))
+        if aid is not None:
+            ref = self.args.get(aid)
+            if ref is not None and ref() is t:
+                sent.append(t)
+                return ("known", ("a", aid), len(sent) - 1)
+        if t.is_leaf and t.requires_grad and t.device.type == "cpu":
+            aid, self.next_id = self.next_id, self.next_id + 1
+            self.args[aid] = weakref.ref(t)
+            self.arg_ids[id(t)] = aid
+            tree = self._encode_tensor(t, sent)
+            self.agreed[("a", aid)] = _tensor_key(t)
+            return ("sharedarg", aid, tree)
+        return None
+
+    def _encode_built(self, module: Any) -> tuple:
+        """Candidate side: an ``nn.Module`` the candidate built, given to the suite: ``("built", handle,
+        torch class or None, plain attributes, parameters, buffers, submodules, training)``; its parameters and
+        buffers are tensors read (shared from then on). A module of torch's own classes comes back as that class
+        (its forward runs in the suite); any other as :class:`RemoteModule` (its forward runs here)."""
+        import torch
+
+        plain, self.plain = self.plain, False
+        try:
+            cls = type(module)
+            name = None
+            if cls.__module__.startswith("torch.nn.modules.") and getattr(torch.nn, cls.__name__, None) is cls:
+                name = cls.__name__
+            attrs = []
+            if name is not None:
+                for k, v in vars(module).items():
+                    if not k.startswith("_") and k != "training" and _plain_value(v):
+                        attrs.append((k, self.encode(v)))
+            params = [(k, None if t is None else self._encode_tensor(t, None)) for k, t in module._parameters.items()]
+            buffers = [(k, None if t is None else self._encode_tensor(t, None)) for k, t in module._buffers.items()]
+            subs = [(k, None if m is None else self.encode(m)) for k, m in module._modules.items()]
+            hid = self.lend(module)
+            self.built[hid] = _own_structure(module)
+            return ("built", hid, name, attrs, params, buffers, subs, bool(module.training), cls.__name__[:80])
+        finally:
+            self.plain = plain
+
+    def _encode_module(self, module: Any, sent: list | None = None) -> tuple:
         """Suite side: an ``nn.Module`` argument goes by value, once per test: the candidate process keeps
         its copy (sent again, the module is that same copy there), and its parameters and buffers are
         shared tensors (:meth:`shared_changes`): ``merge()`` writing into a base layer's weight, or a
         backward through the candidate's checkpoint filling the suite's blocks' ``.grad``, shows here."""
         mid = self.mirror_ids.get(id(module))
         if mid is not None and self.mirror(mid) is module:
-            return ("module", mid)
+            return ("module", mid, self._module_inputs(module, sent))
+        out = io.BytesIO()
+        pickler = pickle.Pickler(out)
+        # the candidate's modules inside it (RemoteModule blocks in the suite's model) go as themselves
+        pickler.persistent_id = lambda o: self._built_hid(o)
+        try:
+            pickler.dump(module)
+        except (pickle.PicklingError, AttributeError, TypeError):  # a class defined in a test: its forward
+            return self._encode_unpicklable(module)  # runs here, called from there
         mid, self.next_id = self.next_id, self.next_id + 1
         self.mirrors[mid] = {path: weakref.ref(sub) for path, sub in module.named_modules(remove_duplicate=False)}
         self.mirror_ids[id(module)] = mid
         self._agree_module(mid, module)
-        return ("pickled", pickle.dumps(module), mid)  # the worker side unpickles it (it may import)
+        # the worker side unpickles it (it may import)
+        return ("pickled", out.getvalue(), mid, self._module_inputs(module, sent))
+
+    def _encode_unpicklable(self, module: Any) -> tuple:
+        """Suite side: a module pickle cannot carry (its class defined inside a test) stands in the candidate
+        process as a module whose ``forward`` calls this one (through the autograd bridge the other way) and
+        whose parameters and buffers are shared copies (``parameters()`` reads them there)."""
+        mid, self.next_id = self.next_id, self.next_id + 1
+        self.mirrors[mid] = {path: weakref.ref(sub) for path, sub in module.named_modules(remove_duplicate=False)}
+        self.mirror_ids[id(module)] = mid
+        self._agree_module(mid, module)
+        tensors = [(name, self._encode_tensor(t, None), isinstance(t, torch_parameter()))
+                   for name, t in _named_tensors(module)]
+        return ("suitemodule", self.lend(module), type(module).__name__[:80], mid, tensors)
+
+    def _module_inputs(self, module: Any, sent: list | None) -> list:
+        """A module argument's parameters that require grad are inputs of the call (after it in ``sent``):
+        their gradients come back through the bridge, as ``torch.autograd.grad(y, params)`` needs."""
+        if sent is None:
+            return []
+        refs = []
+        for name, p in module.named_parameters():
+            if p.requires_grad:
+                sent.append(p)
+                refs.append((len(sent) - 1, name))
+        return refs
+
+    def _built_hid(self, obj: Any) -> tuple | None:
+        """Inside a suite module sent by value: the candidate's objects (modules it built, handles) go as
+        themselves; the suite's own local functions (a piece's lambda), which pickle cannot carry, as handles."""
+        import types
+
+        import torch
+
+        if isinstance(obj, Handle):
+            if object.__getattribute__(obj, "_ep") is self and object.__getattribute__(obj, "_gen") == self.generation:
+                return ("back", object.__getattribute__(obj, "_hid"))
+            return None
+        if isinstance(obj, torch.nn.Module):
+            handle = self.module_hids.get(obj)
+            return ("back", handle._hid) if handle is not None and handle._gen == self.generation else None
+        if isinstance(obj, (types.FunctionType, types.MethodType)) and "<" in obj.__qualname__:
+            return ("lent", self.lend(obj), type(obj).__name__)
+        return None
 
     def _agree_module(self, mid: int, module: Any) -> None:
         for name, t in _named_tensors(module):
@@ -326,6 +475,14 @@ class Endpoint:
                     if t is not None:
                         yield (mid, f"{path}.{leaf}" if path else leaf), t
         yield from list(self.kept.items())
+        for aid, held in list(self.args.items()):
+            t = held if self.worker else held()
+            if t is None:
+                del self.args[aid]
+                self.dead_args.append(aid)
+                self.agreed.pop(("a", aid), None)
+            else:
+                yield ("a", aid), t
 
     def shared_changes(self) -> list:
         """``[(key, encoded tensor)]`` for every shared tensor changed on this side since both sides last
@@ -349,8 +506,11 @@ class Endpoint:
             tokens = [token for token in self.kept if sys.getrefcount(self.kept[token]) <= 2]
         gone = []
         for token in tokens if isinstance(tokens, list) else []:
-            if self.kept.pop(token, None) is not None:
+            t = self.kept.pop(token, None)
+            if t is not None:
                 gone.append(token)
+                if self.kept_ids.get(id(t)) == token:
+                    del self.kept_ids[id(t)]
             self.agreed.pop(token, None)
         return gone
 
@@ -363,6 +523,9 @@ class Endpoint:
                 current = self.mirror_tensor(key[0], key[1])
             elif type(key) is int:
                 current = self.kept.get(key)
+            elif type(key) is tuple and len(key) == 2 and key[0] == "a" and type(key[1]) is int:
+                current = self.args.get(key[1])
+                current = current if self.worker or current is None else current()
             else:
                 continue
             value = self._decode_tensor(tree, None) if type(tree) is tuple and tree[:1] == ("tensor",) else None
@@ -378,6 +541,12 @@ class Endpoint:
         self.mirror_of.clear()
         self.mirror_shape.clear()
         self.kept.clear()
+        self.kept_ids.clear()
+        self.args.clear()
+        self.arg_ids.clear()
+        self.dead_args.clear()
+        self.graphs.clear()
+        self.raised.clear()
         self.agreed.clear()
 
     def _known_tensor(self, token: int, new: Any) -> Any:
@@ -390,6 +559,7 @@ class Endpoint:
         known = self.kept.get(token)
         if known is None or known.shape != new.shape or known.dtype != new.dtype:
             known = self.kept[token] = new
+            self.kept_ids[id(new)] = token
         elif self.agreed.get(token) != _tensor_key(known):
             return known  # changed here since (not yet sent): this side's change wins
         else:
@@ -483,13 +653,56 @@ class Endpoint:
                 got.append((tree[3], gen, None))
             return gen
         if tag == "pickled" and self.worker:
-            module = pickle.loads(tree[1])
+            unpickler = pickle.Unpickler(io.BytesIO(tree[1]))
+            unpickler.persistent_load = lambda ref: (self.lent[ref[1]] if ref[0] == "back"
+                                                     else self.decode(("handle", ref[1], True, ref[2])))
+            module = unpickler.load()
             if len(tree) > 2 and type(tree[2]) is int:
                 self.mirrors[tree[2]] = module
                 self._agree_module(tree[2], module)
+                self._module_inputs_here(tree[2], tree[3] if len(tree) > 3 else [], got)
             return module
         if tag == "module" and self.worker:
-            return self.mirrors[tree[1]]
+            module = self.mirrors[tree[1]]
+            self._module_inputs_here(tree[1], tree[2] if len(tree) > 2 else [], got)
+            return module
+        if tag == "suitemodule" and self.worker:
+            _, hid, type_name, mid, tensors = tree
+            mid_known = self.mirrors.get(mid)
+            if mid_known is not None:
+                return mid_known
+            module = _suite_module_class()(self.decode(("handle", hid, True, str(type_name))))
+            for name, t, is_param in tensors:
+                *path, leaf = str(name).split(".")
+                owner = module
+                for part in path:
+                    if part not in owner._modules:
+                        owner.add_module(part, _suite_module_class()(None))
+                    owner = owner._modules[part]
+                value = self._decode_tensor(t, None)
+                if is_param:
+                    owner.register_parameter(leaf, value if getattr(value, "is_leaf", False) and
+                                             isinstance(value, torch_parameter()) else torch_parameter()(value))
+                else:
+                    owner.register_buffer(leaf, value)
+            self.mirrors[mid] = module
+            self._agree_module(mid, module)
+            return module
+        if tag == "known" and self.worker:
+            key = tree[1]
+            t = self.args.get(key[1]) if type(key) is tuple else self.kept.get(key)
+            if t is None:
+                raise ValueError("a shared tensor that is gone")
+            if got is not None:
+                got.append((tree[2], t, t._version))
+            return t
+        if tag == "sharedarg" and self.worker:
+            t = self._decode_tensor(tree[2], got)
+            self.args[tree[1]] = t
+            self.agreed[("a", tree[1])] = _tensor_key(t)
+            return t
+        if tag == "built" and not self.worker:
+            return self._decode_built(tree)
         if tag == "mirror" and not self.worker:  # the suite's module (or one of its submodules) itself
             fallback = self.decode(tree[3])
             found = self.mirror(tree[1], tree[2])
@@ -499,6 +712,74 @@ class Endpoint:
             return self.decode(tree[2]) if found is None else found
         raise ValueError(f"unknown value tag {tag!r}")
 
+    def rebuilt(self) -> list:
+        """Candidate side, after a call: the modules given to the suite whose parameters, buffers or
+        submodules the call replaced (``apply_lora`` swapping a block's layers), encoded again."""
+        changed = [hid for hid, was in self.built.items() if hid in self.lent and _own_structure(self.lent[hid]) != was]
+        plain, self.plain = self.plain, False
+        try:
+            return [self._encode_built(self.lent[hid]) for hid in changed]
+        finally:
+            self.plain = plain
+
+    def _module_inputs_here(self, mid: int, refs: Any, got: list | None) -> None:
+        for index, name in refs if isinstance(refs, list) and got is not None else []:
+            t = self.mirror_tensor(mid, name)
+            if t is not None and type(index) is int:
+                got.append((index, t, t._version))
+
+    def _decode_built(self, tree: tuple, refresh: bool = False) -> Any:
+        """Suite side: the module the candidate built (see :meth:`_encode_built`), one object per module."""
+        import torch
+
+        _, hid, name, attrs, params, buffers, subs, training, type_name = tree
+        if type(hid) is not int:
+            raise ValueError("bad handle")
+        known = self.modules.get(hid)
+        handle = self.decode(("handle", hid, True, str(type_name)))
+        if known is not None:  # (made of other parts now?) the suite's object, its registrations brought up to date
+            for k, v in params:
+                known._parameters[str(k)] = None if v is None else self._as_parameter(self.decode(v))
+            for k in [k for k in known._parameters if k not in {str(k) for k, _ in params}]:
+                del known._parameters[k]
+            for k, v in buffers:
+                known._buffers[str(k)] = None if v is None else self.decode(v)
+            for k in [k for k in known._buffers if k not in {str(k) for k, _ in buffers}]:
+                del known._buffers[k]
+            new = {str(k): (None if v is None else self.decode(v)) for k, v in subs}
+            known._modules.clear()
+            known._modules.update({k: m for k, m in new.items() if m is None or isinstance(m, torch.nn.Module)})
+            return known
+        cls = getattr(torch.nn, name, None) if type(name) is str else None
+        if isinstance(cls, type) and issubclass(cls, torch.nn.Module) and cls.__module__.startswith("torch.nn.modules."):
+            module = cls.__new__(cls)
+            torch.nn.Module.__init__(module)
+            for k, v in attrs:
+                if type(k) is str and not k.startswith("_"):
+                    object.__setattr__(module, k, self.decode(v))
+        else:
+            module = _remote_module_class()(handle, str(type_name))
+        for k, v in params:
+            module.register_parameter(str(k), None if v is None else self._as_parameter(self.decode(v)))
+        for k, v in buffers:
+            module.register_buffer(str(k), None if v is None else self.decode(v))
+        for k, v in subs:
+            sub = None if v is None else self.decode(v)
+            if isinstance(sub, torch.nn.Module) or sub is None:
+                module.add_module(str(k), sub)
+        object.__setattr__(module, "training", bool(training))
+        module.__dict__["_fmspec_ready"] = True
+        self.modules[hid] = module
+        self.module_hids[module] = handle
+        return module
+
+    def _as_parameter(self, t: Any) -> Any:
+        import torch
+
+        if isinstance(t, torch.nn.Parameter) or not isinstance(t, torch.Tensor):
+            return t
+        return torch.nn.Parameter(t, requires_grad=t.requires_grad)
+
     def _decode_tensor(self, tree: tuple, got: list | None) -> Any:
         import torch
 
@@ -506,7 +787,10 @@ class Endpoint:
         dtype = getattr(torch, dtype_name, None)
         if not isinstance(dtype, torch.dtype):
             raise ValueError(f"no dtype {dtype_name!r}")
-        if len(data):
+        if len(data) and (self.tracking if self.worker else HELD):  # a counted allocation, as in process
+            t = torch.empty(shape, dtype=dtype)
+            t.reshape(-1).view(torch.uint8).copy_(torch.frombuffer(bytearray(data), dtype=torch.uint8))
+        elif len(data):
             t = torch.frombuffer(bytearray(data), dtype=torch.uint8).view(dtype).reshape(shape)
         else:
             t = torch.empty(shape, dtype=dtype)
@@ -544,30 +828,39 @@ class Endpoint:
     def request(self, op: str, *args: Any, sent: list | None = None) -> Any:
         """Send one request and wait for its answer, serving the other side's requests meanwhile.
         Returns ``(value tree, extra)``; an exception raised there is raised here."""
-        if not self.worker and (self.mirrors or self.kept) and op not in _READS and op != "getattr":
+        if not self.worker and (self.mirrors or self.kept or self.args) and op not in _READS and op != "getattr":
             changes = self.shared_changes()
-            if changes or self.dead_mirrors:
+            if changes or self.dead_mirrors or self.dead_args:
                 dead, self.dead_mirrors = self.dead_mirrors, []
-                self.request("share", changes, dead)
-        released, self.released = self.released, []
+                dead_args, self.dead_args = self.dead_args, []
+                self.request("share", changes, dead, dead_args)
+        released = self.released[:]  # the same list stays: finalizers append to it
+        del self.released[:len(released)]
         self.send(("q", op, args, released))
         while True:
             msg = self.recv()
             if type(msg) is not tuple or not msg or msg[0] not in ("q", "r", "e") \
-                    or len(msg) != {"q": 4, "r": 3, "e": 5}[msg[0]]:
+                    or len(msg) != {"q": 4, "r": 3, "e": 6}[msg[0]]:
                 raise _ProtocolError("malformed message")
             if msg[0] == "q":
                 self.serve(msg)
             elif msg[0] == "r":
-                if not self.worker and isinstance(msg[2], dict) and ("shared" in msg[2] or "gone" in msg[2]):
+                if not self.worker and isinstance(msg[2], dict) and ("shared" in msg[2] or "gone" in msg[2]
+                                                                     or "rebuilt" in msg[2]):
                     try:
+                        for tree in msg[2].get("rebuilt") or []:
+                            if type(tree) is tuple and tree[:1] == ("built",) and len(tree) == 9:
+                                self._decode_built(tree, refresh=True)
                         self.apply_shared(msg[2].get("shared"))
                         self.forget(msg[2].get("gone") or [])
                     except Exception as exc:  # noqa: BLE001  a hostile or broken answer
                         raise _ProtocolError(f"undecodable module state ({type(exc).__name__}: {exc})") from None
                 return msg[1], msg[2]
             else:
-                raise self._exception(msg[1], msg[2], msg[3], msg[4])
+                raised = self.raised.pop(msg[5], None) if not self.worker and type(msg[5]) is int else None
+                if raised is not None:  # the suite's own exception, through a call of the candidate's
+                    raise raised
+                raise self._exception(msg[1], msg[2], msg[3], msg[4], msg[5])
 
     def serve(self, msg: tuple) -> None:
         _, op, args, released = msg
@@ -580,21 +873,72 @@ class Endpoint:
         except BaseException as exc:  # noqa: BLE001  everything the callee raised goes back to the caller
             if not self.worker and not isinstance(exc, Exception):
                 raise  # the suite's own KeyboardInterrupt, pytest-timeout, ExampleTimeout: not the worker's
-            reply = ("e", *self._describe(exc))
+            origin = None
+            if not self.worker:  # kept, so that it comes back as itself if it passes through the candidate
+                origin, self.next_id = self.next_id, self.next_id + 1
+                self.raised[origin] = exc
+            else:
+                seen: Any = exc
+                for _ in range(8):  # the exception, or what it was raised from
+                    if not isinstance(seen, BaseException) or origin is not None:
+                        break
+                    origin = seen.__dict__.get("_fmspec_origin") if hasattr(seen, "__dict__") else None
+                    seen = seen.__cause__ or seen.__context__
+            reply = ("e", *self._describe(exc), origin if type(origin) is int else None)
         self.send(reply)
 
     def perform(self, op: str, args: tuple) -> tuple[Any, Any]:
         if not self.worker and op not in _WORKER_MAY:
             raise PermissionError(f"the candidate process may not {op} the suite's objects")
+        if op == "backward" and not self.worker:
+            _set_rng(args[2] if len(args) > 2 else None)
+            result = _run_backward(self.graphs.get(args[0]), self.decode(args[1]))
+            return self.encode(result), {"rng": _rng_state()}
         if op == "call":
-            target, call_args, call_kwargs = self.decode(args[0]), self.decode(args[1]), self.decode(args[2])
-            return self.encode(target(*call_args, **call_kwargs)), None
+            got: list = []
+            target, call_args, call_kwargs = self.decode(args[0]), self.decode(args[1], got), self.decode(args[2], got)
+            if self.worker:
+                return self.encode(target(*call_args, **call_kwargs)), None
+            return self._serve_call(target, call_args, call_kwargs, got, len(args) > 3 and args[3] is True,
+                                    args[4] if len(args) > 4 else None)
         if op not in _OPS:
             raise ValueError(f"unknown operation {op!r}")
         values = [self.decode(a) for a in args]
+        if self.worker and op == "getattr" and len(values) == 2 and values[1] == "param_groups":
+            import torch
+
+            if isinstance(values[0], torch.optim.Optimizer):  # group["lr"] = lr sets the optimizer's own
+                return ("list", [("handle", self.lend(g), False, "dict") for g in values[0].param_groups]), None
         if op in _BINARY and len(values) == 2:
             return self.encode(_binary_here(op, *values)), None
         return self.encode(_OPS[op](*values)), None
+
+    def _serve_call(self, target: Any, call_args: Any, call_kwargs: Any, got: list, grad: bool, rng: Any) -> tuple:
+        """Suite side: a call the candidate process makes of the suite's function (a piece handed to its
+        module); with ``grad``, its graph is kept here for the backward that comes through the candidate's
+        bridge (:class:`_ReverseBox`)."""
+        import torch
+
+        _set_rng(rng)
+        with torch.set_grad_enabled(grad or torch.is_grad_enabled()):
+            value = target(*call_args, **call_kwargs)
+        sent: list = []
+        self.plain = True
+        try:
+            tree = self.encode(value, sent)
+        finally:
+            self.plain = False
+        extra: dict = {"rng": _rng_state()}
+        if grad:
+            outs = [t for t in sent if isinstance(t, torch.Tensor)]
+            diff = [t.requires_grad for t in outs]
+            leaves = [(i, a) for i, a, _ in got if isinstance(a, torch.Tensor) and a.requires_grad]
+            if any(diff):
+                gid, self.next_id = self.next_id, self.next_id + 1
+                self.graphs[gid] = ([t if d else None for t, d in zip(outs, diff)], leaves)
+                extra["graph"] = gid
+            extra["diff"] = diff
+        return tree, extra
 
     def _describe(self, exc: BaseException) -> tuple:
         base = next((c.__name__ for c in type(exc).__mro__ if getattr(builtins, c.__name__, None) is c
@@ -605,7 +949,7 @@ class Endpoint:
         tb = "".join(traceback.format_exception(exc))[-4 * MAX_TEXT:]
         return type(exc).__qualname__[:100], base, args, tb
 
-    def _exception(self, name: str, base: str, args: Any, tb: str) -> BaseException:
+    def _exception(self, name: str, base: str, args: Any, tb: str, origin: Any = None) -> BaseException:
         cls = getattr(builtins, base, None) if type(base) is str else None
         if not (isinstance(cls, type) and issubclass(cls, Exception)):
             cls = RuntimeError
@@ -619,7 +963,140 @@ class Endpoint:
             exc = cls(" ".join(map(str, args)))
         where = "the candidate process" if not self.worker else "the suite"
         exc.__cause__ = RemoteTraceback(f"in {where}: {str(tb)[-4 * MAX_TEXT:]}")
+        if self.worker and type(origin) is int:
+            try:
+                exc._fmspec_origin = origin
+            except AttributeError:
+                pass
         return exc
+
+
+_HELD_MODE: list = []
+
+
+def _held_mode_class():
+    """Candidate side: weak references to every floating-point storage an aten operation allocates during
+    a call made under the suite's ``mem.held_tensors()`` (its counterpart there)."""
+    if _HELD_MODE:
+        return _HELD_MODE[0]
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_leaves
+
+    class Held(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.storages: dict[int, tuple] = {}
+            self.outputs: set = set()
+
+        @classmethod
+        def _should_skip_dynamo(cls) -> bool:
+            return False
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            inputs = {t.untyped_storage().data_ptr() for t in tree_leaves((args, kwargs)) if hasattr(t, "untyped_storage")}
+            for t in tree_leaves(out):
+                if hasattr(t, "untyped_storage") and t.is_floating_point() and t.device.type != "meta":
+                    storage = t.untyped_storage()
+                    if storage.nbytes() and storage.data_ptr() not in inputs:
+                        self.storages[storage.data_ptr()] = (weakref.ref(storage), storage.nbytes() // t.element_size())
+            return out
+
+    _HELD_MODE.append(Held)
+    return Held
+
+
+def _no_modes():
+    """No torch dispatch mode (a suite's memory counter) while the harness makes its own tensors."""
+    from torch.utils._python_dispatch import _disable_current_modes
+
+    return _disable_current_modes()
+
+
+def _plain_value(v: Any) -> bool:
+    """A constructor argument kept on a torch module (``in_features``, ``eps``, ``normalized_shape``)."""
+    if type(v) in _ATOMS:
+        return True
+    return type(v) in (tuple, list) and all(type(x) in _ATOMS for x in v)
+
+
+def torch_parameter():
+    import torch
+
+    return torch.nn.Parameter
+
+
+_SUITE_MODULE: list = []
+
+
+def _suite_module_class():
+    """Candidate side: a module of the suite's that pickle could not carry (see
+    :meth:`Endpoint._encode_unpicklable`): ``forward`` calls the suite's; parameters and buffers are copies."""
+    if _SUITE_MODULE:
+        return _SUITE_MODULE[0]
+    import torch
+
+    class SuiteModule(torch.nn.Module):
+        def __init__(self, handle: Any):
+            super().__init__()
+            self.__dict__["_fmspec_handle"] = handle
+
+        def forward(self, *args: Any, **kwargs: Any) -> Any:
+            handle = self.__dict__["_fmspec_handle"]
+            if handle is None:
+                raise TypeError("a part of a module of the suite's: not callable by itself")
+            return handle(*args, **kwargs)
+
+    _SUITE_MODULE.append(SuiteModule)
+    return SuiteModule
+
+
+_REMOTE_MODULE: list = []
+
+
+def _remote_module_class():
+    """``RemoteModule``: an ``nn.Module`` of the suite's standing for a module the candidate built (a
+    ``gpt.Block``, a LoRA layer), so that it can go into the suite's modules, ``load_state_dict``, an
+    optimizer. Its parameters and buffers are the shared copies of the candidate's (kept in step around every
+    call, both ways); its submodules are the candidate's, likewise; ``forward`` runs there, through the
+    autograd bridge (the candidate's parameters get their ``.grad`` there, and here after the backward);
+    ``train``/``eval`` are done on both sides; any other attribute (``merge``) is the candidate's."""
+    if _REMOTE_MODULE:
+        return _REMOTE_MODULE[0]
+    import torch
+
+    class RemoteModule(torch.nn.Module):
+        def __init__(self, handle: Handle, type_name: str):
+            super().__init__()
+            self.__dict__["_fmspec_handle"] = handle
+            self.__dict__["_fmspec_type"] = type_name
+
+        def forward(self, *args: Any, **kwargs: Any) -> Any:
+            return self.__dict__["_fmspec_handle"](*args, **kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            try:
+                return super().__getattr__(name)
+            except AttributeError:
+                if name.startswith("__") or name.startswith("_fmspec") or not self.__dict__.get("_fmspec_ready"):
+                    raise  # (while it is being built: register_parameter asks hasattr)
+                return getattr(self.__dict__["_fmspec_handle"], name)
+
+        def train(self, mode: bool = True):
+            torch.nn.Module.train(self, mode)
+            self.__dict__["_fmspec_handle"].train(mode)
+            return self
+
+        def extra_repr(self) -> str:
+            return f"the candidate's {self.__dict__['_fmspec_type']}"
+
+    RemoteModule.__qualname__ = RemoteModule.__name__
+    _REMOTE_MODULE.append(RemoteModule)
+    return RemoteModule
+
+
+def _own_structure(module: Any) -> tuple:
+    return tuple(tuple((k, id(v)) for k, v in d.items()) for d in (module._parameters, module._buffers, module._modules))
 
 
 def _named_tensors(module: Any) -> list:
@@ -628,7 +1105,8 @@ def _named_tensors(module: Any) -> list:
 
 def _tensor_key(t: Any) -> tuple:
     grad = t.grad if t.is_leaf else None
-    return (id(t), t._version, t.requires_grad, None if grad is None else (id(grad), grad._version))
+    return (id(t), t._version, t.requires_grad, t.dtype, t.data_ptr(),
+            None if grad is None else (id(grad), grad._version))
 
 
 def _structure(module: Any) -> list:
@@ -641,7 +1119,8 @@ def _update(current: Any, value: Any) -> None:
 
     with torch.no_grad():
         if current.shape == value.shape and current.dtype == value.dtype:
-            current.copy_(value)
+            if not torch.equal(current, value):  # unchanged (only its gradient was): its version stays, as
+                current.copy_(value)  # a graph that saved it for the backward needs
         else:
             current.data = value.detach()
     if current.is_leaf:
@@ -819,7 +1298,13 @@ class _CallableHandle(Handle):
     # isinstance(obj, candidate.finetune.Adapter): asked where both live; an object of this side is no
     # instance of a class of the other's
     def __instancecheck__(self, obj: Any) -> bool:
-        if not isinstance(obj, Handle) or object.__getattribute__(obj, "_ep") is not object.__getattribute__(self, "_ep"):
+        ep = object.__getattribute__(self, "_ep")
+        if not isinstance(obj, Handle):  # a module the candidate built (RemoteModule): asked of the module there
+            try:
+                obj = ep.module_hids.get(obj) if hasattr(ep, "module_hids") else None
+            except TypeError:
+                obj = None
+        if not isinstance(obj, Handle) or object.__getattribute__(obj, "_ep") is not ep:
             return False
         return bool(self._do("instancecheck", obj))
 
@@ -845,8 +1330,23 @@ class _Direct:
         return self.ep.decode(tree)
 
     def call(self, handle: Handle, args: tuple, kwargs: dict) -> Any:
-        tree, _ = self.ep.request("call", *_hid(handle), self.ep.encode(tuple(args)), self.ep.encode(dict(kwargs)), False)
-        return self.ep.decode(tree)
+        """With grad on and a tensor argument that requires grad, through :class:`_Bridge` (the suite
+        keeps the graph; the backward asks it for the input gradients)."""
+        import torch
+
+        ep = self.ep
+        sent: list = []
+        payload = (*_hid(handle), ep.encode(tuple(args), sent), ep.encode(dict(kwargs), sent))
+        inputs = [t for t in sent if isinstance(t, torch.Tensor) and t.requires_grad]
+        if not (torch.is_grad_enabled() and inputs):
+            tree, extra = ep.request("call", *payload, False, _rng_state())
+            if isinstance(extra, dict):
+                _set_rng(extra.get("rng"))
+            return ep.decode(tree)
+        box = _ReverseBox(ep, payload, inputs)
+        box.indices = [i for i, t in enumerate(sent) if isinstance(t, torch.Tensor) and t.requires_grad]
+        outs = _Bridge.apply(box, torch.zeros((), requires_grad=True), *inputs)
+        return box.rebuild(outs[1:])
 
 
 class CandidateProxy:
@@ -1033,10 +1533,12 @@ class Isolated:
         sent: list = []
         payload = (*_hid(handle), ep.encode(tuple(args), sent), ep.encode(dict(kwargs), sent))
         if not torch.is_grad_enabled():
-            return self._finish(self._guarded(lambda: ep.request("call", *payload, False, _rng_state())), sent)
+            return self._finish(self._guarded(lambda: ep.request("call", *payload, False, _rng_state(), bool(HELD))), sent)
         box = _Box(self, payload, sent)
-        box.inputs = [t for t in sent if isinstance(t, torch.Tensor) and t.requires_grad]
-        dummy = torch.zeros((), requires_grad=True)
+        box.indices = [i for i, t in enumerate(sent) if isinstance(t, torch.Tensor) and t.requires_grad]
+        box.inputs = [sent[i] for i in box.indices]
+        with _no_modes():  # the bridge's own bookkeeping: no allocation a suite's memory counter sees
+            dummy = torch.zeros((), requires_grad=True)
         outs = _Bridge.apply(box, dummy, *box.inputs)
         return box.rebuild(outs[1:])
 
@@ -1049,6 +1551,11 @@ class Isolated:
         value = self._guarded(lambda: self.ep.decode_reply(tree))
         if isinstance(extra, dict):
             _set_rng(extra.get("rng"))
+            if type(extra.get("held")) is int:
+                for counter in HELD:
+                    remote = getattr(counter, "remote", None)
+                    if isinstance(remote, list):
+                        remote.append((self, self.generation, extra["held"]))
         mutated = extra.get("mutated", []) if isinstance(extra, dict) else []
         for index, new in mutated if isinstance(mutated, list) else []:
             if type(index) is int and 0 <= index < len(sent):
@@ -1133,12 +1640,14 @@ class _Box:
         import torch
 
         iso = self.iso
-        reply = iso._guarded(lambda: iso.ep.request("call", *self.payload, True, _rng_state()))
+        reply = iso._guarded(lambda: iso.ep.request("call", *self.payload, True, _rng_state(), bool(HELD)))
         self.value = iso._finish(reply, self.sent)
         extra = reply[1] if isinstance(reply[1], dict) else {}
         self.graph = extra.get("graph")
         self.saved = extra.get("saved")
         self.generation = iso.generation
+        if type(self.graph) is int:  # its graph there goes when this call's node goes here
+            weakref.finalize(self, iso.ep.released.append, ("graph", self.graph))
         self.tensors = []
         _walk_tensors(self.value, self.tensors)
         diff = extra.get("diff") if isinstance(extra, dict) else None
@@ -1150,7 +1659,46 @@ class _Box:
 
     def rebuild(self, outs: tuple) -> Any:
         mapping = {id(old): new for old, new in zip(self.tensors, outs)}
-        return _replace_tensors(self.value, mapping)
+        value = _replace_tensors(self.value, mapping)
+        # the outputs' node holds this box (ctx.box): holding them here would be a cycle that keeps the
+        # graph there alive (its release goes when this box goes)
+        self.value, self.tensors, self.sent = None, [], None
+        return value
+
+
+class _ReverseBox:
+    """Candidate side: one call of the suite's function with grad, through :class:`_Bridge`."""
+
+    saved = None
+
+    def __init__(self, ep: Endpoint, payload: tuple, inputs: list):
+        self.ep, self.payload, self.inputs = ep, payload, inputs
+        self.graph = None
+        self.value = None
+        self.tensors: list = []
+
+    def run(self) -> tuple[list, list[bool]]:
+        tree, extra = self.ep.request("call", *self.payload, True, _rng_state())
+        extra = extra if isinstance(extra, dict) else {}
+        _set_rng(extra.get("rng"))
+        self.value = self.ep.decode(tree)
+        self.graph = extra.get("graph")
+        if type(self.graph) is int:
+            weakref.finalize(self, self.ep.released.append, ("graph", self.graph))
+        self.tensors = []
+        _walk_tensors(self.value, self.tensors)
+        diff = extra.get("diff") if isinstance(extra.get("diff"), list) else []
+        return self.tensors, [bool(diff[i]) if i < len(diff) else False for i in range(len(self.tensors))]
+
+    def backward(self, grads: list) -> list:
+        import torch
+
+        tree, extra = self.ep.request("backward", self.graph, self.ep.encode(list(grads)), _rng_state())
+        if isinstance(extra, dict):
+            _set_rng(extra.get("rng"))
+        return _input_grads(self.ep.decode(tree), self.inputs, self.indices)
+
+    rebuild = _Box.rebuild
 
 
 def _walk_tensors(value: Any, out: list) -> None:
@@ -1195,16 +1743,20 @@ def _bridge_class():
             ctx.diff = diff
             if box.saved:  # what the candidate saved, seen by the suite's saved_tensors_hooks (no memory)
                 ctx.save_for_backward(*_placeholders(box.saved))
-            anchor = dummy.new_zeros(())  # forward must return a tensor, even for a call that returns none
+            with _no_modes():
+                anchor = dummy.new_zeros(())  # forward must return a tensor, even for a call that returns none
             ctx.mark_non_differentiable(anchor, *[t for t, d in zip(tensors, diff) if not d])
             return (anchor, *tensors)
 
         @staticmethod
         def backward(ctx, _anchor, *grads):
             box = ctx.box
-            iso = box.iso
             if box.graph is None:
                 return (None, None, *[None] * len(box.inputs))
+            grads = [g if d else None for g, d in zip(grads, ctx.diff)]
+            if isinstance(box, _ReverseBox):
+                return (None, None, *box.backward(grads))
+            iso = box.iso
             if box.generation != iso.generation:
                 raise CandidateProcessError("the backward of a call whose candidate process was restarted")
             ep = iso.ep
@@ -1213,11 +1765,7 @@ def _bridge_class():
             tree, extra = iso._guarded(lambda: ep.request("backward", box.graph, ep.encode(list(grads)), _rng_state()))
             if isinstance(extra, dict):
                 _set_rng(extra.get("rng"))
-            result = ep.decode(tree)
-            out = []
-            for t, g in zip(box.inputs, list(result) + [None] * len(box.inputs)):
-                out.append(g.to(t.dtype) if isinstance(g, torch.Tensor) else None)
-            return (None, None, *out)
+            return (None, None, *_input_grads(ep.decode(tree), box.inputs, box.indices))
 
     return Bridge
 
@@ -1449,16 +1997,17 @@ def _worker_main(conn: Any, spec: str, options: dict) -> None:
 def _serve_forever(ep: Endpoint, watch: "Watch") -> None:
     import torch
 
-    graphs: dict[int, tuple] = {}
     next_graph = [1]
 
     def perform(op: str, args: tuple) -> tuple[Any, Any]:
         value, extra = serve_one(op, args)
         # what the candidate did to the shared tensors (Endpoint.shared_changes); after a read, at the next call
-        if (ep.mirrors or ep.kept) and op not in _READS and op != "getattr":
+        if (ep.mirrors or ep.kept or ep.args or ep.built) and op not in _READS and op != "getattr":
+            rebuilt = ep.rebuilt() if ep.built else []
             changes, gone = ep.shared_changes(), ep.forget()
-            if changes or gone:
-                extra = {**(extra if isinstance(extra, dict) else {}), "shared": changes, "gone": gone}
+            if changes or gone or rebuilt:
+                extra = {**(extra if isinstance(extra, dict) else {}), "shared": changes, "gone": gone,
+                         "rebuilt": rebuilt}
         return value, extra
 
     def serve_one(op: str, args: tuple) -> tuple[Any, Any]:
@@ -1469,31 +2018,37 @@ def _serve_forever(ep: Endpoint, watch: "Watch") -> None:
         if op == "share":
             ep.apply_shared(args[0])
             ep.drop_mirrors(args[1] if len(args) > 1 else [])
+            for aid in args[2] if len(args) > 2 and isinstance(args[2], list) else []:
+                ep.args.pop(aid, None)
+                ep.agreed.pop(("a", aid), None)
             return None, None
         if op == "begin":
             watch.begin(ep.decode(args[0]))
             return None, None
+        if op == "held":
+            import gc
+
+            gc.collect(1)
+            alive: dict = {}
+            if os.environ.get("ISODEBUG"):
+                print("HELDDBG graphs", list(ep.graphs), "args", list(ep.args), "kept", list(ep.kept), "mirrors", list(ep.mirrors), file=sys.stderr)
+            ids = ep.decode(args[0])
+            for hid in ids if isinstance(ids, list) else []:
+                mode = ep.held.get(hid)
+                if mode is not None:
+                    for ptr, (ref, n) in mode.storages.items():
+                        if ref() is not None and ptr not in mode.outputs:
+                            alive[ptr] = n
+            return sum(alive.values()), None
         if op == "end":
-            graphs.clear()
+            ep.held.clear()
+            ep.graphs.clear()
+            ep.built.clear()
             ep.clear_mirrors()
             return watch.end(), None
         if op == "backward":
-            graph = graphs.get(args[0])
-            if graph is None:
-                raise RuntimeError("backward through a graph that is gone (only within the test that made it)")
-            outs, leaves = graph
-            grads = ep.decode(args[1])
             _set_rng(args[2] if len(args) > 2 else None)
-            pairs = [(o, g) for o, g in zip(outs, grads) if o is not None and g is not None]
-            for leaf in leaves:
-                leaf.grad = None
-            with torch.enable_grad():
-                if pairs:
-                    torch.autograd.backward([o for o, _ in pairs], [g.to(o.dtype) for o, g in pairs],
-                                            retain_graph=True)
-            result = [leaf.grad for leaf in leaves]
-            for leaf in leaves:
-                leaf.grad = None
+            result = _run_backward(ep.graphs.get(args[0]), ep.decode(args[1]))
             return ep.encode(result), {"rng": _rng_state()}
         if op == "call":
             got: list = []
@@ -1503,8 +2058,17 @@ def _serve_forever(ep: Endpoint, watch: "Watch") -> None:
             grad = bool(args[3])
             _set_rng(args[4] if len(args) > 4 else None)
             saved = _SavedForBackward()
+            held = _held_mode_class()() if len(args) > 5 and args[5] is True else None
             with torch.set_grad_enabled(grad), watch.watching(), saved.recording(grad):
-                value = target(*call_args, **call_kwargs)
+                if held is None:
+                    value = target(*call_args, **call_kwargs)
+                else:
+                    ep.tracking += 1
+                    try:
+                        with held:
+                            value = target(*call_args, **call_kwargs)
+                    finally:
+                        ep.tracking -= 1
             sent: list = []
             ep.plain = True  # a result's grad is the bridge's business, not a flag on the copy
             try:
@@ -1512,6 +2076,11 @@ def _serve_forever(ep: Endpoint, watch: "Watch") -> None:
             finally:
                 ep.plain = False
             extra: dict = {"mutated": [], "rng": _rng_state()}
+            if held is not None:
+                held.outputs = {t.untyped_storage().data_ptr() for t in sent if isinstance(t, torch.Tensor)}
+                ep.held[next_graph[0]] = held
+                extra["held"] = next_graph[0]
+                next_graph[0] += 1
             if saved.tensors:
                 extra["saved"] = (saved.tensors, saved.sizes)
             for index, arg, version in got:
@@ -1522,9 +2091,9 @@ def _serve_forever(ep: Endpoint, watch: "Watch") -> None:
             if grad:
                 outs = [t for t in sent if isinstance(t, torch.Tensor)]
                 diff = [t.requires_grad for t in outs]
-                leaves = [arg for _, arg, _ in got if isinstance(arg, torch.Tensor) and arg.requires_grad]
+                leaves = [(i, a) for i, a, _ in got if isinstance(a, torch.Tensor) and a.requires_grad]
                 if any(diff):
-                    graphs[next_graph[0]] = ([t if d else None for t, d in zip(outs, diff)], leaves)
+                    ep.graphs[next_graph[0]] = ([t if d else None for t, d in zip(outs, diff)], leaves)
                     extra["graph"] = next_graph[0]
                     next_graph[0] += 1
                 extra["diff"] = diff
@@ -1539,6 +2108,45 @@ def _serve_forever(ep: Endpoint, watch: "Watch") -> None:
         except (EOFError, OSError):
             os._exit(0)
         ep.serve(msg)
+
+
+def _run_backward(graph: Any, grads: Any) -> list:
+    """The gradients of a call's inputs (leaves on this side) given its outputs' gradients; the leaves'
+    own ``.grad`` (a parameter passed in, a shared tensor) is left as it was."""
+    import torch
+
+    if graph is None:
+        raise RuntimeError("backward through a graph that is gone (only within the test that made it)")
+    outs, indexed = graph
+    leaves = [leaf for _, leaf in indexed]
+    grads = grads if isinstance(grads, list) else []
+    pairs = [(o, g) for o, g in zip(outs, grads) if o is not None and isinstance(g, torch.Tensor)]
+    before = [leaf.grad for leaf in leaves]
+    for leaf in leaves:
+        leaf.grad = None
+    try:
+        with torch.enable_grad():
+            if pairs:
+                torch.autograd.backward([o for o, _ in pairs], [g.to(o.dtype) for o, g in pairs], retain_graph=True)
+        return [[i, leaf.grad] for i, leaf in indexed]  # by the argument's index: [index, gradient or None]
+    finally:
+        for leaf, g in zip(leaves, before):
+            leaf.grad = g
+
+
+def _input_grads(result: Any, inputs: list, indices: list) -> list:
+    """The other side's ``[[index, gradient]]`` as the gradients of ``inputs`` (at those argument indices)."""
+    import torch
+
+    by_index = {}
+    for item in result if isinstance(result, list) else []:
+        if type(item) is list and len(item) == 2 and type(item[0]) is int and isinstance(item[1], torch.Tensor):
+            by_index[item[0]] = item[1]
+    out = []
+    for t, i in zip(inputs, indices):
+        g = by_index.get(i)
+        out.append(g.to(t.dtype) if g is not None and g.shape == t.shape else None)
+    return out
 
 
 def _drained(obj: Any) -> list | None:

@@ -42,6 +42,8 @@ from typing import Iterable, Iterator
 
 import torch
 from torch.overrides import TorchFunctionMode
+
+from fmspec import isolate
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
@@ -117,6 +119,7 @@ class _Allocations(_Mode):
     def __init__(self):
         super().__init__()
         self.storages: dict[int, tuple[weakref.ref, int]] = {}  # data_ptr -> (storage, elements)
+        self.remote: list = []  # calls into an isolated candidate's process made meanwhile (fmspec/isolate.py)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
@@ -132,15 +135,20 @@ class _Allocations(_Mode):
         """Elements of the storages allocated inside the block and still alive, less ``exclude``'s storages."""
         gc.collect(1)  # young cycles only: a full collection costs ~0.3 s once torch and pytest are loaded
         skip = {t.untyped_storage().data_ptr() for t in exclude}
-        return sum(n for ptr, (ref, n) in self.storages.items() if ref() is not None and ptr not in skip)
+        here = sum(n for ptr, (ref, n) in self.storages.items() if ref() is not None and ptr not in skip)
+        return here + (isolate.held_elements(self.remote) if self.remote else 0)  # what its process holds
 
 
 @contextmanager
 def held_tensors() -> Iterator[_Allocations]:
     """Track the storages allocated inside the block; ``.elements(exclude=[outputs])`` after it (module docstring)."""
     mode = _Allocations()
-    with mode:
-        yield mode
+    isolate.HELD.append(mode)  # calls into an isolated candidate count there too (--fmspec-isolate)
+    try:
+        with mode:
+            yield mode
+    finally:
+        isolate.HELD.remove(mode)
 
 
 class LargestAllocation(TorchFunctionMode):
