@@ -108,6 +108,8 @@ def main(args: argparse.Namespace) -> int:
 def grade(args: argparse.Namespace) -> int:
     from fmspec import COMPONENTS
 
+    if args.bench and args.isolate:
+        raise GradeError("--bench and --isolate exclude each other for now: benchmarks run in process (docs/trust.md)")
     if args.components == "all":
         args.components = ",".join(COMPONENTS)
     unknown = [c for c in (args.components or "").split(",") if c and c not in COMPONENTS]

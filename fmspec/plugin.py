@@ -143,6 +143,9 @@ def activate(config: pytest.Config) -> None:
     if state.active:
         return
     state.active = True
+    if config.getoption("fmspec_bench") and config.getoption("fmspec_isolate"):
+        raise pytest.UsageError("--fmspec-bench does not run with --fmspec-isolate yet: every timed call would "
+                                "cross the process boundary; time trusted code in process (docs/trust.md)")
     if config.getoption("fmspec_bench") and not config.pluginmanager.hasplugin("benchmark"):
         raise pytest.UsageError("--fmspec-bench needs pytest-benchmark: pip install 'fmspec[bench]' "
                                 "(and no -p no:benchmark)")
