@@ -19,8 +19,20 @@ What crosses, and how (:class:`Endpoint` encodes both directions the same way):
   (``layer.A``, ``named_parameters()``) is a copy, the same copy each time it is read, kept up to date both
   ways around each call (changed in place here, by a test or an optimizer, it is written there before the
   next call; changed there, here after it). An ``nn.Module`` argument goes by value once per test (sent
-  again, it is the same copy there); its parameters and buffers are shared tensors, and given back
-  (``layer.base``) it is the suite's own object unless the candidate replaced its submodules;
+  again, it is the same copy there); its parameters and buffers are shared tensors (those that require
+  grad are also inputs of the call, so ``torch.autograd.grad(y, params)`` works), lists it keeps (a call
+  log several blocks share) are shared lists, and given back (``layer.base``) it is the suite's own object
+  unless the candidate replaced its submodules (then a handle). A module pickle cannot carry (a class
+  defined in a test) stands there as a module whose forward calls the suite's. A leaf tensor argument that
+  requires grad (an optimizer's parameters) is a shared tensor too;
+- modules the candidate builds (``gpt.Block(...)``, ``merge()``'s ``nn.Linear``): a module of torch's own
+  classes comes back as that class, state by value, forward here; any other as a :class:`RemoteModule`
+  (an ``nn.Module`` here: it goes into the suite's modules, ``load_state_dict``, optimizers), its forward
+  run there; the parameters and buffers of both are shared tensors, and when a call replaces their parts
+  (``apply_lora``) the suite's objects are brought up to date. Sent back, either is the candidate's own.
+  An optimizer's ``param_groups`` are handles of its own dicts (``group["lr"] = lr`` sets it there). A
+  FlexAttention ``BlockMask`` comes by value, its ``mask_mod`` evaluated there over the whole grid and
+  looked up here;
 - anything else (functions, modules, classes, iterators, objects) as a handle: the side that holds a
   handle forwards attribute reads and writes, calls, operators, iteration and ``len`` to the owner. The
   candidate process may only call, iterate, index, measure and print the suite's objects (an autodiff
@@ -32,6 +44,13 @@ What crosses, and how (:class:`Endpoint` encodes both directions the same way):
   gradients back (the candidate's own parameters accumulate their ``.grad`` in its process; read them
   through the handle: ``layer.weight.grad``). What the call saved for the backward comes back as
   placeholders on the meta device (:class:`_SavedForBackward`), seen by the suite's saved-tensor hooks.
+  The same bridge runs the other way for the suite's functions the candidate calls with grad (a piece
+  given to its block). A graph kept for the other side goes when the other side's node goes, and a
+  backward frees it unless the other side creates a graph (``retain_graph=True`` alone is not seen);
+- memory: a call made under the suite's ``mem.held_tensors()`` counts there what it allocates
+  (:data:`HELD`); ``held.elements()`` adds what of it is still alive there, less what the call returned;
+- exceptions: one the suite raised in a call the candidate made, passed back through the candidate, is
+  raised again as itself (a ``CompositionError`` of the suite's pieces keeps its type).
 
 The pytest process enforces the limits: each call waits at most until the test's deadline (pytest-timeout's
 limit, or ``--fmspec-call-timeout``); past it, or when the candidate process dies, the process is killed,
@@ -182,6 +201,11 @@ class Endpoint:
         self.dead_args: list[int] = []
         self.graphs: dict[int, tuple] = {}  # graphs of calls the other side made with grad, for their backward
         self.held: dict[int, Any] = {}  # candidate side: what calls made under a suite's memory counter allocated
+        # lists kept by the suite's modules sent by value (a call log): one object per list on each side,
+        # shared like their tensors (lid -> the list; its state when both sides agreed)
+        self.lists: dict[int, list] = {}
+        self.lists_agreed: dict[int, tuple] = {}
+        self.list_ids: dict[int, int] = {}  # suite side: id(list) -> lid
         self.tracking = 0  # candidate side: within such a call (decoded tensors are allocations it counts)
         self.built: dict[int, tuple] = {}  # candidate side: hid -> what a module given to the suite is made of
         self.raised: dict[int, BaseException] = {}  # suite side: exceptions raised in calls the candidate made
@@ -274,6 +298,8 @@ class Endpoint:
             if handle is not None and handle._gen == self.generation:
                 return ("back", handle._hid)
             return self._encode_module(obj, sent)
+        if self.worker and kind.__name__ == "BlockMask" and kind.__module__.startswith("torch.nn.attention"):
+            return self._encode_block_mask(obj)
         if self.worker and isinstance(obj, torch.nn.Module) and id(obj) not in self.mirror_of:
             return self._encode_built(obj)  # (one of the suite's that the candidate restructured: a handle)
         return ("handle", self.lend(obj), callable(obj), type(obj).__name__[:80])
@@ -301,6 +327,24 @@ class Endpoint:
             self.agreed[("a", aid)] = _tensor_key(t)
             return ("sharedarg", aid, tree)
         return None
+
+    _BLOCK_MASK_FIELDS = ("kv_num_blocks", "kv_indices", "full_kv_num_blocks", "full_kv_indices", "q_num_blocks",
+                          "q_indices", "full_q_num_blocks", "full_q_indices")
+
+    def _encode_block_mask(self, bm: Any) -> tuple:
+        """Candidate side: a FlexAttention ``BlockMask`` by value: its tile lists, and its ``mask_mod``
+        (candidate code) evaluated here over the whole (B, H, Q, KV) grid, as ``create_mask`` evaluates it;
+        the suite's copy looks the grid up (see :func:`_grid_mask_mod`)."""
+        from torch.nn.attention.flex_attention import create_mask
+
+        fields = [self.encode(getattr(bm, name, None)) for name in self._BLOCK_MASK_FIELDS]
+        q_len, kv_len = (int(n) for n in bm.seq_lengths)
+        B, H = (int(n) for n in bm.kv_num_blocks.shape[:2])
+        try:
+            grid = self.encode(create_mask(bm.mask_mod, B, H, q_len, kv_len, device="cpu").to(device="cpu"))
+        except Exception as exc:  # noqa: BLE001  the candidate's mask_mod raised: so does the suite's copy
+            grid = ("error", f"{type(exc).__name__}: {exc}"[:MAX_TEXT])
+        return ("blockmask", [q_len, kv_len], fields, [int(n) for n in bm.BLOCK_SIZE], grid)
 
     def _encode_built(self, module: Any) -> tuple:
         """Candidate side: an ``nn.Module`` the candidate built, given to the suite: ``("built", handle,
@@ -339,8 +383,10 @@ class Endpoint:
             return ("module", mid, self._module_inputs(module, sent))
         out = io.BytesIO()
         pickler = pickle.Pickler(out)
-        # the candidate's modules inside it (RemoteModule blocks in the suite's model) go as themselves
-        pickler.persistent_id = lambda o: self._built_hid(o)
+        # the candidate's modules inside it (RemoteModule blocks in the suite's model) go as themselves, and
+        # a list one of its modules keeps (the call log several blocks share) as a shared list
+        lists = {id(v): v for sub in module.modules() for v in vars(sub).values() if type(v) is list}
+        pickler.persistent_id = lambda o: self._shared_list(o) if id(o) in lists else self._built_hid(o)
         try:
             pickler.dump(module)
         except (pickle.PicklingError, AttributeError, TypeError):  # a class defined in a test: its forward
@@ -375,6 +421,37 @@ class Endpoint:
                 sent.append(p)
                 refs.append((len(sent) - 1, name))
         return refs
+
+    def _shared_list(self, obj: list) -> tuple:
+        lid = self.list_ids.get(id(obj))
+        if lid is None or self.lists.get(lid) is not obj:
+            lid, self.next_id = self.next_id, self.next_id + 1
+            self.lists[lid] = obj
+            self.list_ids[id(obj)] = lid
+            self.lists_agreed[lid] = _list_key(obj)
+        return ("list", lid, list(obj))
+
+    def list_changes(self) -> list:
+        """``[(lid, encoded items)]`` of the shared lists changed on this side since both sides agreed."""
+        out = []
+        for lid, items in self.lists.items():
+            key = _list_key(items)
+            if self.lists_agreed.get(lid) != key:
+                plain, self.plain = self.plain, True
+                try:
+                    out.append((lid, self.encode(list(items))))
+                finally:
+                    self.plain = plain
+                self.lists_agreed[lid] = key
+        return out
+
+    def apply_lists(self, changes: Any) -> None:
+        for lid, tree in changes if isinstance(changes, list) else []:
+            items = self.lists.get(lid) if type(lid) is int else None
+            value = self.decode(tree)
+            if items is not None and isinstance(value, list):
+                items[:] = value
+                self.lists_agreed[lid] = _list_key(items)
 
     def _built_hid(self, obj: Any) -> tuple | None:
         """Inside a suite module sent by value: the candidate's objects (modules it built, handles) go as
@@ -542,6 +619,9 @@ class Endpoint:
         self.mirror_shape.clear()
         self.kept.clear()
         self.kept_ids.clear()
+        self.lists.clear()
+        self.lists_agreed.clear()
+        self.list_ids.clear()
         self.args.clear()
         self.arg_ids.clear()
         self.dead_args.clear()
@@ -654,8 +734,7 @@ class Endpoint:
             return gen
         if tag == "pickled" and self.worker:
             unpickler = pickle.Unpickler(io.BytesIO(tree[1]))
-            unpickler.persistent_load = lambda ref: (self.lent[ref[1]] if ref[0] == "back"
-                                                     else self.decode(("handle", ref[1], True, ref[2])))
+            unpickler.persistent_load = self._persistent_load
             module = unpickler.load()
             if len(tree) > 2 and type(tree[2]) is int:
                 self.mirrors[tree[2]] = module
@@ -703,6 +782,16 @@ class Endpoint:
             return t
         if tag == "built" and not self.worker:
             return self._decode_built(tree)
+        if tag == "blockmask" and not self.worker:
+            from torch.nn.attention.flex_attention import BlockMask
+
+            _, lengths, fields, block_size, grid = tree
+            values = [self.decode(f) for f in fields]
+            if not all(v is None or isinstance(v, torch.Tensor) for v in values) or values[0] is None:
+                raise ValueError("a BlockMask without its tile lists")
+            grid = grid if type(grid) is tuple and grid[:1] == ("error",) else self.decode(grid)
+            return BlockMask(tuple(int(n) for n in lengths), *values, BLOCK_SIZE=tuple(int(n) for n in block_size),
+                             mask_mod=_grid_mask_mod(grid))
         if tag == "mirror" and not self.worker:  # the suite's module (or one of its submodules) itself
             fallback = self.decode(tree[3])
             found = self.mirror(tree[1], tree[2])
@@ -721,6 +810,16 @@ class Endpoint:
             return [self._encode_built(self.lent[hid]) for hid in changed]
         finally:
             self.plain = plain
+
+    def _persistent_load(self, ref: tuple) -> Any:
+        if ref[0] == "back":
+            return self.lent[ref[1]]
+        if ref[0] == "list":  # one list, however many modules keep it
+            if ref[1] not in self.lists:
+                self.lists[ref[1]] = list(ref[2])
+                self.lists_agreed[ref[1]] = _list_key(self.lists[ref[1]])
+            return self.lists[ref[1]]
+        return self.decode(("handle", ref[1], True, ref[2]))
 
     def _module_inputs_here(self, mid: int, refs: Any, got: list | None) -> None:
         for index, name in refs if isinstance(refs, list) and got is not None else []:
@@ -787,7 +886,8 @@ class Endpoint:
         dtype = getattr(torch, dtype_name, None)
         if not isinstance(dtype, torch.dtype):
             raise ValueError(f"no dtype {dtype_name!r}")
-        if len(data) and (self.tracking if self.worker else HELD):  # a counted allocation, as in process
+        if len(data) and self.tracking:  # inside a call made under mem.held_tensors(), the copies there
+            # (candidate side), and a call's result here: counted allocations, as in process
             t = torch.empty(shape, dtype=dtype)
             t.reshape(-1).view(torch.uint8).copy_(torch.frombuffer(bytearray(data), dtype=torch.uint8))
         elif len(data):
@@ -829,11 +929,11 @@ class Endpoint:
         """Send one request and wait for its answer, serving the other side's requests meanwhile.
         Returns ``(value tree, extra)``; an exception raised there is raised here."""
         if not self.worker and (self.mirrors or self.kept or self.args) and op not in _READS and op != "getattr":
-            changes = self.shared_changes()
-            if changes or self.dead_mirrors or self.dead_args:
+            changes, lists = self.shared_changes(), self.list_changes()
+            if changes or lists or self.dead_mirrors or self.dead_args:
                 dead, self.dead_mirrors = self.dead_mirrors, []
                 dead_args, self.dead_args = self.dead_args, []
-                self.request("share", changes, dead, dead_args)
+                self.request("share", changes, dead, dead_args, lists)
         released = self.released[:]  # the same list stays: finalizers append to it
         del self.released[:len(released)]
         self.send(("q", op, args, released))
@@ -852,6 +952,7 @@ class Endpoint:
                             if type(tree) is tuple and tree[:1] == ("built",) and len(tree) == 9:
                                 self._decode_built(tree, refresh=True)
                         self.apply_shared(msg[2].get("shared"))
+                        self.apply_lists(msg[2].get("lists"))
                         self.forget(msg[2].get("gone") or [])
                     except Exception as exc:  # noqa: BLE001  a hostile or broken answer
                         raise _ProtocolError(f"undecodable module state ({type(exc).__name__}: {exc})") from None
@@ -892,7 +993,7 @@ class Endpoint:
             raise PermissionError(f"the candidate process may not {op} the suite's objects")
         if op == "backward" and not self.worker:
             _set_rng(args[2] if len(args) > 2 else None)
-            result = _run_backward(self.graphs.get(args[0]), self.decode(args[1]))
+            result = _run_backward(self.graphs, args[0], self.decode(args[1]), len(args) < 4 or args[3] is not False)
             return self.encode(result), {"rng": _rng_state()}
         if op == "call":
             got: list = []
@@ -1006,6 +1107,17 @@ def _held_mode_class():
     return Held
 
 
+def _grid_mask_mod(grid: Any):
+    """Suite side: a ``mask_mod(b, h, q_idx, kv_idx)`` that looks up the candidate's mask_mod evaluated in
+    its process over the whole grid (B, H, Q, KV) (vmap-able, as FlexAttention and ``create_mask`` need)."""
+    def mask_mod(b, h, q_idx, kv_idx):
+        if type(grid) is tuple:  # ("error", what the candidate's mask_mod raised)
+            raise RuntimeError(f"the candidate's mask_mod raised {grid[1]}")
+        return grid[b if grid.shape[0] > 1 else 0, h if grid.shape[1] > 1 else 0, q_idx, kv_idx]
+
+    return mask_mod
+
+
 def _no_modes():
     """No torch dispatch mode (a suite's memory counter) while the harness makes its own tensors."""
     from torch.utils._python_dispatch import _disable_current_modes
@@ -1093,6 +1205,10 @@ def _remote_module_class():
     RemoteModule.__qualname__ = RemoteModule.__name__
     _REMOTE_MODULE.append(RemoteModule)
     return RemoteModule
+
+
+def _list_key(items: list) -> tuple:
+    return (len(items), tuple(map(id, items)))
 
 
 def _own_structure(module: Any) -> tuple:
@@ -1548,7 +1664,11 @@ class Isolated:
         import torch
 
         tree, extra = reply
-        value = self._guarded(lambda: self.ep.decode_reply(tree))
+        self.ep.tracking = bool(HELD)
+        try:
+            value = self._guarded(lambda: self.ep.decode_reply(tree))
+        finally:
+            self.ep.tracking = 0
         if isinstance(extra, dict):
             _set_rng(extra.get("rng"))
             if type(extra.get("held")) is int:
@@ -1693,7 +1813,8 @@ class _ReverseBox:
     def backward(self, grads: list) -> list:
         import torch
 
-        tree, extra = self.ep.request("backward", self.graph, self.ep.encode(list(grads)), _rng_state())
+        tree, extra = self.ep.request("backward", self.graph, self.ep.encode(list(grads)), _rng_state(),
+                                      torch.is_grad_enabled())
         if isinstance(extra, dict):
             _set_rng(extra.get("rng"))
         return _input_grads(self.ep.decode(tree), self.inputs, self.indices)
@@ -1762,7 +1883,9 @@ def _bridge_class():
             ep = iso.ep
             grads = [g if d else None for g, d in zip(grads, ctx.diff)]
             iso.label = f"the backward of {iso.label}"
-            tree, extra = iso._guarded(lambda: ep.request("backward", box.graph, ep.encode(list(grads)), _rng_state()))
+            keep = torch.is_grad_enabled()  # create_graph (which retains it): else the graph there is freed,
+            # as autograd frees this one (what it saved through a pack hook can hold a cycle nothing else frees)
+            tree, extra = iso._guarded(lambda: ep.request("backward", box.graph, ep.encode(list(grads)), _rng_state(), keep))
             if isinstance(extra, dict):
                 _set_rng(extra.get("rng"))
             return (None, None, *_input_grads(ep.decode(tree), box.inputs, box.indices))
@@ -2004,10 +2127,10 @@ def _serve_forever(ep: Endpoint, watch: "Watch") -> None:
         # what the candidate did to the shared tensors (Endpoint.shared_changes); after a read, at the next call
         if (ep.mirrors or ep.kept or ep.args or ep.built) and op not in _READS and op != "getattr":
             rebuilt = ep.rebuilt() if ep.built else []
-            changes, gone = ep.shared_changes(), ep.forget()
-            if changes or gone or rebuilt:
+            changes, gone, lists = ep.shared_changes(), ep.forget(), ep.list_changes()
+            if changes or gone or rebuilt or lists:
                 extra = {**(extra if isinstance(extra, dict) else {}), "shared": changes, "gone": gone,
-                         "rebuilt": rebuilt}
+                         "rebuilt": rebuilt, "lists": lists}
         return value, extra
 
     def serve_one(op: str, args: tuple) -> tuple[Any, Any]:
@@ -2021,6 +2144,7 @@ def _serve_forever(ep: Endpoint, watch: "Watch") -> None:
             for aid in args[2] if len(args) > 2 and isinstance(args[2], list) else []:
                 ep.args.pop(aid, None)
                 ep.agreed.pop(("a", aid), None)
+            ep.apply_lists(args[3] if len(args) > 3 else [])
             return None, None
         if op == "begin":
             watch.begin(ep.decode(args[0]))
@@ -2028,10 +2152,8 @@ def _serve_forever(ep: Endpoint, watch: "Watch") -> None:
         if op == "held":
             import gc
 
-            gc.collect(1)
+            gc.collect(1)  # young cycles only, as mem.held_tensors() does
             alive: dict = {}
-            if os.environ.get("ISODEBUG"):
-                print("HELDDBG graphs", list(ep.graphs), "args", list(ep.args), "kept", list(ep.kept), "mirrors", list(ep.mirrors), file=sys.stderr)
             ids = ep.decode(args[0])
             for hid in ids if isinstance(ids, list) else []:
                 mode = ep.held.get(hid)
@@ -2048,7 +2170,7 @@ def _serve_forever(ep: Endpoint, watch: "Watch") -> None:
             return watch.end(), None
         if op == "backward":
             _set_rng(args[2] if len(args) > 2 else None)
-            result = _run_backward(ep.graphs.get(args[0]), ep.decode(args[1]))
+            result = _run_backward(ep.graphs, args[0], ep.decode(args[1]), len(args) < 4 or args[3] is not False)
             return ep.encode(result), {"rng": _rng_state()}
         if op == "call":
             got: list = []
@@ -2110,13 +2232,17 @@ def _serve_forever(ep: Endpoint, watch: "Watch") -> None:
         ep.serve(msg)
 
 
-def _run_backward(graph: Any, grads: Any) -> list:
+def _run_backward(graphs: dict, gid: Any, grads: Any, keep: bool = True) -> list:
     """The gradients of a call's inputs (leaves on this side) given its outputs' gradients; the leaves'
     own ``.grad`` (a parameter passed in, a shared tensor) is left as it was."""
     import torch
 
+    graph = graphs.get(gid) if type(gid) is int else None
     if graph is None:
-        raise RuntimeError("backward through a graph that is gone (only within the test that made it)")
+        raise RuntimeError("backward through a graph that is gone (only within the test that made it, "
+                           "and once unless the suite's backward retains its graph)")
+    if not keep:
+        del graphs[gid]
     outs, indexed = graph
     leaves = [leaf for _, leaf in indexed]
     grads = grads if isinstance(grads, list) else []
@@ -2127,7 +2253,7 @@ def _run_backward(graph: Any, grads: Any) -> list:
     try:
         with torch.enable_grad():
             if pairs:
-                torch.autograd.backward([o for o, _ in pairs], [g.to(o.dtype) for o, g in pairs], retain_graph=True)
+                torch.autograd.backward([o for o, _ in pairs], [g.to(o.dtype) for o, g in pairs], retain_graph=keep)
         return [[i, leaf.grad] for i, leaf in indexed]  # by the argument's index: [index, gradient or None]
     finally:
         for leaf, g in zip(leaves, before):

@@ -47,6 +47,20 @@ def test_reference_gets_the_same_verdicts_isolated_and_in_process(pytester):
     assert "runs in a process of its own: sandboxed" in res.stdout.str()
 
 
+def test_modules_memory_and_block_masks_cross_isolated(pytester):
+    """What needs more than values and handles gets the in-process verdicts: modules the candidate builds
+    inside the suite's modules and optimizers (gpt), a torch module it returns (qlora merge()), memory its
+    process holds and a call log its copies of the suite's blocks write (checkpoint), gradients through
+    the suite's pieces it calls, and a FlexAttention BlockMask whose mask_mod is its code (attention_fast)."""
+    suites = ["checkpoint", "finetune", "gpt", "attention_fast"]
+    pick = ("-k", "test_checkpoint.py or qlora_merge or every_parameter or lora_finetune or broken_piece "
+                  "or block_mask or adamw or clip_grad")
+    _, plain = run_suite(pytester, suites, *pick, results="plain.json")
+    _, isolated = run_suite(pytester, suites, "--fmspec-isolate", *pick, results="iso.json")
+    assert outcomes(plain) == outcomes(isolated)
+    assert len(outcomes(isolated)) > 40 and set(outcomes(isolated).values()) <= {"passed", "skipped"}
+
+
 def cheater(name: str) -> str:
     return f"{name}={CHEATERS / (name + '.py')}"
 
