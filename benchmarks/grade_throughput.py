@@ -1,6 +1,6 @@
 """Throughput of ``fmspec grade``: submissions graded per minute on this machine, in-process and isolated.
 
-    python benchmarks/grade_throughput.py OUT_DIR [--n 20] [--jobs N] [--modes in-process,isolated,in-process-9]
+    python benchmarks/grade_throughput.py OUT_DIR [--n 20] [--jobs N] [--modes in-process,isolated]
                                           [--md benchmarks/grade-throughput.md]
 
 Generates N submissions in OUT_DIR/subs (half of them packages that re-export the whole reference, so they
@@ -8,10 +8,9 @@ run every suite to completion; the other half partial or buggy: a quarter with o
 quarter with a planted bug in posenc and attention), and grades them with ``fmspec grade`` once per mode
 (the default options: hidden seed, hypothesis's hidden profile, per-test timeout, memory limit):
 
-- ``in-process``: every suite, each submission in a pytest process of its own (the headline number);
-- ``isolated``: ``--isolate`` on the components isolated mode supports (``ISOLATED_COMPONENTS``: not lora,
-  finetune, checkpoint or gpt, which hand the candidate modules of their own);
-- ``in-process-9``: in-process on those same components, the baseline the isolated number is compared to.
+- ``in-process``: every suite (``--components all``), each submission in a pytest process of its own, the
+  candidate inside it (``--in-process``);
+- ``isolated``: every suite, the candidate in a sandboxed process of its own (``fmspec grade``'s default).
 
 Each mode's grading goes to OUT_DIR/<mode>/. Written: OUT_DIR/throughput.json and the generated part of the
 Markdown file (between its ``<!-- grade_throughput -->`` markers; the text around them is kept): submissions
@@ -49,10 +48,7 @@ attention = types.SimpleNamespace(**{k: getattr(_at, k) for k in dir(_at) if not
 attention.scaled_dot_product = lambda q, k, v, mask=None, scale=None: _at.scaled_dot_product(q, k, v, mask, scale) + 1e-3
 """
 KINDS = {"full": FULL, "partial": PARTIAL, "buggy": BUGGY}
-# what `fmspec grade --isolate` grades today (README, "Grading untrusted submissions"); flash runs partly
-ISOLATED_COMPONENTS = "posenc,attention,quant,vit,layers,bpe,accounting,autodiff,collectives"
-MODES = {"in-process": [], "isolated": ["--isolate", "--components", ISOLATED_COMPONENTS],
-         "in-process-9": ["--components", ISOLATED_COMPONENTS]}
+MODES = {"in-process": ["--in-process", "--components", "all"], "isolated": ["--components", "all"]}
 BEGIN, END = "<!-- grade_throughput -->", "<!-- /grade_throughput -->"
 SEED = 20240611  # a fixed hidden seed: every mode and every rerun grades on the same examples
 

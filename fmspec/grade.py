@@ -1,14 +1,15 @@
 """``fmspec grade``: a whole class, one isolated pytest run per submission.
 
     fmspec grade SUBMISSIONS [--out DIR] [--policy course] [--jobs N] [--budget S] [--timeout S]
-                 [--memory-limit GB] [--seed N] [--shard I/N] [--bench] [--isolate] [-- PYTEST OPTION ...]
+                 [--memory-limit GB] [--seed N] [--shard I/N] [--in-process] [--bench] [-- PYTEST OPTION ...]
 
 SUBMISSIONS is a folder with one entry per submission, or a text file listing submission paths (one a
 line, ``#`` comments). A submission is a candidate package folder or ``.py`` file, or a folder holding
 exactly one of those (``subs/alice/mine/``): it is named after its entry (``alice``).
 
 Every submission is graded by its own ``pytest --pyargs fmspec.suites`` process (nothing of one
-submission can reach another's run), with the untrusted-grading options: a hidden seed (one for the whole
+submission can reach another's run), with the untrusted-grading options: the candidate in a sandboxed
+process of its own (``--fmspec-isolate``; ``--in-process`` for trusted code), a hidden seed (one for the whole
 class, so every student gets the same examples; kept in ``DIR/seed``, never in the results files; the
 hypothesis profile ``hidden``, whose docstring says how many examples and why), a per-test timeout, a
 memory limit, and a wall-clock budget for the whole submission, after which the run is killed and graded
@@ -89,9 +90,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="grade only these components' suites (default: the components the policy names; "
                         "'all': every suite)")
     p.add_argument("--bench", action="store_true", help="also run the benchmarks of what passed (--fmspec-bench)")
-    p.add_argument("--isolate", action="store_true",
-                   help="run each candidate in a sandboxed process of its own (--fmspec-isolate, docs/trust.md); "
-                        "lora, finetune, checkpoint and gpt do not run isolated yet: grade them with --components")
+    p.add_argument("--isolate", dest="isolate", action="store_true", default=True,
+                   help="the default: each candidate runs in a sandboxed process of its own (--fmspec-isolate, "
+                        "docs/trust.md)")
+    p.add_argument("--in-process", dest="isolate", action="store_false",
+                   help="run each candidate inside its pytest process: faster, for trusted code only; needed "
+                        "for --bench")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per submission instead)")
     p.add_argument("pytest_args", nargs="*", metavar="-- PYTEST OPTION",
                    help="after --: more options for each submission's pytest run")
@@ -109,7 +113,7 @@ def grade(args: argparse.Namespace) -> int:
     from fmspec import COMPONENTS
 
     if args.bench and args.isolate:
-        raise GradeError("--bench and --isolate exclude each other for now: benchmarks run in process (docs/trust.md)")
+        raise GradeError("--bench needs --in-process: benchmarks do not run isolated yet (docs/trust.md)")
     if args.components == "all":
         args.components = ",".join(COMPONENTS)
     unknown = [c for c in (args.components or "").split(",") if c and c not in COMPONENTS]

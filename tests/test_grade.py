@@ -100,7 +100,7 @@ def test_a_class_is_graded_apart_with_one_row_a_submission(tmp_path):
     for name in ("alice", "bob", "carol", "erin"):
         doc = json.loads((tmp_path / "out" / "results" / f"{name}.json").read_text())
         assert [c["name"] for c in doc["candidates"]] == [name]
-        assert doc["run"]["seed"] == "hidden"
+        assert doc["run"]["seed"] == "hidden" and "--fmspec-isolate" in doc["run"]["args"]  # isolated by default
         assert (tmp_path / "out" / "gradescope" / f"{name}.json").exists()
     report = (tmp_path / "out" / "report.html").read_text()
     assert all(name in report for name in ("alice", "bob", "carol", "erin"))
@@ -108,16 +108,17 @@ def test_a_class_is_graded_apart_with_one_row_a_submission(tmp_path):
     assert "alice  passed" in proc.stdout
 
 
-def test_an_isolated_class_gets_the_same_verdicts(tmp_path):
-    """--isolate: every candidate in a sandboxed process of its own (--fmspec-isolate); the honest and the
-    buggy submissions get the verdicts they get in-process."""
+def test_an_in_process_class_gets_the_same_verdicts(tmp_path):
+    """--in-process: every candidate inside its pytest process (trusted code, faster); the honest and the
+    buggy submissions get the verdicts they get isolated."""
     make_class(tmp_path)
-    proc = run_grade(tmp_path, "--out", "out", "--budget", "60", "--isolate")
+    proc = run_grade(tmp_path, "--out", "out", "--budget", "60", "--in-process")
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = roster(tmp_path / "out")
     assert rows["alice"]["verdict"] == "passed" and rows["erin"]["verdict"] == "passed"
     assert rows["bob"]["verdict"] == "failed" and rows["bob"]["failed_components"] == "posenc"
     assert rows["carol"]["verdict"] == "failed" and rows["dave"]["verdict"] != "passed"
+    assert "--fmspec-isolate" not in json.loads((tmp_path / "out" / "results" / "alice.json").read_text())["run"]["args"]
 
 
 def test_grading_runs_the_explicit_examples_whatever_the_example_count(tmp_path):
