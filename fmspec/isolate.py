@@ -132,6 +132,20 @@ class _ProtocolError(Exception):
     """The pipe closed, or the other side sent something that is not a message."""
 
 
+class _SuiteClasses(pickle.Unpickler):
+    """Candidate side: a suite module's class, found by the name the pytest process gave its module. A suite
+    collected from a checkout names its test modules after the checkout's folder (``suites.test_checkpoint``,
+    or ``test_checkpoint`` from the suites folder itself), which only the pytest process's ``sys.path`` can
+    import; the same module is ``fmspec.suites.test_checkpoint`` wherever fmspec is installed."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return super().find_class(module, name)
+        except ModuleNotFoundError:
+            tail = module.split(".", 1)[1] if module.startswith("suites.") else module
+            return super().find_class(f"fmspec.suites.{tail}", name)
+
+
 class _Refuse(pickle.Unpickler):
     """Messages are trees of plain values only: nothing the other side sends can name a class or function."""
 
@@ -733,7 +747,7 @@ class Endpoint:
                 got.append((tree[3], gen, None))
             return gen
         if tag == "pickled" and self.worker:
-            unpickler = pickle.Unpickler(io.BytesIO(tree[1]))
+            unpickler = _SuiteClasses(io.BytesIO(tree[1]))
             unpickler.persistent_load = self._persistent_load
             module = unpickler.load()
             if len(tree) > 2 and type(tree[2]) is int:

@@ -61,6 +61,20 @@ def test_modules_memory_and_block_masks_cross_isolated(pytester):
     assert len(outcomes(isolated)) > 40 and set(outcomes(isolated).values()) <= {"passed", "skipped"}
 
 
+def test_suite_modules_cross_when_the_suites_are_run_from_elsewhere(pytester):
+    """Run as `fmspec grade` runs them (--pyargs, from another folder), the checkout's test modules are named
+    `suites.test_checkpoint`, which the candidate process cannot import by that name: their blocks still
+    cross (found as fmspec.suites.test_checkpoint there)."""
+    sub = pytester.path / "subs" / "alice"
+    shutil.copytree(ROOT / "candidates" / "reference", sub / "mine")
+    res = pytester.runpytest_subprocess("--pyargs", "fmspec.suites.test_checkpoint", "--fmspec-isolate",
+                                        "--candidate", f"alice={sub / 'mine'}",
+                                        "-k", "no_checkpointing or without_input_grad",
+                                        "--fmspec-results", "r.json", "-p", "no:cacheprovider", timeout=600)
+    doc = schema.load(pytester.path / "r.json")
+    assert len(doc["tests"]) >= 4 and {t["outcome"] for t in doc["tests"]} == {"passed"}, res.stdout.str()[-3000:]
+
+
 def cheater(name: str) -> str:
     return f"{name}={CHEATERS / (name + '.py')}"
 
