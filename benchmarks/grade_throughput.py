@@ -126,7 +126,7 @@ def markdown(result: dict, parts: list[tuple[str, int, float]]) -> str:
              "|---|---|---:|---:|---:|---:|---|---|"]
     for m in result["modes"]:
         walls = ", ".join(str(m["by_kind"].get(k, {}).get("mean_wall_s", "-")) for k in KINDS)
-        comps = "the 9 isolated mode supports" if "--components" in m["args"] else "all"
+        comps = m["args"].split("--components", 1)[1].split()[0] if "--components" in m["args"] else "the policy's"
         lines.append(f"| {m['mode']} | {comps} | {m['wall_s']:.0f} s | {m['per_minute']} | {m['cpu_s_per_submission']} | "
                      f"{m['cpu_bound_per_minute']} | {walls} | {len(m['wrong_passed']) or 'none'} |")
     lines += ["", "CPU-bound / min: the cores' CPU seconds a minute over the CPU seconds a submission took, i.e. "
