@@ -42,13 +42,17 @@ def test_host_timed(candidate, benchmark):
 """
 
 
-def test_device_timed_benchmark_is_compared_by_its_device_median(pytester):
+def test_device_timed_benchmark_is_compared_by_its_device_median(pytester, monkeypatch):
     """The results file's ``stats`` of a device-timed benchmark are the device median and percentiles (what
     reports compare), pytest-benchmark's host rounds of the same call are kept under ``host``; a benchmark
     without a device timing keeps pytest-benchmark's statistics."""
     pytester.makepyfile(test_bench=BENCH, toy=TOY)
-    res = pytester.runpytest("--candidate", "toy.py", "--fmspec-results", "results.json", "--fmspec-bench",
-                             "-p", "no:cacheprovider")
+    # inside an xdist worker of the project's own run, pytest-benchmark would see the worker's environment
+    # and disable itself: the inner run is a plain one
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
+    res = pytester.runpytest_subprocess("--candidate", "toy.py", "--fmspec-results", "results.json",
+                                        "--fmspec-bench", "-p", "no:cacheprovider")
     res.assert_outcomes(passed=3)
     doc = schema.load(pytester.path / "results.json")
     by_name = {b["name"].split("[")[0]: b for b in doc["benchmarks"]}
