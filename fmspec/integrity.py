@@ -94,8 +94,7 @@ def verify(doc: dict, secret: bytes | None) -> str:
         return UNSIGNED
     if secret is None or field.get("key_id") != key_id(secret):
         return OTHER_KEY
-    mac = hmac.new(secret, canonical(doc), hashlib.sha256).hexdigest()
-    return VALID if hmac.compare_digest(mac, str(field["digest"])) else EDITED
+    return VALID if hmac.compare_digest(sign(doc, secret)["digest"], str(field["digest"])) else EDITED
 
 
 def seed_id(seed: int) -> str | None:

@@ -96,13 +96,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _load(paths: list[str]):
+    from fmspec import integrity
     from fmspec.reports import tables
 
     runs = tables.load_runs(paths)
     for run in runs:
         for note in run.doc.get("notes", []):
             print(f"{PROG}: note: {run.path}: {note}; reported as partial", file=sys.stderr)
-        if run.integrity == "edited":
+        if run.integrity == integrity.EDITED:
             print(f"{PROG}: warning: {run.path}: edited after the run or cut short (its digest does not match); "
                   f"reported with an 'edited' mark, and the gate fails it", file=sys.stderr)
     return tables.Results(runs)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import jinja2
 
+from fmspec import integrity
 from fmspec.reports import tables as tb
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -150,7 +151,7 @@ def _notes(res: tb.Results) -> list[str]:
     for run in res.runs:
         for note in run.doc.get("notes", []):
             notes.append(f"{run.path.name}: {note} (partial: counts may be incomplete)")
-        if run.integrity == "edited":
+        if run.integrity == integrity.EDITED:
             notes.append(f"{run.path.name}: edited after the run or cut short: its digest does not match its contents, "
                          f"so nothing in it can be trusted")
     devices = sorted({run.device for run in res.runs})
