@@ -73,10 +73,10 @@ reference's (its file, or a function whose bytecode is a reference function's) i
 from __future__ import annotations
 
 import builtins
+import contextlib
 import ctypes
 import hashlib
 import io
-import math
 import operator
 import os
 import pickle
@@ -181,7 +181,7 @@ _OPS = {
 # shared-tensor exchange around them; nor around ``getattr`` (a property sees the suite's changes at
 # the next call; a tensor changed here and read again keeps this side's value: see _known_tensor)
 _READS = frozenset({"share", "next", "iter", "len", "repr", "str", "dir", "hash", "bool", "instancecheck",
-                    "subclasscheck", "begin", "end"})
+                    "subclasscheck", "begin", "end", "ship", "run", "last"})
 
 
 class Endpoint:
@@ -198,6 +198,7 @@ class Endpoint:
         self.handles: "weakref.WeakValueDictionary[int, Handle]" = weakref.WeakValueDictionary()
         self.generation = 0  # of the candidate process (suite side)
         self.plain = False  # encoding a call's result in the candidate process: no grad flags
+        self.shipped: dict = {}  # candidate side: the benchmarks' timed calls of this test (Shipped)
         # shared tensors (see shared_changes), for the current test: the suite's modules sent by value
         # (mirror id -> the module, weakly on the suite side) and the tensors read from the candidate's
         # objects (token -> the tensor, until forget()), with each one's state when both sides agreed
@@ -333,7 +334,7 @@ class Endpoint:
             if ref is not None and ref() is t:
                 sent.append(t)
                 return ("known", ("a", aid), len(sent) - 1)
-        if t.is_leaf and t.requires_grad and t.device.type == "cpu":
+        if t.is_leaf and t.requires_grad:
             aid, self.next_id = self.next_id, self.next_id + 1
             self.args[aid] = weakref.ref(t)
             self.arg_ids[id(t)] = aid
@@ -664,11 +665,14 @@ class Endpoint:
     def _encode_tensor(self, t: Any, sent: list | None, read: bool = True) -> tuple:
         import torch
 
-        if t.device.type != "cpu":
-            raise TypeError(f"isolated mode moves CPU tensors only, got one on {t.device}")
+        if t.device.type not in ("cpu", "cuda"):
+            raise TypeError(f"isolated mode moves CPU and CUDA tensors only, got one on {t.device}")
         if t.layout != torch.strided:
             t = t.to_dense()
         data = t.detach()
+        device = None if data.device.type == "cpu" else str(data.device)  # a CUDA tensor: through host memory
+        if device is not None:
+            data = data.cpu()
         index = -1
         if sent is not None:
             sent.append(t)
@@ -683,7 +687,7 @@ class Endpoint:
             self.agreed[token] = _tensor_key(t)
         return ("tensor", str(t.dtype).removeprefix("torch."), list(t.shape), _tensor_bytes(data),
                 bool(t.requires_grad) and not self.plain, isinstance(t, torch.nn.Parameter) and not self.plain,
-                index, grad, token)
+                index, grad, token, device)
 
     def decode(self, tree: Any, got: list | None = None) -> Any:
         if type(tree) is not tuple:
@@ -896,10 +900,14 @@ class Endpoint:
     def _decode_tensor(self, tree: tuple, got: list | None) -> Any:
         import torch
 
-        _, dtype_name, shape, data, requires_grad, is_param, index, grad, *token = tree
+        _, dtype_name, shape, data, requires_grad, is_param, index, grad, *rest = tree
+        token = rest[:1]
+        device = rest[1] if len(rest) > 1 else None
         dtype = getattr(torch, dtype_name, None)
         if not isinstance(dtype, torch.dtype):
             raise ValueError(f"no dtype {dtype_name!r}")
+        if device is not None and not (type(device) is str and device.startswith("cuda")):
+            raise ValueError(f"no device {device!r}")
         if len(data) and self.tracking:  # inside a call made under mem.held_tensors(), the copies there
             # (candidate side), and a call's result here: counted allocations, as in process
             t = torch.empty(shape, dtype=dtype)
@@ -908,6 +916,8 @@ class Endpoint:
             t = torch.frombuffer(bytearray(data), dtype=torch.uint8).view(dtype).reshape(shape)
         else:
             t = torch.empty(shape, dtype=dtype)
+        if device is not None:
+            t = t.to(device)
         if is_param:
             t = torch.nn.Parameter(t, requires_grad=requires_grad)
         elif requires_grad and (dtype.is_floating_point or dtype.is_complex):
@@ -1233,10 +1243,31 @@ def _named_tensors(module: Any) -> list:
     return [*module.named_parameters(remove_duplicate=False), *module.named_buffers(remove_duplicate=False)]
 
 
+# candidate side: a shared tensor's state includes a digest of its values, since code there may write
+# through ``.data`` (peft's merge: ``weight.data += delta``), which no version counter sees
+_CONTENT_KEYS = False
+
+
 def _tensor_key(t: Any) -> tuple:
     grad = t.grad if t.is_leaf else None
     return (id(t), t._version, t.requires_grad, t.dtype, t.data_ptr(),
-            None if grad is None else (id(grad), grad._version))
+            None if grad is None else (id(grad), grad._version), _content(t) if _CONTENT_KEYS else None)
+
+
+def _content(t: Any) -> bytes | None:
+    if t.device.type != "cpu" or t.numel() == 0:
+        return None
+    try:
+        data = t.detach().contiguous().reshape(-1).view(torch_uint8()).numpy()
+    except (RuntimeError, TypeError):  # a layout or dtype with no byte view: versions only
+        return None
+    return hashlib.blake2b(data, digest_size=8).digest()
+
+
+def torch_uint8():
+    import torch
+
+    return torch.uint8
 
 
 def _structure(module: Any) -> list:
@@ -1759,6 +1790,114 @@ class Isolated:
             raise CandidateProcessError(reason) from None
 
 
+# ------------------------------------------------------------------------- benchmarks: the timed calls
+class Shipped:
+    """A benchmark's timed call run in the candidate process: ``target`` (and ``setup``, pytest-benchmark's
+    per-round setup returning ``(args, kwargs)``) are the suite's code, sent there by value (cloudpickle)
+    once; the candidate's objects they hold (the candidate, its namespaces and functions, the modules it
+    built) go as themselves, the suite's tensors and modules as a call's arguments do. Each call runs one
+    round there and returns nothing: the output stays there until :meth:`last` fetches it (the spot check
+    of ``fmspec.benchutil``). Grad mode, torch's thread count and the global generator are the suite's."""
+
+    def __init__(self, iso: "Isolated", target: Any, setup: Any = None, args: tuple = (), kwargs: dict | None = None):
+        import torch
+
+        iso._ensure()
+        self.iso, self.generation = iso, iso.generation
+        self.has_setup = setup is not None
+        ep = iso.ep
+        out = io.BytesIO()
+        _shipper(ep)(out).dump({"target": target, "setup": setup, "args": tuple(args), "kwargs": dict(kwargs or {}),
+                                "last": None})
+        iso.label = "a benchmark's timed call"
+        tree, _ = iso._guarded(lambda: ep.request("ship", out.getvalue()))
+        self.sid = tree
+        self._grad = torch.is_grad_enabled
+
+    def _run(self, phase: str) -> None:
+        import torch
+
+        iso = self.iso
+        iso._ensure()
+        if iso.generation != self.generation:
+            raise CandidateProcessError("the candidate process was restarted since this benchmark's call was sent")
+        iso.label = "a benchmark's timed call"
+        ep = iso.ep
+        iso._guarded(lambda: ep.request("run", self.sid, phase, self._grad(), torch.get_num_threads(), _rng_state()))
+
+    def setup(self) -> None:
+        if self.has_setup:
+            self._run("setup")
+
+    def __call__(self) -> None:
+        self._run("target")
+
+    def last(self) -> Any:
+        """The output of the last round, here (tensors by value)."""
+        iso = self.iso
+        iso._ensure()
+        ep = iso.ep
+        iso.label = "a benchmark's timed call"
+        tree, _ = iso._guarded(lambda: ep.request("last", self.sid))
+        return iso._guarded(lambda: ep.decode_reply(tree))
+
+
+def _shipper(ep: "Endpoint"):
+    """A cloudpickle pickler whose candidate objects and tensors go as :meth:`Endpoint.encode` sends them."""
+    import cloudpickle
+    import torch
+
+    import fmspec.suites
+    from fmspec import loader
+
+    suites_dir = Path(fmspec.suites.__file__).resolve().parent
+
+    def ref(obj: Any) -> Any:
+        if isinstance(obj, ModuleType):  # by the name the candidate process imports it under (_SuiteClasses)
+            name, where = obj.__name__, Path(getattr(obj, "__file__", None) or "/").resolve().parent
+            if name == "suites":
+                return ("module", "fmspec.suites")
+            if name.startswith("suites.") or ("." not in name and where == suites_dir):
+                return ("module", "fmspec.suites." + name.split(".")[-1])
+            return None
+        if isinstance(obj, (loader.Candidate, CandidateProxy)):
+            return ("back", 0)  # the candidate object there (its namespaces unchecked, as a bench calls them)
+        if isinstance(obj, loader.Checked):
+            return ("tree", ep.encode(object.__getattribute__(obj, "_namespace")))
+        if type(obj).__name__ == "function" and obj.__dict__.get("__fmspec_checked__"):
+            return ("tree", ep.encode(obj.__wrapped__))
+        if isinstance(obj, (Handle, torch.Tensor, torch.nn.Module, torch.Generator)):
+            return ("tree", ep.encode(obj, []))
+        return None
+
+    class Shipper(cloudpickle.CloudPickler):
+        def persistent_id(self, obj: Any) -> Any:
+            return ref(obj)
+
+    return lambda out: Shipper(out, protocol=5)
+
+
+def _unship(ep: "Endpoint", data: bytes, got: list) -> Any:
+    """Candidate side: a :class:`Shipped` call, its references resolved (the suite's data: trusted)."""
+    import importlib
+
+    class Unshipper(_SuiteClasses):
+        def persistent_load(self, ref: Any) -> Any:
+            if ref[0] == "back":
+                return ep.lent[ref[1]]
+            if ref[0] == "module":
+                return importlib.import_module(ref[1])
+            return ep.decode(ref[1], got)
+
+    return Unshipper(io.BytesIO(data)).load()
+
+
+def _tensors_in(value: Any) -> list:
+    out: list = []
+    _walk_tensors(value, out)
+    return out
+
+
 class _Box:
     """One call through :class:`_Bridge`: what to send, and the result's structure once it came back."""
 
@@ -1771,8 +1910,6 @@ class _Box:
         self.tensors: list = []
 
     def run(self) -> tuple[list, list[bool]]:
-        import torch
-
         iso = self.iso
         reply = iso._guarded(lambda: iso.ep.request("call", *self.payload, True, _rng_state(), bool(HELD)))
         self.value = iso._finish(reply, self.sent)
@@ -2095,6 +2232,8 @@ def _worker_main(conn: Any, spec: str, options: dict) -> None:
     """The candidate process: sandbox, limits, import the candidate, serve calls until the pipe closes."""
     from fmspec import integrity
 
+    global _CONTENT_KEYS
+    _CONTENT_KEYS = True
     for name in (integrity.KEY_ENV, integrity.KEY_FILE_ENV):  # not inherited (see _without_key_env): in case
         os.environ.pop(name, None)
     note = (sandbox(options["private"], tuple(options.get("writable") or ()), list(options.get("hide") or ()))
@@ -2176,7 +2315,36 @@ def _serve_forever(ep: Endpoint, watch: "Watch") -> None:
                         if ref() is not None and ptr not in mode.outputs:
                             alive[ptr] = n
             return sum(alive.values()), None
+        if op == "ship":  # a benchmark's timed call (Shipped): the suite's code, by value
+            got: list = []
+            ep.shipped[len(ep.shipped) + 1] = _unship(ep, args[0], got)
+            return len(ep.shipped), None
+        if op == "run":
+            sid, phase, grad, threads, rng = args
+            entry = ep.shipped[sid]
+            torch.set_num_threads(threads)
+            _set_rng(rng)
+            # the profiler hook would slow Python-heavy code several times over: timed rounds are watched
+            # only where --fmspec-forbid names functions for this component (the checked run always is)
+            forbidding = watch.targets or watch.op_names or watch.target_codes
+            with torch.set_grad_enabled(bool(grad)), watch.watching() if forbidding else contextlib.nullcontext():
+                if phase == "setup":
+                    got_args = entry["setup"]()
+                    entry["args"], entry["kwargs"] = got_args if got_args is not None else ((), {})
+                else:
+                    entry["last"] = None  # the previous round's output is not this round's
+                    entry["last"] = entry["target"](*entry["args"], **entry["kwargs"])
+                    if any(t.is_cuda for t in _tensors_in(entry["last"])):
+                        torch.cuda.synchronize()
+            return None, {"rng": _rng_state()}
+        if op == "last":
+            ep.plain = True
+            try:
+                return ep.encode(ep.shipped[args[0]]["last"], []), None
+            finally:
+                ep.plain = False
         if op == "end":
+            ep.shipped.clear()
             ep.held.clear()
             ep.graphs.clear()
             ep.built.clear()

@@ -143,9 +143,6 @@ def activate(config: pytest.Config) -> None:
     if state.active:
         return
     state.active = True
-    if config.getoption("fmspec_bench") and config.getoption("fmspec_isolate"):
-        raise pytest.UsageError("--fmspec-bench does not run with --fmspec-isolate yet: every timed call would "
-                                "cross the process boundary; time trusted code in process (docs/trust.md)")
     if config.getoption("fmspec_bench") and not config.pluginmanager.hasplugin("benchmark"):
         raise pytest.UsageError("--fmspec-bench needs pytest-benchmark: pip install 'fmspec[bench]' "
                                 "(and no -p no:benchmark)")
@@ -479,6 +476,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     device = _param_str(params["device"]) if "device" in params else None
     if (device == "cuda" or item.get_closest_marker("gpu")) and not _cuda_available():
         pytest.skip("no CUDA device")
+    if (device == "cuda" or item.get_closest_marker("gpu")) and item.get_closest_marker("bench") \
+            and _state(item.config).guard.isolate:
+        pytest.skip("device-timed benchmarks run in process: CUDA events in the candidate's process would time "
+                    "what it says (docs/trust.md)")
     cand = params.get("candidate")
     if not isinstance(cand, loader.Candidate):
         return

@@ -293,6 +293,43 @@ def assert_equal(actual: Any, expected: Any, *, name: str = "out", where: str = 
     raise AssertionError(f"{name} = {describe(actual)}, expected {describe(expected)}{suffix}")
 
 
+def assert_same_result(actual: Any, expected: Any, *, name: str = "out", where: str = "") -> None:
+    """Two runs of the same call on the same inputs give the same result: the same structure, equal discrete
+    values, floating tensors and floats within ``tol.rerun`` of their dtype relative to the expected's
+    scale. Objects that are neither (a handle to one of the candidate's objects) are not compared."""
+    __tracebackhide__ = True
+    suffix = f" [{where}]" if where else ""
+    if isinstance(expected, torch.Tensor):
+        assert_tensor(actual, tuple(expected.shape), expected.dtype, name=name, where=where)
+        if not expected.is_floating_point():
+            assert_equal(actual, expected, name=name, where=where)
+            return
+        err, allowed = tol.rel_error(actual, expected), tol.rerun(expected.dtype)
+        if not err <= allowed:
+            raise AssertionError(f"{name}: relative error {err:.3g} from the checked run, allowed {allowed:.3g}{suffix}")
+        return
+    if isinstance(expected, float) and isinstance(actual, float):
+        if not abs(actual - expected) <= tol.rerun(torch.float64) * abs(expected) or math.isnan(actual) != math.isnan(expected):
+            raise AssertionError(f"{name} = {actual!r}, the checked run gave {expected!r}{suffix}")
+        return
+    if type(expected) in (tuple, list) and type(actual) is type(expected):
+        if len(actual) != len(expected):
+            raise AssertionError(f"{name}: length {len(actual)}, the checked run's {len(expected)}{suffix}")
+        for i, (a, e) in enumerate(zip(actual, expected)):
+            assert_same_result(a, e, name=f"{name}[{i}]", where=where)
+        return
+    if type(expected) is dict and type(actual) is dict:
+        if set(actual) != set(expected):
+            raise AssertionError(f"{name}: keys {sorted(map(str, actual))}, the checked run's "
+                                 f"{sorted(map(str, expected))}{suffix}")
+        for k in expected:
+            assert_same_result(actual[k], expected[k], name=f"{name}[{k!r}]", where=where)
+        return
+    if expected is None or isinstance(expected, (bool, int, str, bytes)):
+        if actual != expected or type(actual) is not type(expected):
+            raise AssertionError(f"{name} = {describe(actual)}, the checked run gave {describe(expected)}{suffix}")
+
+
 def assert_within(err: torch.Tensor, bound: torch.Tensor, *, name: str = "out", where: str = "") -> None:
     """Elementwise ``err <= bound`` (NaN fails), for a test that derives a bound per element (a quantization
     step, an interval); names how many elements exceed it and the first."""

@@ -93,6 +93,7 @@ through the same code on the CPU, untimed, so that the GPU run cannot die on a t
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -163,12 +164,20 @@ def inputs(t: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return ss.qkv(B, H, t, t, D, seed=t, dtype=DTYPE)
 
 
-def measure(benchmark, fn, t: int) -> tuple[float, mem.LargestAllocation]:
-    """Largest allocation of one call (which is also the warm-up), then the median time of a few rounds."""
+def largest_allocation(fn) -> tuple[int, str, list[int]]:
+    """The largest allocation of one call: (elements, op, shape)."""
     with torch.no_grad():
         with mem.LargestAllocation() as probe:
             fn()
-        benchmark.pedantic(fn, rounds=rounds_for(t), iterations=1, warmup_rounds=0)
+    return probe.numel, str(probe.op), list(probe.shape or ())
+
+
+def measure(benchmark, candidate, fn, t: int) -> tuple[float, tuple[int, str, list[int]]]:
+    """Largest allocation of one call (which is also the warm-up; in the candidate's process when it runs
+    isolated), then the median time of a few rounds."""
+    probe = bu.run_there(candidate, functools.partial(largest_allocation, fn))
+    with torch.no_grad():
+        bu.pedantic(benchmark, candidate, fn, rounds=rounds_for(t), iterations=1, warmup_rounds=0)
     stats = getattr(benchmark, "stats", None)
     if stats is None:  # --benchmark-disable: one timed call of our own
         start = time.perf_counter()
@@ -178,11 +187,11 @@ def measure(benchmark, fn, t: int) -> tuple[float, mem.LargestAllocation]:
     return stats.stats.median, probe
 
 
-def common(t: int, seconds: float, probe: mem.LargestAllocation, flops: float, conformance: str) -> dict:
+def common(t: int, seconds: float, probe: tuple[int, str, list[int]], flops: float, conformance: str) -> dict:
     return {"B": B, "H": H, "T": t, "D": D, "dtype": "float32", "seconds": seconds,
             "gflop_per_s": flops / seconds / 1e9, "model_flops": flops,
-            "largest_elements": probe.numel, "largest_mb_float32": probe.numel * 4 / 1e6,
-            "largest_op": str(probe.op), "largest_shape": list(probe.shape or ()),
+            "largest_elements": probe[0], "largest_mb_float32": probe[0] * 4 / 1e6,
+            "largest_op": probe[1], "largest_shape": probe[2],
             "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "conformance": conformance}
 
 
@@ -194,8 +203,8 @@ def test_dense_time_and_memory(candidate, benchmark, fmspec_metrics, request, t)
     conformance = bu.require_conformance(request, "attention", candidate.name)
     q, k, v = inputs(t)
     benchmark.group = f"attention-T{t}"
-    seconds, probe = measure(benchmark, lambda: candidate.attention.scaled_dot_product(q, k, v), t)
-    _RESULTS[(candidate.name, "dense", t)] = {"seconds": seconds, "elements": probe.numel}
+    seconds, probe = measure(benchmark, candidate, lambda: candidate.attention.scaled_dot_product(q, k, v), t)
+    _RESULTS[(candidate.name, "dense", t)] = {"seconds": seconds, "elements": probe[0]}
     bu.record(benchmark, fmspec_metrics, {"impl": "dense", **common(t, seconds, probe, 4 * B * H * t * t * D, conformance),
                                        "model_elements": B * H * t * t})
 
@@ -210,8 +219,8 @@ def test_sparse_time_and_memory(candidate, benchmark, fmspec_metrics, request, t
     args = pattern_args(pattern, t)
     w = keys_per_query(pattern, t)
     benchmark.group = f"attention-T{t}"
-    seconds, probe = measure(benchmark, lambda: candidate.attention.sparse(q, k, v, pattern, **args), t)
-    _RESULTS[(candidate.name, pattern, t)] = {"seconds": seconds, "elements": probe.numel}
+    seconds, probe = measure(benchmark, candidate, lambda: candidate.attention.sparse(q, k, v, pattern, **args), t)
+    _RESULTS[(candidate.name, pattern, t)] = {"seconds": seconds, "elements": probe[0]}
     bu.record(benchmark, fmspec_metrics, {
         "impl": pattern, "pattern_args": {k_: v_ for k_, v_ in args.items()}, "keys_per_query": w,
         **common(t, seconds, probe, 4 * B * H * t * w * D, conformance),

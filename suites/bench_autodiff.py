@@ -182,12 +182,12 @@ def test_gradient_cost_ratio(candidate, benchmark, fmspec_metrics, request, mode
     plain, inputs = plain_call(ad.ops, f, xs)
     calls = {"f": plain, "grad": lambda: ad.grad(f, *xs), "jvp": lambda: ad.jvp(f, list(xs), list(u))}
     benchmark.group = f"autodiff-{size}-steps"
-    benchmark.pedantic(calls[mode], rounds=n, iterations=1, warmup_rounds=1)
+    bu.pedantic(benchmark, candidate, calls[mode], rounds=n, iterations=1, warmup_rounds=1)
     if benchmark.stats is None:  # --benchmark-disable: pedantic ran the call once, time it here
-        seconds, best = seconds_of(calls[mode], n)
+        seconds, best = seconds_of(bu.shipped(candidate, calls[mode]), n)
     else:
         seconds, best = benchmark.stats.stats.median, benchmark.stats.stats.min
-    f_seconds, f_best = seconds_of(plain, n)  # the denominator, under the same load
+    f_seconds, f_best = seconds_of(bu.shipped(candidate, plain), n)  # the denominator, under the same load
     math_seconds, _ = seconds_of(lambda: f(MATH_OPS, *xs), max(n, 10))
     bu.record(benchmark, fmspec_metrics, {
         "mode": mode, "steps": size, "inputs": INPUTS, "seconds": seconds, "us_per_step": seconds / size * 1e6,

@@ -88,7 +88,8 @@ def test_train_throughput(candidate, benchmark, fmspec_metrics, request, monkeyp
     del tokenizers
     text = corpus()
     benchmark.group = f"bpe-train-vocab{vocab_size}"
-    benchmark.pedantic(candidate.bpe.train, args=(text, vocab_size), rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    bu.pedantic(benchmark, candidate, candidate.bpe.train, args=(text, vocab_size), rounds=ROUNDS, iterations=1,
+                warmup_rounds=1)
     seconds = timed_median(benchmark)
     hf_parallelism(monkeypatch, "1")
     hf_seconds = median_seconds(lambda: hf_train(text, vocab_size))
@@ -126,7 +127,7 @@ def test_encode_throughput(candidate, benchmark, fmspec_metrics, request):
     def fresh():
         return (candidate.bpe.Tokenizer(vocab, merges, [bh.EOT]), text), {}
 
-    ids = benchmark.pedantic(lambda tok, t: tok.encode(t), setup=fresh, rounds=ROUNDS, iterations=1)
+    ids = bu.pedantic(benchmark, candidate, lambda tok, t: tok.encode(t), setup=fresh, rounds=ROUNDS, iterations=1)
     seconds = timed_median(benchmark)
     bu.record(benchmark, fmspec_metrics, {"corpus_mb": megabytes(text), "seconds": seconds,
                                        "mb_per_s": megabytes(text) / seconds, "tokens": len(ids),

@@ -220,6 +220,7 @@ def test_bench_points_run_on_cpu(candidate, request):
     """Every method's code on CPU at a tiny size (float64, stand-in timer and peak): the numbers exist, the
     checkpointed methods hold less than the plain chain, and every method gives the plain chain's output and
     gradients, so the GPU run compares equal work."""
+    bu.require_in_process(candidate)
     bu.require_conformance(request, "checkpoint", candidate.name)
     torch.set_num_threads(1)  # tiny tensors: threads only contend (the plugin restores the setting after the test)
     s, dtype, depth = CPU_SHAPE, torch.float64, 4

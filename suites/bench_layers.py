@@ -228,6 +228,7 @@ def test_backward_speed(candidate, layer, device, dtype, benchmark, fmspec_metri
 def test_bench_points_run_on_cpu(candidate, layer, request):
     """The layer's point on CPU at a tiny size (float64, stand-in timer): the numbers exist, and the candidate's
     gradients equal every peer's, so the GPU run compares equal work."""
+    bu.require_in_process(candidate)
     bu.require_conformance(request, "layers", candidate.name)
     torch.set_num_threads(1)  # tiny tensors: threads only contend (the plugin restores the setting after the test)
     build, _, sizes = LAYERS[layer]

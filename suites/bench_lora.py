@@ -223,6 +223,7 @@ def test_bench_points_run_on_cpu(candidate, request):
     """Every point's code on CPU at a tiny size (float64, stand-in timer): the numbers exist, and the
     candidate computes what its peers compute (peft's layer; the merged layer), so the GPU run compares
     equal work."""
+    bu.require_in_process(candidate)
     bu.require_conformance(request, "lora", candidate.name)
     torch.set_num_threads(1)  # tiny tensors: threads only contend (the plugin restores the setting after the test)
     d, r, tokens, dtype = 8, 2, 5, torch.float64

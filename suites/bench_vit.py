@@ -213,6 +213,7 @@ def test_bench_points_run_on_cpu(candidate, request):
     """Every point's code on CPU at a tiny size (float64, stand-in timer): the numbers exist, and every peer
     computes what the candidate computes (patches, tokens, weight and bias gradients), so the GPU run compares
     equal work."""
+    bu.require_in_process(candidate)
     bu.require_conformance(request, "vit", candidate.name)
     torch.set_num_threads(1)  # tiny tensors: threads only contend (the plugin restores the setting after the test)
     size, batch, patch, embed_dim, channels, dtype = 8, 2, 4, 6, 3, torch.float64

@@ -47,6 +47,36 @@ def test_reference_gets_the_same_verdicts_isolated_and_in_process(pytester):
     assert "runs in a process of its own: sandboxed" in res.stdout.str()
 
 
+# a sample of the mutants: each component's suites below, bugs of several kinds (a value, a dtype, a frozen
+# flag, a merge, an error message, a layout)
+SAMPLE_MUTANTS = ["posenc_float32", "posenc_errors_unnamed", "lora_base_not_frozen", "lora_merge_not_idempotent",
+                  "vit_patches_column_major", "vit_interpolate_align_corners"]
+
+
+def test_torch_native_and_mutants_get_the_same_verdicts_isolated_and_in_process(pytester):
+    """Every test's outcome, for torch_native and a sample of mutants, is the same in both modes: the
+    proxies change nothing an honest candidate does, and the mutants fail the same tests for the same
+    reasons (each failure's first line)."""
+    mutants = ROOT / "candidates" / "mutants"
+    cands = [a for m in SAMPLE_MUTANTS for a in ("--candidate", str(mutants / f"{m}.py"))]
+    common = ["posenc", "lora", "vit"]
+    _, plain = run_suite(pytester, common, "--candidate", "torch_native", *cands, results="plain.json")
+    _, isolated = run_suite(pytester, common, "--candidate", "torch_native", *cands, "--fmspec-isolate",
+                            results="iso.json")
+
+    def verdicts(doc):
+        return {(t["candidate"], t["nodeid"].split("::", 1)[1]): (t["outcome"], (t["message"] or "").split("\n")[0])
+                for t in doc["tests"]}
+
+    a, b = verdicts(plain), verdicts(isolated)
+    assert a.keys() == b.keys()
+    differ = {k: (a[k], b[k]) for k in a if a[k][0] != b[k][0]}
+    assert not differ, differ
+    assert {c for c, _ in a} == {"torch_native", *SAMPLE_MUTANTS}
+    for m in SAMPLE_MUTANTS:
+        assert any(a[k][0] == "failed" for k in a if k[0] == m), m
+
+
 def test_modules_memory_and_block_masks_cross_isolated(pytester):
     """What needs more than values and handles gets the in-process verdicts: modules the candidate builds
     inside the suite's modules and optimizers (gpt), a torch module it returns (qlora merge()), memory its
@@ -184,3 +214,26 @@ def test_candidate_process_cannot_read_the_results_key(pytester):
     _, plain = run_suite(pytester, ["posenc"], *args, results="plain.json", env=env)
     for t in plain["tests"]:
         assert "key search: the environment, FMSPEC_KEY_FILE" in t["message"], t["message"]
+
+
+def test_benchmarks_time_rounds_in_the_candidate_process_and_catch_skipped_work(pytester):
+    """Isolated benchmarks: each timed round runs in the candidate process (its output left there), timed
+    from the pytest process and spot-checked against a first run through the proxies. The reference's
+    numbers come back as in process (the same memory probe, a recorded round trip); a candidate that
+    returns zeros when it sees a benchmark's round fails the benchmark with the reason."""
+    common = [str(SUITES / "bench_attention.py"), "--fmspec-bench", "-k", "dense and T256", "-p", "no:cacheprovider",
+              "--rootdir", str(ROOT), "--candidate", "reference"]
+    plain = pytester.runpytest_subprocess(*common, "--fmspec-results", "plain.json", timeout=600)
+    assert plain.ret == 0, plain.stdout.str()[-2000:]
+    pytester.runpytest_subprocess(*common, "--candidate", cheater("timed_skip"), "--fmspec-isolate",
+                                  "--fmspec-results", "iso.json", timeout=600)
+    iso = schema.load(pytester.path / "iso.json")
+    tests = {t["candidate"]: t for t in iso["tests"]}
+    assert tests["reference"]["outcome"] == "passed", tests["reference"]["message"]
+    assert tests["timed_skip"]["outcome"] == "failed"
+    assert "timed round 1, run in the candidate process" in tests["timed_skip"]["message"], tests["timed_skip"]["message"]
+    (record,) = [b for b in iso["benchmarks"] if "reference" in b["name"]]
+    (same,) = schema.load(pytester.path / "plain.json")["benchmarks"]
+    assert record["extra_info"]["largest_elements"] == same["extra_info"]["largest_elements"] > 0
+    assert record["extra_info"]["isolated"]["spot_checks"] >= 2
+    assert 0 < record["extra_info"]["isolated"]["round_trip_ms"] < record["stats"]["median"] * 1e3

@@ -295,13 +295,6 @@ def test_interrupted_run_is_marked_interrupted(pytester):
     assert any(t["property"] == "test_first" and t["outcome"] == "passed" for t in doc["tests"])
 
 
-def test_benchmarks_are_refused_in_isolated_mode(suite):
-    """Timed calls through the candidate process's proxy would time the proxy: one usage line, nothing run."""
-    result = suite.runpytest("--candidate", "good.py", "--fmspec-isolate", "--fmspec-bench")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--fmspec-bench does not run with --fmspec-isolate yet*"])
-
-
 def test_run_ended_by_an_internal_error_is_marked_interrupted(pytester):
     """pytest's INTERNALERROR (here a hook that raises; in the wild, a timeout firing while pytest formats a
     failure) stops the run: the file must not say complete, or the gate would pass what never ran."""
