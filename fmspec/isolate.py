@@ -1243,15 +1243,19 @@ def _named_tensors(module: Any) -> list:
     return [*module.named_parameters(remove_duplicate=False), *module.named_buffers(remove_duplicate=False)]
 
 
-# candidate side: a shared tensor's state includes a digest of its values, since code there may write
-# through ``.data`` (peft's merge: ``weight.data += delta``), which no version counter sees
+# candidate side: the state of a shared tensor that does not require grad (a frozen weight, a buffer)
+# includes a digest of its values, since code there may write it through ``.data`` (peft's merge:
+# ``weight.data += delta``), which no version counter sees. Trainable tensors are left to their version
+# counters: digesting every parameter of a model around every call made the gpt suite's training runs three
+# times slower, and an optimizer's step is an in-place op that the counter sees
 _CONTENT_KEYS = False
 
 
 def _tensor_key(t: Any) -> tuple:
     grad = t.grad if t.is_leaf else None
     return (id(t), t._version, t.requires_grad, t.dtype, t.data_ptr(),
-            None if grad is None else (id(grad), grad._version), _content(t) if _CONTENT_KEYS else None)
+            None if grad is None else (id(grad), grad._version),
+            _content(t) if _CONTENT_KEYS and not t.requires_grad else None)
 
 
 def _content(t: Any) -> bytes | None:
@@ -1694,7 +1698,8 @@ class Isolated:
         sent: list = []
         payload = (*_hid(handle), ep.encode(tuple(args), sent), ep.encode(dict(kwargs), sent))
         if not torch.is_grad_enabled():
-            return self._finish(self._guarded(lambda: ep.request("call", *payload, False, _rng_state(), bool(HELD))), sent)
+            return self._finish(self._guarded(lambda: ep.request("call", *payload, False, _rng_state(), bool(HELD),
+                                                                 _env_state())), sent)
         box = _Box(self, payload, sent)
         box.indices = [i for i, t in enumerate(sent) if isinstance(t, torch.Tensor) and t.requires_grad]
         box.inputs = [sent[i] for i in box.indices]
@@ -1823,7 +1828,8 @@ class Shipped:
             raise CandidateProcessError("the candidate process was restarted since this benchmark's call was sent")
         iso.label = "a benchmark's timed call"
         ep = iso.ep
-        iso._guarded(lambda: ep.request("run", self.sid, phase, self._grad(), torch.get_num_threads(), _rng_state()))
+        iso._guarded(lambda: ep.request("run", self.sid, phase, self._grad(), torch.get_num_threads(), _rng_state(),
+                                        _env_state()))
 
     def setup(self) -> None:
         if self.has_setup:
@@ -1892,6 +1898,27 @@ def _unship(ep: "Endpoint", data: bytes, got: list) -> Any:
     return Unshipper(io.BytesIO(data)).load()
 
 
+# environment variables a test sets that change what the candidate's code does (the quant and flash suites
+# run a candidate's Triton kernels in Triton's interpreter): their values go with every call
+MIRRORED_ENV = ("TRITON_INTERPRET",)
+
+
+def _env_state() -> dict:
+    return {name: os.environ.get(name) for name in MIRRORED_ENV}
+
+
+def _set_env(env: Any) -> None:
+    """Candidate side: the suite's values of :data:`MIRRORED_ENV` for this call (unset where unset there)."""
+    if type(env) is not dict:
+        return
+    for name in MIRRORED_ENV:
+        value = env.get(name)
+        if value is None:
+            os.environ.pop(name, None)
+        elif type(value) is str:
+            os.environ[name] = value
+
+
 def _tensors_in(value: Any) -> list:
     out: list = []
     _walk_tensors(value, out)
@@ -1911,7 +1938,7 @@ class _Box:
 
     def run(self) -> tuple[list, list[bool]]:
         iso = self.iso
-        reply = iso._guarded(lambda: iso.ep.request("call", *self.payload, True, _rng_state(), bool(HELD)))
+        reply = iso._guarded(lambda: iso.ep.request("call", *self.payload, True, _rng_state(), bool(HELD), _env_state()))
         self.value = iso._finish(reply, self.sent)
         extra = reply[1] if isinstance(reply[1], dict) else {}
         self.graph = extra.get("graph")
@@ -2320,10 +2347,11 @@ def _serve_forever(ep: Endpoint, watch: "Watch") -> None:
             ep.shipped[len(ep.shipped) + 1] = _unship(ep, args[0], got)
             return len(ep.shipped), None
         if op == "run":
-            sid, phase, grad, threads, rng = args
+            sid, phase, grad, threads, rng, env = args
             entry = ep.shipped[sid]
             torch.set_num_threads(threads)
             _set_rng(rng)
+            _set_env(env)
             # the profiler hook would slow Python-heavy code several times over: timed rounds are watched
             # only where --fmspec-forbid names functions for this component (the checked run always is)
             forbidding = watch.targets or watch.op_names or watch.target_codes
@@ -2361,6 +2389,7 @@ def _serve_forever(ep: Endpoint, watch: "Watch") -> None:
             call_kwargs = ep.decode(args[2], got)
             grad = bool(args[3])
             _set_rng(args[4] if len(args) > 4 else None)
+            _set_env(args[6] if len(args) > 6 else None)
             saved = _SavedForBackward()
             held = _held_mode_class()() if len(args) > 5 and args[5] is True else None
             with torch.set_grad_enabled(grad), watch.watching(), saved.recording(grad):

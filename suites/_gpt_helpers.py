@@ -1,21 +1,39 @@
 """gpt suite helpers (imported ``as gh``): the candidate's pieces, the debug data and the reference's runs,
 each worked out once per process, and a composition failure turned into a test failure that names the piece.
 
-Nothing is written to disk: the tokenized slice and the runs live in this module's dictionaries for the
-process's lifetime (a few hundred KB), keyed by the identity of the pieces that made them, so the
-reference candidate's run *is* the reference run and a mutant that leaves the tokenizer alone reuses its ids.
+The tokenized slice and the runs live in this module's dictionaries for the process's lifetime (a few hundred
+KB), keyed by the identity of the pieces that made them, so the reference candidate's run *is* the reference
+run and a mutant that leaves the tokenizer alone reuses its ids.
+
+The reference's two debug runs (2 s each, paid again by every process whose pieces are not the reference's
+own) are also cached on disk, on the machine that runs the tests: a file per fingerprint of everything the
+run depends on (the source of every reference module, torch's version and build, the CPU's model and vector
+capability, the thread count and torch's numeric settings, the configurations and a checksum of the ids) in
+:func:`cache_dir` (``FMSPEC_CACHE_DIR``, else ``$XDG_CACHE_HOME/fmspec``, else ``~/.cache/fmspec``). The run
+is deterministic (seeded generators, one thread), so a cached curve *is* the installed reference's run, bit
+for bit; a fingerprint not cached is computed here, in the pytest process, and written (a temp file in the
+same folder, then ``os.replace``). A cache that cannot be read, parsed or written is no error: the run is
+computed. A candidate never adds to it: isolated (``--fmspec-isolate``), its process can write nothing there;
+in process, only a test of one of fmspec's own candidates writes (tests/test_gpt_reference_cache.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import math
-from dataclasses import replace
+import os
+import platform
+import sys
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import pytest
 import torch
 
-from fmspec import outcomes, plugin
+from fmspec import outcomes, plugin, trust
 from fmspec.reference import gpt
 from fmspec.suites import asserts as ah
 
@@ -83,6 +101,136 @@ def reference_run(cfg: gpt.Config, tcfg: gpt.TrainConfig, data: gpt.Data) -> gpt
     return run(gpt.Parts.reference(), cfg, tcfg, data)
 
 
+@dataclass
+class Curve:
+    """What a debug test needs of the reference's run: its losses, seconds and parameter count, and
+    whether it was read from the cache (``cached``) or computed in this process."""
+
+    losses: list
+    seconds: float
+    params: int
+    cached: bool = False
+
+
+_MACHINE: dict = {}  # the part of the fingerprint that is fixed for the process (the sources, torch, the CPU)
+_CURVES: dict = {}  # fingerprint -> Curve: the in-process memo in front of the cache
+
+
+def sources_digest(root: Path) -> str:
+    """SHA-256 of every ``*.py`` under ``root`` (its path and bytes): any edit of the reference changes it."""
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def machine() -> tuple:
+    """The reference's sources, Python's and torch's versions and build (its BLAS), the CPU's model and
+    vector capability: once per process."""
+    if "key" not in _MACHINE:
+        try:
+            cpu = sorted({line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                          if line.startswith("model name")})
+        except OSError:
+            cpu = [platform.processor() or platform.machine()]
+        _MACHINE["key"] = (sources_digest(Path(gpt.__file__).resolve().parent), platform.python_version(),
+                           torch.__version__, torch.__config__.show(), torch.backends.cpu.get_cpu_capability(), cpu)
+    return _MACHINE["key"]
+
+
+def fingerprint(cfg: gpt.Config, tcfg: gpt.TrainConfig, data: gpt.Data) -> str:
+    """A digest of everything the reference's run of ``cfg`` and ``tcfg`` on ``data`` depends on: the
+    :func:`machine`, the thread count and torch's numeric settings now, both configurations and the ids."""
+    settings = (torch.get_num_threads(), torch.get_default_dtype(), torch.get_float32_matmul_precision(),
+                torch.are_deterministic_algorithms_enabled())
+    key = (machine(), settings, repr(cfg), repr(tcfg), data.key())
+    return hashlib.sha256(repr(key).encode()).hexdigest()
+
+
+def cache_dir() -> Path | None:
+    """``FMSPEC_CACHE_DIR``, else ``$XDG_CACHE_HOME/fmspec``, else ``~/.cache/fmspec`` (None without a home)."""
+    if os.environ.get("FMSPEC_CACHE_DIR"):
+        return Path(os.environ["FMSPEC_CACHE_DIR"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(xdg):  # the XDG spec: a relative path is invalid, ignored
+        return Path(xdg) / "fmspec"
+    try:
+        return Path.home() / ".cache" / "fmspec"
+    except RuntimeError:
+        return None
+
+
+def cache_file(fp: str) -> Path | None:
+    folder = cache_dir()
+    return None if folder is None else folder / f"gpt-reference-{fp}.json"
+
+
+def read_cached(fp: str, steps: int) -> Curve | None:
+    """The cached run of fingerprint ``fp``; None where there is none or it is not a run of ``steps`` finite
+    losses under that fingerprint (unreadable, truncated, edited)."""
+    path = cache_file(fp)
+    if path is None:
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        losses, seconds, params = doc["losses"], doc["seconds"], doc["params"]
+    except (OSError, ValueError, TypeError, KeyError):  # ValueError: not UTF-8 or not JSON; TypeError: not a dict
+        return None
+    if (doc.get("fingerprint") != fp or not isinstance(losses, list) or len(losses) != steps
+            or not all(isinstance(x, float) and math.isfinite(x) for x in losses)
+            or not isinstance(seconds, (int, float)) or not isinstance(params, int)):
+        return None
+    return Curve(losses, float(seconds), params, cached=True)
+
+
+def write_cached(fp: str, curve: Curve, what: str) -> None:
+    """Write the run under fingerprint ``fp``: a temp file in the cache folder, then ``os.replace`` (a reader
+    sees the old file or the new one, never half of one; two writers of one fingerprint write the same run).
+    Nothing happens where the folder cannot be written."""
+    path = cache_file(fp)
+    if path is None:
+        return
+    doc = {"about": f"the reference's gpt debug run ({what}), cached by fmspec/suites/_gpt_helpers.py",
+           "fingerprint": fp, "torch": torch.__version__, "losses": curve.losses, "seconds": curve.seconds,
+           "params": curve.params}
+    tmp = None
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh)
+        os.replace(tmp, path)
+    except OSError:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def reference_curve(cfg: gpt.Config, tcfg: gpt.TrainConfig, data: gpt.Data, store: bool = True) -> Curve:
+    """The reference's run of ``cfg``: from the cache where its fingerprint is there, else computed here
+    (:func:`reference_run`) and, with ``store``, written to the cache; once per process either way."""
+    fp = fingerprint(replace(cfg, vocab_size=data.vocab_size), tcfg, data)
+    if fp not in _CURVES:
+        curve = read_cached(fp, tcfg.steps)
+        if curve is None:
+            result = reference_run(cfg, tcfg, data)
+            curve = Curve(result.losses, result.seconds, result.model.n_params())
+            if store:
+                write_cached(fp, curve, f"{cfg.objective}, {tcfg.steps} steps")
+        _CURVES[fp] = curve
+    return _CURVES[fp]
+
+
+def may_store(candidate) -> bool:
+    """Whether a test of ``candidate`` may add to the cache: the candidate runs in a process of its own, or
+    it is one of fmspec's own (candidates/). A candidate from elsewhere run in process shares this
+    interpreter: its test reads the cache but never writes it."""
+    if trust.is_builtin_candidate(candidate.source):
+        return True
+    isolate = sys.modules.get("fmspec.isolate")  # imported by every isolated run (fmspec/plugin.py), only then
+    return isolate is not None and isolate.controller(candidate) is not None
+
+
 def tail(losses: list) -> float:
     return sum(losses[-TAIL:]) / len(losses[-TAIL:])
 
@@ -101,12 +249,14 @@ def reported(metrics: dict):
     pytest.fail(failure, pytrace=False)  # outside the except: the message once, without the chained original
 
 
-def record_run(metrics: dict, name: str, result: gpt.Result) -> None:
+def record_run(metrics: dict, name: str, result: gpt.Result | Curve) -> None:
     """The curve and the numbers of a run, for the results file (and the report's loss plot)."""
     metrics[f"{name}_loss_curve"] = [round(x, 4) for x in result.losses]
     metrics[f"{name}_tail_loss"] = round(tail(result.losses), 4)
     metrics[f"{name}_seconds"] = round(result.seconds, 3)
-    metrics[f"{name}_params"] = result.model.n_params()
+    metrics[f"{name}_params"] = result.params if isinstance(result, Curve) else result.model.n_params()
+    if isinstance(result, Curve):
+        metrics[f"{name}_cached"] = result.cached
 
 
 def assert_curve_near_reference(got: list, ref: list, where: str) -> None:
@@ -133,13 +283,14 @@ def composition(candidate, metrics: dict, cfg: gpt.Config, dtype: torch.dtype, l
     return parts, data
 
 
-def debug_runs(candidate, metrics: dict, cfg: gpt.Config) -> tuple[gpt.Result, gpt.Result]:
-    """The debug run of ``cfg`` with the candidate's pieces and with the reference's (same seed, data and
-    batches), both recorded in the metrics: ``(candidate's, reference's)``."""
+def debug_runs(candidate, metrics: dict, cfg: gpt.Config) -> tuple[gpt.Result, Curve]:
+    """The debug run of ``cfg`` with the candidate's pieces and the reference's (same seed, data and
+    batches; cached or computed, :func:`reference_curve`), both recorded in the metrics:
+    ``(candidate's, reference's)``."""
     parts, data = composition(candidate, metrics, cfg, torch.float32)
     with reported(metrics):
-        ref = reference_run(cfg, DEBUG.train, data)
         got = run(parts, cfg, DEBUG.train, data)
+        ref = reference_curve(cfg, DEBUG.train, data, store=may_store(candidate))
     record_run(metrics, "candidate", got)
     record_run(metrics, "reference", ref)
     return got, ref

@@ -426,7 +426,8 @@ def test_mask_tokens_bad_arguments_raise_value_error(candidate, case):
 def test_debug_run_trains_like_the_reference(candidate, fmspec_metrics):
     """The debug mode (tiny-shakespeare's first 40 KB, the BPE of the pieces at V = 512, 0.28M parameters,
     100 steps of 8 x 64 tokens): finite at every step, and the mean loss of the last 20 steps within
-    [-20%, +5%] of the reference's (same seed, data and batches). Below means the model sees its labels."""
+    [-20%, +5%] of the reference's (same seed, data and batches; its cached run where one under the fingerprint
+    of the installed reference, torch, CPU and ids exists, else computed). Below means the model sees its labels."""
     got, ref = gh.debug_runs(candidate, fmspec_metrics, gh.DEBUG.model)
     gh.assert_curve_near_reference(got.losses, ref.losses, where=f"debug run, pieces {got.pieces}")
 

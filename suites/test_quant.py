@@ -395,10 +395,25 @@ def test_kernels_round_exact_ties_to_even_under_triton_interpreter(candidate, de
     check_exact_ties(candidate, x.to(dtype), codes, device)
 
 
-# Kernel-sized cases: (shape, layout); block sizes that are not powers of two, partial last blocks
-KERNEL_CASES = [((1000,), {"block_size": 64}), ((23,), {"block_size": 5}), ((3, 100), {"block_size": 24}),
-                ((7,), {"block_size": 1}), ((2, 300), {"block_size": 100}), ((5, 37), {"dim": -1}),
-                ((4, 64), {"block_size": 256})]
+# Kernel-sized cases: ((shape, layout), dtype), each case in one dtype. Under the interpreter a quantize call
+# costs ~0.25 s whatever the size (a program is a whole tile of 8192 elements), so each structural case runs
+# once, not once per dtype: every dtype still meets a partial last block, an odd or non-power-of-two block
+# size and the three kernels (quantize, dequantize, NF4 dequantize), and each dtype's exact ties are
+# test_kernels_round_exact_ties_to_even_under_triton_interpreter's.
+KERNEL_CASES = [
+    (((1000,), {"block_size": 64}), torch.float32),  # a power of two, partial last block; NF4 in whole bytes
+    (((7,), {"block_size": 1}), torch.float32),  # every element its own block (zeros: blocks 0 to 4)
+    (((23,), {"block_size": 5}), torch.float16),  # odd, partial last block, the first block all zero
+    (((5, 37), {"dim": -1}), torch.float16),  # rows of 37: one row a block
+    (((4, 64), {"block_size": 256}), torch.float16),  # one block longer than the input
+    (((3, 100), {"block_size": 24}), torch.bfloat16),  # even, not a power of two, partial last block
+    (((2, 300), {"block_size": 100}), torch.bfloat16),  # whole blocks only, not a power of two
+]
+
+
+def kernel_case_id(case, dtype) -> str:
+    shape, kw = case
+    return f"{'x'.join(map(str, shape))}-{'-'.join(f'{k}{v}' for k, v in kw.items())}-{str(dtype).removeprefix('torch.')}"
 
 
 def quant_outputs(candidate, x: torch.Tensor, kw: dict) -> dict[str, torch.Tensor]:
@@ -414,12 +429,11 @@ def quant_outputs(candidate, x: torch.Tensor, kw: dict) -> dict[str, torch.Tenso
 @pytest.mark.needs(AQ, AD, NQ, ND)
 @pytest.mark.capability("nf4")
 @pytest.mark.parametrize("device", ["cpu"])
-@pytest.mark.parametrize("dtype", KERNEL_DTYPES)
-@pytest.mark.parametrize("case", KERNEL_CASES, ids=lambda c: f"{'x'.join(map(str, c[0]))}-{'-'.join(f'{k}{v}' for k, v in c[1].items())}")
+@pytest.mark.parametrize("case, dtype", [pytest.param(c, dt, id=kernel_case_id(c, dt)) for c, dt in KERNEL_CASES])
 def test_kernels_match_eager_under_triton_interpreter(candidate, device, dtype, case, monkeypatch):
     """With TRITON_INTERPRET=1 the candidate gives the same bits as without it (the reference: its Triton
-    kernels in the interpreter against its readable code), for float32, float16 and bfloat16, block sizes
-    that are not powers of two, partial last blocks and all-zero blocks."""
+    kernels in the interpreter against its readable code): block sizes that are not powers of two, partial
+    last blocks and all-zero blocks, spread over float32, float16 and bfloat16 (see KERNEL_CASES)."""
     shape, kw = case
     x = ss.randn(shape, 7, dtype)
     x.view(-1)[: min(x.numel(), 5)] = 0.0  # the first block all zero for block sizes <= 5, partly zero else

@@ -17,6 +17,13 @@ def results_key(monkeypatch):
     return TEST_KEY.encode()
 
 
+@pytest.fixture(autouse=True)
+def reference_cache(monkeypatch, tmp_path_factory):
+    """The gpt suite's cached reference runs (suites/_gpt_helpers.py) go to one folder of this test run,
+    never the user's ~/.cache/fmspec: computed once per run, read by every later process of the run."""
+    monkeypatch.setenv("FMSPEC_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "fmspec-cache"))
+
+
 def pytest_addoption(parser):
     parser.addoption("--mutant-seeds", default="", metavar="N,N,...",
                      help="tests/test_mutants.py: also run every mutant under random examples from each of these "

@@ -237,3 +237,14 @@ def test_benchmarks_time_rounds_in_the_candidate_process_and_catch_skipped_work(
     assert record["extra_info"]["largest_elements"] == same["extra_info"]["largest_elements"] > 0
     assert record["extra_info"]["isolated"]["spot_checks"] >= 2
     assert 0 < record["extra_info"]["isolated"]["round_trip_ms"] < record["stats"]["median"] * 1e3
+
+
+def test_environment_a_test_sets_reaches_the_candidate_process(pytester):
+    """A test that sets TRITON_INTERPRET runs the candidate's Triton kernels in the interpreter there too:
+    a kernel that rounds ties up (the eager code rounds them to even) fails the same tests in both modes."""
+    mutant = str(ROOT / "candidates" / "mutants" / "quant_triton_round_half_up.py")
+    args = ["--candidate", mutant, "-k", "under_triton_interpreter"]
+    _, plain = run_suite(pytester, ["quant"], *args, results="plain.json")
+    _, isolated = run_suite(pytester, ["quant"], *args, "--fmspec-isolate", results="iso.json")
+    assert outcomes(plain) == outcomes(isolated)
+    assert "failed" in set(outcomes(isolated).values())
