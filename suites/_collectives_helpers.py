@@ -19,10 +19,29 @@ candidate's collectives; it draws the inputs, sends each rank its share and judg
   behind may reach a later call: such a call fails or hangs, and the fault restarts the pool. Timeouts
   are ``NCCL_SLACK`` times longer (a kernel's first launch, a cuBLAS handle).
 
-- **Start** (:class:`Pool`): the parent hosts the TCPStore, as torchrun's agent does, and starts the workers
-  with torchrun's environment (MASTER_ADDR=127.0.0.1, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK,
-  TORCHELASTIC_USE_AGENT_STORE); each calls ``init_process_group(init_method="env://")`` and makes the
-  subgroups. Gloo is bound to the loopback interface: no traffic leaves it.
+- **Start** (:class:`Pool`, :class:`Zygote`): the parent hosts the TCPStore, as torchrun's agent does.
+  The workers are forked from a *zygote*: one fresh python (``subprocess``, not a fork of the parent:
+  it inherits no open file or socket, no hypothesis or results-writer state) started with the workers'
+  environment (:func:`worker_environment`: the parent's, less the rank variables and the results key's
+  ``FMSPEC_RESULTS_KEY`` / ``FMSPEC_KEY_FILE``), which imports torch, this module and :data:`PRELOAD` once
+  and then forks one worker per request: the parent passes it the worker's end of a socketpair
+  (SCM_RIGHTS) and the rank's part of torchrun's environment (MASTER_PORT, RANK, WORLD_SIZE,
+  LOCAL_RANK, beside MASTER_ADDR=127.0.0.1 and TORCHELASTIC_USE_AGENT_STORE). A worker leads its own
+  process group, writes its output to its log, and calls ``init_process_group(init_method="env://")``
+  and makes the subgroups: a pool of 4 costs the zygote's imports (about 2 s of CPU, torch._dynamo
+  included) instead of 4 pythons importing torch (and torch._dynamo at a ShardedOptimizer test's first
+  step), about 9 s. The zygote reaps the workers and reports their exit status; it lives as long as the
+  pool, so a restart after a fault forks 4 workers again in tens of milliseconds; when the parent exits
+  or closes the pool, it kills and reaps its workers and exits. Gloo is bound to the loopback
+  interface: no traffic leaves it. With nccl the zygote imports only torch, this module and
+  fmspec.loader, none of which touches CUDA: each worker initializes CUDA itself, after the fork, on
+  its own device (a process that has initialized CUDA cannot fork children that use it).
+- **Isolation**: under ``--fmspec-isolate`` (the candidate is a candidate process's proxy) every worker
+  sandboxes itself before it loads the candidate, as the candidate process does
+  (:func:`fmspec.isolate.sandbox`: read-only mounts, no ``/proc``, a private ``TMPDIR``, the results
+  key's file or folder covered, no capabilities, no tracing or signalling other processes); only its
+  log, its step file and its socket, opened before, stay writable. In process, the workers are not
+  sandboxed (the candidate runs in the parent too), but they never see the key's variables either.
 - **A call** (:meth:`Pool.run`): the parent sends a task to ranks 0..N-1 (the candidate's spec, the
   function, each rank's tensor); each worker loads the candidate (``loader.load(spec)``, once per spec),
   hands it a :class:`Communicator` over the world's group, and sends back the result, the candidate's
@@ -30,27 +49,31 @@ candidate's collectives; it draws the inputs, sends each rank its share and judg
   small file per rank that the parent reads only after a fault (no traffic while all is well).
 - **Faults**: a rank that has not answered after ``CALL_TIMEOUT`` seconds (a deadlock: a message never
   sent), or that died, stops the pool: every worker is killed and reaped, and the test fails with a
-  :class:`CollectiveFault` naming the rank and its last step (its last message). The fault is a
-  BaseException so that hypothesis does not shrink it (each attempt would wait out the timeout again);
-  the next test's setup starts a fresh pool.
-- **Reuse**: one pool per pytest process (:func:`shared_pool`), for the session: hypothesis's examples,
-  the test and bench modules and the candidates of a run (``--candidate a --candidate b``, the mutants)
-  share it; each worker loads each candidate once. Each call uses a fresh message tag, so a
-  message a failed call left behind is never received by a later one.
+  :class:`CollectiveFault` naming the rank and its last step (its last message), or its exit status. The
+  fault is a BaseException so that hypothesis does not shrink it (each attempt would wait out the
+  timeout again); the next test's setup forks fresh workers from the zygote (a fresh zygote too, if it
+  died).
+- **Reuse**: one pool (and one zygote) per pytest process (:func:`shared_pool`), for the session:
+  hypothesis's examples, the test and bench modules and the candidates of a run (``--candidate a
+  --candidate b``, the mutants) share it; each worker loads each candidate once. Each call uses a fresh
+  message tag, so a message a failed call left behind is never received by a later one.
 
-The workers import this module only for :func:`worker_main` and what it runs; hypothesis never loads
-there. The DDP model (:class:`Net`) and its single-process oracle are shared by both sides.
+The zygote and the workers import this module only for :func:`zygote_main` and what it runs; hypothesis
+never loads there, and no candidate code runs in the zygote. The DDP model (:class:`Net`) and its
+single-process oracle are shared by both sides.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib
 import io
 import math
 import mmap
 import os
 import pickle
+import select
 import shutil
 import signal
 import socket
@@ -85,7 +108,12 @@ PG_TIMEOUT = 60.0  # torch.distributed's own timeout in the workers (the parent 
 STEP_BYTES = 1024  # each worker's last step, in a file the parent reads after a fault
 META_LIMIT = 512  # bytes, pickled, of one all_gather_object (metadata, not payload)
 OPS = ("sum", "mean", "max", "min")
-WORKER_CMD = "from fmspec.suites._collectives_helpers import worker_main; worker_main()"
+ZYGOTE_CMD = "from fmspec.suites._collectives_helpers import zygote_main; zygote_main()"
+# what the zygote imports beyond torch and this module, once for every worker: torch.optim's first step
+# imports torch._dynamo (about a second of CPU in each worker of a ShardedOptimizer test); for nccl
+# nothing more, so that the zygote surely never initializes CUDA (a process that has cannot fork workers
+# that use it)
+PRELOAD = {"gloo": ("fmspec.loader", "torch._dynamo"), "nccl": ("fmspec.loader",)}
 
 
 class CollectiveFault(BaseException):
@@ -151,63 +179,194 @@ _LIVE: "weakref.WeakSet[Pool]" = weakref.WeakSet()
 def _kill_all() -> None:
     for pool in list(_LIVE):
         pool.kill("the parent process is exiting")
+        pool.zygote.stop()
+
+
+def worker_environment() -> dict[str, str]:
+    """What every worker's environment starts from: this process's, less the rank variables (each worker
+    gets its own) and the results key's variables (:mod:`fmspec.integrity`: no candidate code may read
+    the key), plus the variables the same for every rank: torchrun's and loopback-only sockets."""
+    from fmspec import integrity
+
+    drop = {"RANK", "LOCAL_RANK", "GROUP_RANK", "ROLE_RANK", integrity.KEY_ENV, integrity.KEY_FILE_ENV}
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env.update(MASTER_ADDR="127.0.0.1", TORCHELASTIC_USE_AGENT_STORE="True", TORCHELASTIC_RESTART_COUNT="0",
+               GLOO_SOCKET_IFNAME=loopback_interface(), NCCL_SOCKET_IFNAME=loopback_interface(),
+               NCCL_NVLS_ENABLE="0", OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    return env
+
+
+class Zygote:
+    """The process the workers are forked from: a fresh python started with :func:`worker_environment`
+    (nothing of this process: no open file, socket or module state) that imports torch, this module and
+    ``preload`` once, then forks one worker per request, reaps each worker and reports its exit status.
+    It lives as long as its pool (a fault restarts the workers, not the zygote)."""
+
+    def __init__(self, preload: Sequence[str] = ()):
+        self.preload = tuple(preload)
+        self.proc: subprocess.Popen | None = None
+        self.sock: socket.socket | None = None  # the worker's end of its socketpair goes through it (SCM_RIGHTS)
+        self.conn: Connection | None = None  # the same socket: pickled messages both ways
+        self.tmp: str | None = None
+        self.exited: dict[int, int] = {}  # worker pid -> exit status (negative: killed by that signal)
+        self.forked: list = []
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None and self.conn is not None
+
+    def start(self) -> None:
+        self.stop()
+        self.tmp = tempfile.mkdtemp(prefix="fmspec-collectives-zygote-")
+        mine, theirs = socket.socketpair()
+        with open(Path(self.tmp) / "zygote.log", "wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", ZYGOTE_CMD, str(theirs.fileno())], env=worker_environment(),
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, pass_fds=(theirs.fileno(),),
+                start_new_session=True)
+        theirs.close()
+        self.sock, self.conn = mine, Connection(os.dup(mine.fileno()))
+        self.conn.send_bytes(pickle.dumps({"preload": self.preload}))
+
+    def fork(self, conn_fd: int, request: dict, timeout: float) -> int:
+        """A new worker (its pid) running ``request`` (see :func:`_worker_process`), talking to this process
+        over ``conn_fd``'s socket, which the zygote receives, hands to the worker and closes."""
+        self.forked = []
+        try:
+            if not self.alive:
+                raise OSError("it exited")
+            socket.send_fds(self.sock, [b"f"], [conn_fd])
+            self.conn.send_bytes(pickle.dumps(request))
+        except OSError as exc:
+            raise RuntimeError(f"the zygote is gone ({exc}){self.output()}") from None
+        if not self.drain(timeout, until=lambda: bool(self.forked)):
+            raise RuntimeError(f"the zygote did not fork a worker within {timeout:g} s{self.output()}")
+        kind, value = self.forked[0]
+        if kind != "forked":
+            raise RuntimeError(f"the zygote could not fork a worker:\n{value}")
+        return value
+
+    def drain(self, timeout: float = 0.0, until=None) -> bool:
+        """Read the zygote's messages (forked, exited) for up to ``timeout`` seconds, or until ``until()``."""
+        deadline = time.monotonic() + timeout
+        while not (until is not None and until()):
+            if self.conn is None:
+                return False
+            try:
+                if not self.conn.poll(max(0.0, deadline - time.monotonic())):
+                    return False
+                message = pickle.loads(self.conn.recv_bytes())
+            except (EOFError, OSError):
+                self._close_socket()  # the zygote died: its workers follow it (_exit_with_parent)
+                return False
+            if message[0] == "exited":
+                self.exited[message[1]] = message[2]
+            elif message[0] in ("forked", "fork failed"):
+                self.forked.append(message)
+        return True
+
+    def status(self, pid: int, timeout: float = 5.0) -> str:
+        """A worker's exit status, once the zygote reaped it."""
+        self.drain(timeout, until=lambda: pid in self.exited)
+        return str(self.exited[pid]) if pid in self.exited else "unknown"
+
+    def output(self, chars: int = 1500) -> str:
+        try:
+            text = (Path(self.tmp) / "zygote.log").read_text(errors="replace").strip() if self.tmp else ""
+        except OSError:
+            text = ""
+        return f"\n--- zygote output (last {chars} characters) ---\n{text[-chars:]}" if text else ""
+
+    def _close_socket(self) -> None:
+        for end in (self.conn, self.sock):
+            with contextlib.suppress(OSError):
+                if end is not None:
+                    end.close()
+        self.conn = self.sock = None
+
+    def stop(self) -> None:
+        """Close the socket (the zygote kills and reaps its workers, then exits); kill it after 5 s."""
+        self._close_socket()
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=5.0)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+        if self.tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp = None
+        self.exited, self.forked = {}, []
 
 
 class Pool:
-    """``size`` worker processes in one torch.distributed process group (``backend``), reused across calls."""
+    """``size`` worker processes in one torch.distributed process group (``backend``), reused across calls,
+    forked from the pool's :class:`Zygote`."""
 
     def __init__(self, size: int = POOL_SIZE, backend: str = "gloo"):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self.size, self.backend = size, backend
         self.slack = NCCL_SLACK if backend == "nccl" else 1.0  # every timeout of a call is multiplied by it
-        self.procs: list[subprocess.Popen] = []
+        self.zygote = Zygote(PRELOAD[backend])
+        self.pids: list[int] = []
         self.conns: list[Connection] = []
         self.logs: list[Path] = []
         self.store = None
         self.tmp: str | None = None
+        self.sandbox: tuple | None = None  # what the workers' sandbox hides (:func:`sandbox_for`), None: none
+        self.note: str | None = None  # why a worker could not sandbox itself (one line), or None
         self.down = "not started"
 
     @property
     def alive(self) -> bool:
-        return bool(self.procs) and all(p.poll() is None for p in self.procs)
+        if not self.pids or not self.zygote.alive:
+            return False
+        self.zygote.drain()
+        return not any(pid in self.zygote.exited for pid in self.pids)
 
-    def ensure_started(self) -> None:
-        """Start the workers unless they are running (call it in a fixture's setup, not in a test: the
-        harness kills processes a test's own call leaves running)."""
+    def ensure_started(self, sandbox: tuple | None = None) -> None:
+        """Start the workers unless they are running, sandboxed as ``sandbox`` says (call it in a fixture's
+        setup, not in a test: the harness kills processes a test's own call leaves running)."""
+        if self.alive and sandbox != self.sandbox:
+            self.kill("restarted with another sandbox")
         if not self.alive:
             self.kill(self.down)
-            self.start()
+            self.start(sandbox)
 
-    def start(self) -> None:
+    def start(self, sandbox: tuple | None = None) -> None:
         if self.backend == "nccl" and torch.cuda.device_count() < self.size:
             raise RuntimeError(f"collectives: nccl needs a CUDA device for each of the {self.size} ranks, this machine "
                                f"has {torch.cuda.device_count()} (set {WORLD_ENV}, or {BACKEND_ENV}=gloo)")
+        if not self.zygote.alive:
+            self.zygote.start()
         self.store = dist.TCPStore("127.0.0.1", 0, None, True, timedelta(seconds=START_TIMEOUT), wait_for_workers=False)
         self.tmp = tempfile.mkdtemp(prefix="fmspec-collectives-")
-        env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "GROUP_RANK", "ROLE_RANK")}
-        env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(self.store.port), WORLD_SIZE=str(self.size),
-                   LOCAL_WORLD_SIZE=str(self.size), TORCHELASTIC_USE_AGENT_STORE="True",
-                   TORCHELASTIC_RESTART_COUNT="0", GLOO_SOCKET_IFNAME=loopback_interface(),
-                   NCCL_SOCKET_IFNAME=loopback_interface(), NCCL_NVLS_ENABLE="0", OMP_NUM_THREADS="1",
-                   PYTHONUNBUFFERED="1")
+        self.sandbox, self.note = sandbox, None
+        private = None
+        if sandbox is not None:
+            private = str(Path(self.tmp) / "private")  # each worker's own tmpfs is mounted there
+            os.mkdir(private)
+        env = {"MASTER_PORT": str(self.store.port), "WORLD_SIZE": str(self.size), "LOCAL_WORLD_SIZE": str(self.size)}
         _LIVE.add(self)
         for rank in range(self.size):
             mine, theirs = socket.socketpair()
-            log = Path(self.tmp) / f"rank{rank}.log"
-            with open(log, "wb") as out:
-                proc = subprocess.Popen(
-                    [sys.executable, "-c", WORKER_CMD, str(theirs.fileno())],
-                    env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)}, stdin=subprocess.DEVNULL,
-                    stdout=out, stderr=subprocess.STDOUT, pass_fds=(theirs.fileno(),), start_new_session=True)
-            theirs.close()
-            self.procs.append(proc)
+            log, step_file = Path(self.tmp) / f"rank{rank}.log", Path(self.tmp) / f"rank{rank}.step"
+            step_file.write_bytes(bytes(STEP_BYTES))
+            request = {"env": {**env, "RANK": str(rank), "LOCAL_RANK": str(rank)}, "log": str(log),
+                       "steps": str(step_file), "backend": self.backend, "sys_path": list(sys.path),
+                       "sandbox": None if sandbox is None else {"private": private, "hide": list(sandbox)}}
             self.conns.append(Connection(mine.detach()))
             self.logs.append(log)
-        for rank, conn in enumerate(self.conns):
-            step_file = Path(self.tmp) / f"rank{rank}.step"
-            step_file.write_bytes(bytes(STEP_BYTES))
-            conn.send_bytes(pickle.dumps({"sys_path": list(sys.path), "backend": self.backend, "steps": str(step_file)}))
+            try:
+                self.pids.append(self.zygote.fork(theirs.fileno(), request, START_TIMEOUT * self.slack))
+            except RuntimeError as exc:
+                self.zygote.stop()  # the next start begins with a fresh one
+                self._fail_start(str(exc))
+            finally:
+                theirs.close()
         deadline = time.monotonic() + START_TIMEOUT * self.slack
         waiting = dict(enumerate(self.conns))
         while waiting:
@@ -217,13 +376,17 @@ class Pool:
             for conn in ready:
                 rank = self.conns.index(conn)
                 try:
-                    kind, _ = pickle.loads(conn.recv_bytes())
+                    kind, info = pickle.loads(conn.recv_bytes())
                 except (EOFError, OSError):
-                    self._fail_start(f"rank {rank} exited while starting (status {self.procs[rank].wait()})")
+                    self._fail_start(f"rank {rank} exited while starting (status {self.exit_status(rank)})")
                 if kind != "ready":
                     self._fail_start(f"rank {rank} sent {kind!r} while starting")
+                self.note = info.get("sandbox") or self.note
                 del waiting[rank]
         self.down = ""
+
+    def exit_status(self, rank: int) -> str:
+        return self.zygote.status(self.pids[rank]) if rank < len(self.pids) else "unknown"
 
     def _fail_start(self, why: str) -> None:
         logs = self.tails()
@@ -277,7 +440,7 @@ class Pool:
                     kind, payload = "died", None
                 if kind == "died":
                     self._fault(world, what, results, [rank],
-                                f"exited (status {self.procs[rank].wait()}) in the middle of the call")
+                                f"exited (status {self.exit_status(rank)}) in the middle of the call")
                 if kind == "fault":
                     self._fault(world, what, results, [rank], f"broke the harness:\n{payload}")
                 results[rank] = payload
@@ -307,32 +470,46 @@ class Pool:
         raise CollectiveFault("; ".join(lines) + f" [{what}]" + (f"\n{logs}" if logs else ""))
 
     def close(self) -> None:
-        """Ask the workers to exit, then kill whatever is left; reap everything."""
+        """Ask the workers to exit, kill whatever is left, stop the zygote; reap everything."""
         for conn in self.conns:
             with contextlib.suppress(OSError):
                 conn.send_bytes(pickle.dumps(("exit",)))
-        deadline = time.monotonic() + 5.0
-        for proc in self.procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        pids = list(self.pids)
+        self.zygote.drain(5.0, until=lambda: all(pid in self.zygote.exited for pid in pids))
         self.kill("closed")
+        self.zygote.stop()
+        _LIVE.discard(self)
 
     def kill(self, why: str) -> None:
-        """Kill every worker (and anything it started: each leads its own process group) and reap it."""
-        for proc in self.procs:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-        for proc in self.procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=10)
+        """Kill every worker (and anything it started: each leads its own process group) and wait until the
+        zygote has reaped it; the zygote stays, for the next start."""
+        # only the zygote's children it has not reaped: a reaped pid may be another process's by now (with
+        # the zygote gone, its workers exit by themselves: _exit_with_parent)
+        running = list(self.pids) if self.zygote.alive else []
+        self.zygote.drain()
+        running = [pid for pid in running if pid not in self.zygote.exited]
+        for pid in running:
+            for kill in (os.killpg, os.kill):  # os.kill: a worker killed before it made its process group
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    kill(pid, signal.SIGKILL)
+        self.zygote.drain(10.0, until=lambda: all(pid in self.zygote.exited for pid in running))
         for conn in self.conns:
             with contextlib.suppress(OSError):
                 conn.close()
         if self.tmp:
             shutil.rmtree(self.tmp, ignore_errors=True)
-        self.procs, self.conns, self.logs, self.store, self.tmp = [], [], [], None, None
+        self.pids, self.conns, self.logs, self.store, self.tmp = [], [], [], None, None
         self.down = why
-        _LIVE.discard(self)
+
+
+def sandbox_for(candidate, spec: str) -> tuple | None:
+    """Under ``--fmspec-isolate`` (the candidate is a candidate process's proxy, sandboxed): what the workers'
+    sandbox hides, as the candidate process's does (the results key's file or folder); None in process."""
+    isolate = sys.modules.get("fmspec.isolate")  # imported by the plugin when it isolates, else not needed
+    iso = isolate.controller(candidate) if isolate is not None else None
+    if iso is None or not iso.sandboxed:
+        return None
+    return tuple(tuple(h) for h in isolate._key_hiding(spec, [tempfile.gettempdir()]))
 
 
 _SHARED: dict[tuple[str, int], Pool] = {}
@@ -950,10 +1127,9 @@ def _to(value: Any, device: torch.device) -> Any:
 class Worker:
     """One rank: the process group, its subgroups, the candidates it has loaded, the task loop."""
 
-    def __init__(self, conn: Connection, backend: str, steps: str):
+    def __init__(self, conn: Connection, backend: str, steps: mmap.mmap):
         self.conn = conn
-        with open(steps, "r+b") as fh:
-            self.steps = mmap.mmap(fh.fileno(), STEP_BYTES)
+        self.steps = steps
         self.rank, self.size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
         self.device = torch.device("cpu")
         kwargs = {}
@@ -1154,15 +1330,111 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def worker_main() -> None:
-    """Entry point of a worker process: ``python -c WORKER_CMD <socket fd>``, torchrun's environment set."""
+def zygote_main() -> None:
+    """Entry point of the zygote (``python -c ZYGOTE_CMD <socket fd>``, :func:`worker_environment`): import
+    what every worker needs, once; then, for each request on the socket (the worker's socket as SCM_RIGHTS,
+    then the request), fork a worker (:func:`_worker_process`); report each worker's exit status once
+    reaped. When the pool's process closes the socket or exits: kill the workers, reap them, exit."""
+    sock = socket.socket(fileno=int(sys.argv[1]))
+    conn = Connection(os.dup(sock.fileno()))
+    for name in pickle.loads(conn.recv_bytes())["preload"]:
+        importlib.import_module(name)
+    parent = os.getppid()
+    wake_r, wake_w = os.pipe()
+    for fd in (wake_r, wake_w):
+        os.set_blocking(fd, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # a worker's exit wakes the select through wake_w
+    workers: set[int] = set()
+    try:
+        while os.getppid() == parent:
+            readable, _, _ = select.select([sock, wake_r], [], [], 1.0)
+            if wake_r in readable:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(wake_r, 512)
+            _reap(conn, workers)
+            if sock not in readable:
+                continue
+            _, fds, _, _ = socket.recv_fds(sock, 1, 1)
+            if not fds:
+                return  # the socket closed: the pool is done
+            request = pickle.loads(conn.recv_bytes())
+            sys.stdout.flush()
+            sys.stderr.flush()
+            try:
+                pid = os.fork()
+            except OSError as exc:  # out of processes or memory: the pool's start fails with this
+                os.close(fds[0])
+                conn.send_bytes(pickle.dumps(("fork failed", f"os.fork(): {exc}")))
+                continue
+            if pid == 0:
+                code = 1
+                try:
+                    signal.set_wakeup_fd(-1)
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    os.close(wake_r)
+                    os.close(wake_w)
+                    conn.close()
+                    sock.close()
+                    _worker_process(fds[0], request)
+                    code = 0
+                except BaseException:
+                    traceback.print_exc()
+                finally:
+                    os._exit(code)
+            os.close(fds[0])
+            workers.add(pid)
+            conn.send_bytes(pickle.dumps(("forked", pid)))
+    except (EOFError, OSError):
+        return
+    finally:
+        for pid in workers:
+            for kill in (os.killpg, os.kill):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    kill(pid, signal.SIGKILL)
+        for pid in workers:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        os._exit(0)
+
+
+def _reap(conn: Connection, workers: set[int]) -> None:
+    """The zygote: reap every worker that exited and report its status (as Popen.returncode has it)."""
+    while workers:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        workers.discard(pid)
+        conn.send_bytes(pickle.dumps(("exited", pid, os.waitstatus_to_exitcode(status))))
+
+
+def _worker_process(conn_fd: int, request: dict) -> None:
+    """A worker, just forked by the zygote: its own process group, its rank's environment, its output to its
+    log; under ``--fmspec-isolate`` the candidate process's sandbox (:func:`fmspec.isolate.sandbox`: the
+    log, the step file and the socket, opened before, stay writable); then the process group and the task
+    loop."""
+    os.setsid()  # its own process group: the pool kills it with everything it started
+    os.environ.update(request["env"])
+    out = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.close(out)
+    conn = Connection(conn_fd)
+    with open(request["steps"], "r+b") as fh:
+        steps = mmap.mmap(fh.fileno(), STEP_BYTES)
+    note = None
+    if request["sandbox"] is not None:
+        from fmspec import isolate
+
+        note = isolate.sandbox(request["sandbox"]["private"], (), [tuple(h) for h in request["sandbox"]["hide"]])
     _exit_with_parent()
-    conn = Connection(int(sys.argv[1]))
-    init = pickle.loads(conn.recv_bytes())
-    sys.path[:0] = [p for p in init["sys_path"] if p not in sys.path]  # the parent's: --candidate mine.impl
+    sys.path[:0] = [p for p in request["sys_path"] if p not in sys.path]  # the parent's: --candidate mine.impl
     torch.set_num_threads(1)
-    worker = Worker(conn, init["backend"], init["steps"])
-    worker.send(("ready", {"pid": os.getpid(), "rank": worker.rank}))
+    worker = Worker(conn, request["backend"], steps)
+    worker.send(("ready", {"pid": os.getpid(), "rank": worker.rank, "sandbox": note}))
     worker.serve()
     sys.stdout.flush()
     os._exit(0)  # skip interpreter teardown: a candidate's threads or the process group may not end cleanly
@@ -1181,5 +1453,6 @@ def pool():
 @pytest.fixture
 def ranks(pool, candidate):
     """The pool, started (again, after a fault) before the test runs, bound to the candidate's spec."""
-    pool.ensure_started()
-    return Ranks(pool, candidate_spec(candidate))
+    spec = candidate_spec(candidate)
+    pool.ensure_started(sandbox_for(candidate, spec))
+    return Ranks(pool, spec)

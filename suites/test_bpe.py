@@ -498,12 +498,19 @@ def test_encode_rank_order_example(candidate):
 
 
 # explicit (corpus, extra merges, text to encode): the empty string; specials against text, back to back and
-# overlapping (<|endoftext|><|endoftext|> is a special itself); runs where the order of merges matters
+# overlapping (<|endoftext|><|endoftext|> is a special itself); runs where the order of merges matters; and
+# many merges to apply, which the random corpora (few words, few merges) seldom give: the byte-level lecture
+# corpus with every merge it allows (15), then its words in another order, 2 to 6 merges each, joined by runs
+# of spaces and newlines. An encoder that skips a merge now and then (BPE-dropout left on) gets some word of
+# them wrong; one that splits a whitespace run other than GPT-2's way (its last space joins the next word:
+# "  low" is " " + " low", \s+(?!\S)) loses the " low" and " newest" merges.
 ENCODE_CASES = [
     (("ab ab", (bh.EOT,)), 3, ""),
     (("ab<|endoftext|>ab ba", (bh.EOT, bh.EOT + bh.EOT)), 4,
      "<|endoftext|>ab<|endoftext|><|endoftext|><|endoftext|>ba<|"),
     (("aaaa aaa", ()), 4, "aaaaaaa aaaaa"),
+    ((BYTE_EXAMPLE, ()), 15, "newest newest  newest\n  newest newest  newest widest\n\n widest  widest lower  lower\n"
+                             "  low low  low low\n  low"),
 ]
 
 
@@ -628,6 +635,12 @@ def test_lone_surrogate_raises_value_error(candidate, text):
 
 @pytest.mark.needs(F_TOKENIZER)
 @given(raw=st.lists(st.integers(0, 255), max_size=24))
+# random bytes seldom hold a well-formed multi-byte character, or a truncated one of more than a byte, and
+# those are what a decoder gets wrong when it decodes the tokens (here one byte each) apart rather than
+# their bytes joined: characters of 2, 3 and 4 bytes, each split across tokens, must come back whole ...
+@example(raw=list("é€😀".encode("utf-8")))
+# ... and a truncated 3-byte and 4-byte sequence (each one maximal invalid subpart: one U+FFFD, not one a byte)
+@example(raw=[0xE2, 0x82, 0x41, 0xF0, 0x9F, 0x98])
 def test_decode_replaces_invalid_utf8(candidate, raw):
     """Any byte sequence decodes as Python's UTF-8 decoder with errors="replace" does: each maximal invalid
     subpart becomes one U+FFFD."""

@@ -421,9 +421,12 @@ def budget_cases(draw):
     return n, draw(st.integers(least_memory(n), n + 3))
 
 
-# the worked example, one block, a budget exactly the least memory (7 blocks: 3 + 3 = 2 + 4 = 6), and one
-# large enough for a single segment (n + 1)
-BUDGETS = [(16, 9), (1, 2), (7, least_memory(7)), (10, 11)]
+# the worked example, one block, a budget exactly the least memory (7 blocks: 3 + 3 = 2 + 4 = 6), one large
+# enough for a single segment (n + 1), and a tight budget where fewer segments come within one block of it: 11
+# blocks fit 7 only as 3 segments of 4, 4, 3 (or 4 of 3, 3, 3, 2), while 2 segments of 6 and 5 need 8. It shows
+# the usual ways of overshooting a budget: the longest segment counted as n // k rather than ceil(n / k) (2 + 5
+# looks like 7), or the n % k = 2 leftover blocks piled onto one segment (3, 3, 5 needs 8)
+BUDGETS = [(16, 9), (1, 2), (7, least_memory(7)), (10, 11), (11, least_memory(11))]
 
 
 def budget_examples(test):
