@@ -45,8 +45,15 @@ What crosses, and how (:class:`Endpoint` encodes both directions the same way):
   through the handle: ``layer.weight.grad``). What the call saved for the backward comes back as
   placeholders on the meta device (:class:`_SavedForBackward`), seen by the suite's saved-tensor hooks.
   The same bridge runs the other way for the suite's functions the candidate calls with grad (a piece
-  given to its block). A graph kept for the other side goes when the other side's node goes, and a
-  backward frees it unless the other side creates a graph (``retain_graph=True`` alone is not seen);
+  given to its block). A backward that creates a graph (``create_graph=True``: a Hessian-vector product,
+  ``torch.autograd.functional.jvp``'s vjp of a vjp) is a bridged call itself (:class:`_BackwardBox`): the
+  other side runs it with ``create_graph`` and keeps that graph, and the input gradients come back
+  differentiable in the output gradients and in the inputs, to any order. A tensor sent twice to one call
+  (one tensor there: a leaf that requires grad, ``ops.add(x, x)``) gets its gradient once. A graph kept
+  for the other side goes when the other side's node goes, and a backward frees it unless the other
+  side creates a graph (``retain_graph=True`` alone is not seen); one that a backward creating a graph
+  went through, and the graph that backward made, keep what their nodes saved until their entry goes
+  (see :func:`_run_backward`);
 - memory: a call made under the suite's ``mem.held_tensors()`` counts there what it allocates
   (:data:`HELD`); ``held.elements()`` adds what of it is still alive there, less what the call returned;
 - exceptions: one the suite raised in a call the candidate made, passed back through the candidate, is
@@ -1016,9 +1023,7 @@ class Endpoint:
         if not self.worker and op not in _WORKER_MAY:
             raise PermissionError(f"the candidate process may not {op} the suite's objects")
         if op == "backward" and not self.worker:
-            _set_rng(args[2] if len(args) > 2 else None)
-            result = _run_backward(self.graphs, args[0], self.decode(args[1]), len(args) < 4 or args[3] is not False)
-            return self.encode(result), {"rng": _rng_state()}
+            return self.serve_backward(args, self._new_graph_id)
         if op == "call":
             got: list = []
             target, call_args, call_kwargs = self.decode(args[0]), self.decode(args[1], got), self.decode(args[2], got)
@@ -1063,6 +1068,51 @@ class Endpoint:
                 self.graphs[gid] = ([t if d else None for t, d in zip(outs, diff)], leaves)
                 extra["graph"] = gid
             extra["diff"] = diff
+        return tree, extra
+
+    def _new_graph_id(self) -> int:
+        gid, self.next_id = self.next_id, self.next_id + 1
+        return gid
+
+    def serve_backward(self, args: tuple, new_id: Any) -> tuple:
+        """Either side: the backward of a call the other side made with grad (its bridge node's backward),
+        ``args = (graph id, output gradients, rng, keep[, create])``. Answers ``[[index, input gradient]]``.
+        With ``create`` (the other side's backward creates a graph: ``create_graph=True``; one flag per
+        output gradient, whether it requires grad there) it is a bridged call of its own: the gradients
+        that require grad there are leaves here, the backward creates a graph, and that graph is kept (id
+        ``new_id()``) with the input gradients as its outputs and, as its leaves, those output gradients
+        (at their positions) and the call's own leaves (at ``len(gradients) +`` their argument index), for
+        the backward of the other side's node that the answer becomes there."""
+        import torch
+
+        _set_rng(args[2] if len(args) > 2 else None)
+        grads = self.decode(args[1])
+        create = args[4] if len(args) > 4 else None
+        if type(create) is not list:
+            result = _run_backward(self.graphs, args[0], grads, len(args) < 4 or args[3] is not False)
+            return self.encode(result), {"rng": _rng_state()}
+        grads = grads if isinstance(grads, list) else []
+        for g, flag in zip(grads, create):
+            if flag is True and isinstance(g, torch.Tensor) and (g.is_floating_point() or g.is_complex()):
+                g.requires_grad_(True)
+        graph = self.graphs.get(args[0]) if type(args[0]) is int else None
+        result = _run_backward(self.graphs, args[0], grads, True, create=True)
+        if graph is not None:  # the new graph holds nodes of this one: no backward frees them now (see _run_backward)
+            self.graphs[args[0]] = (graph[0], graph[1], True)
+        outs = [g for _, g in result if isinstance(g, torch.Tensor)]
+        self.plain = True  # the answer's grad is the bridge's business, as a call's result
+        try:
+            tree = self.encode(result)
+        finally:
+            self.plain = False
+        diff = [t.requires_grad for t in outs]
+        extra: dict = {"rng": _rng_state(), "diff": diff}
+        if any(diff) and graph is not None:
+            leaves = [(k, g) for k, g in enumerate(grads) if isinstance(g, torch.Tensor) and g.requires_grad]
+            leaves += [(len(grads) + i, leaf) for i, leaf in graph[1]]
+            gid = new_id()
+            self.graphs[gid] = ([t if d else None for t, d in zip(outs, diff)], leaves, True)
+            extra["graph"] = gid
         return tree, extra
 
     def _describe(self, exc: BaseException) -> tuple:
@@ -1930,6 +1980,8 @@ class _Box:
 
     def __init__(self, iso: Isolated, payload: tuple, sent: list):
         self.iso, self.payload, self.sent = iso, payload, sent
+        self.ep = iso.ep
+        self.generation = iso.generation
         self.inputs: list = []
         self.graph = None
         self.saved = None  # what the call saved for the backward there (see _SavedForBackward)
@@ -1968,6 +2020,8 @@ class _ReverseBox:
     """Candidate side: one call of the suite's function with grad, through :class:`_Bridge`."""
 
     saved = None
+    iso = None
+    generation = None
 
     def __init__(self, ep: Endpoint, payload: tuple, inputs: list):
         self.ep, self.payload, self.inputs = ep, payload, inputs
@@ -1988,16 +2042,67 @@ class _ReverseBox:
         diff = extra.get("diff") if isinstance(extra.get("diff"), list) else []
         return self.tensors, [bool(diff[i]) if i < len(diff) else False for i in range(len(self.tensors))]
 
-    def backward(self, grads: list) -> list:
+    rebuild = _Box.rebuild
+
+
+class _BackwardBox:
+    """A backward through :class:`_Bridge` that creates a graph (``create_graph=True``, a double backward:
+    ``torch.autograd.functional.jvp``'s vjp of a vjp, a Hessian-vector product), made a bridged call of its
+    own, either way: the other side runs the backward of ``box``'s call with ``create_graph`` and keeps that
+    graph (:meth:`Endpoint.serve_backward`); the input gradients come back as outputs of a bridge node here
+    whose inputs are the output gradients that require grad and the call's inputs, and whose backward asks
+    the other side again (and, creating a graph in turn, is one of these itself). Its graph there goes when
+    this node goes; the call's own graph there goes with the call's node, as before."""
+
+    saved = None
+
+    def __init__(self, box: Any, grads: list):
         import torch
 
-        tree, extra = self.ep.request("backward", self.graph, self.ep.encode(list(grads)), _rng_state(),
-                                      torch.is_grad_enabled())
-        if isinstance(extra, dict):
-            _set_rng(extra.get("rng"))
-        return _input_grads(self.ep.decode(tree), self.inputs, self.indices)
+        self.iso, self.ep, self.generation = box.iso, box.ep, box.generation
+        self.call_graph = box.graph
+        self.grads = [g.detach() if isinstance(g, torch.Tensor) else None for g in grads]
+        self.flags = [isinstance(g, torch.Tensor) and g.requires_grad for g in grads]
+        n = len(grads)
+        self.inputs = [g for g, f in zip(grads, self.flags) if f] + list(box.inputs)
+        self.indices = [k for k, f in enumerate(self.flags) if f] + [n + i for i in box.indices]
+        self.graph = None
+        self.value = None
+        self.tensors: list = []
+
+    def run(self) -> tuple[list, list[bool]]:
+        grads, self.grads = self.grads, None
+        self.value, extra = _ask(self, "backward", self.call_graph, self.ep.encode(grads), _rng_state(), True,
+                                 self.flags)
+        self.graph = extra.get("graph")
+        if type(self.graph) is int:
+            weakref.finalize(self, self.ep.released.append, ("graph", self.graph))
+        self.tensors = []
+        _walk_tensors(self.value, self.tensors)
+        diff = extra.get("diff") if isinstance(extra.get("diff"), list) else []
+        return self.tensors, [bool(diff[i]) and (t.dtype.is_floating_point or t.dtype.is_complex) if i < len(diff)
+                              else False for i, t in enumerate(self.tensors)]
 
     rebuild = _Box.rebuild
+
+
+def _ask(box: Any, op: str, *args: Any) -> tuple[Any, dict]:
+    """Send a request of a bridge node's (``box``: the call it stands for) to the side that holds its graph;
+    returns the decoded answer and its extra (the generator's state is taken from it). From the suite, under
+    the test's time limit, and only to the candidate process that made the call."""
+    iso = box.iso
+    if iso is None:
+        tree, extra = box.ep.request(op, *args)
+        value = box.ep.decode(tree)
+    else:
+        if box.generation != iso.generation or box.ep is not iso.ep:
+            raise CandidateProcessError("the backward of a call whose candidate process was restarted")
+        ep = iso.ep
+        tree, extra = iso._guarded(lambda: ep.request(op, *args))
+        value = iso._guarded(lambda: ep.decode_reply(tree))
+    extra = extra if isinstance(extra, dict) else {}
+    _set_rng(extra.get("rng"))
+    return value, extra
 
 
 def _walk_tensors(value: Any, out: list) -> None:
@@ -2053,20 +2158,19 @@ def _bridge_class():
             if box.graph is None:
                 return (None, None, *[None] * len(box.inputs))
             grads = [g if d else None for g, d in zip(grads, ctx.diff)]
-            if isinstance(box, _ReverseBox):
-                return (None, None, *box.backward(grads))
-            iso = box.iso
-            if box.generation != iso.generation:
-                raise CandidateProcessError("the backward of a call whose candidate process was restarted")
-            ep = iso.ep
-            grads = [g if d else None for g, d in zip(grads, ctx.diff)]
-            iso.label = f"the backward of {iso.label}"
-            keep = torch.is_grad_enabled()  # create_graph (which retains it): else the graph there is freed,
-            # as autograd frees this one (what it saved through a pack hook can hold a cycle nothing else frees)
-            tree, extra = iso._guarded(lambda: ep.request("backward", box.graph, ep.encode(list(grads)), _rng_state(), keep))
-            if isinstance(extra, dict):
-                _set_rng(extra.get("rng"))
-            return (None, None, *_input_grads(ep.decode(tree), box.inputs, box.indices))
+            if box.iso is not None:
+                box.iso.label = f"the backward of {box.iso.label}"
+            if torch.is_grad_enabled():  # create_graph (which retains the graph there): a bridged call itself,
+                # so that the input gradients are differentiable here (in the gradients and in the inputs)
+                back = _BackwardBox(box, grads)
+                with _no_modes():
+                    dummy = torch.zeros((), requires_grad=True)
+                outs = _Bridge.apply(back, dummy, *back.inputs)
+                return (None, None, *_input_grads(back.rebuild(outs[1:]), box.inputs, box.indices))
+            # else the graph there is freed, as autograd frees this one (what it saved through a pack hook
+            # can hold a cycle nothing else frees)
+            value, _ = _ask(box, "backward", box.graph, box.ep.encode(list(grads)), _rng_state(), False)
+            return (None, None, *_input_grads(value, box.inputs, box.indices))
 
     return Bridge
 
@@ -2302,6 +2406,10 @@ def _serve_forever(ep: Endpoint, watch: "Watch") -> None:
 
     next_graph = [1]
 
+    def new_graph_id() -> int:
+        next_graph[0] += 1
+        return next_graph[0] - 1
+
     def perform(op: str, args: tuple) -> tuple[Any, Any]:
         value, extra = serve_one(op, args)
         # what the candidate did to the shared tensors (Endpoint.shared_changes); after a read, at the next call
@@ -2379,9 +2487,7 @@ def _serve_forever(ep: Endpoint, watch: "Watch") -> None:
             ep.clear_mirrors()
             return watch.end(), None
         if op == "backward":
-            _set_rng(args[2] if len(args) > 2 else None)
-            result = _run_backward(ep.graphs, args[0], ep.decode(args[1]), len(args) < 4 or args[3] is not False)
-            return ep.encode(result), {"rng": _rng_state()}
+            return ep.serve_backward(args, new_graph_id)
         if op == "call":
             got: list = []
             target = ep.decode(args[0])
@@ -2443,9 +2549,21 @@ def _serve_forever(ep: Endpoint, watch: "Watch") -> None:
         ep.serve(msg)
 
 
-def _run_backward(graphs: dict, gid: Any, grads: Any, keep: bool = True) -> list:
+def _run_backward(graphs: dict, gid: Any, grads: Any, keep: bool = True, create: bool = False) -> list:
     """The gradients of a call's inputs (leaves on this side) given its outputs' gradients; the leaves'
-    own ``.grad`` (a parameter passed in, a shared tensor) is left as it was."""
+    own ``.grad`` (a parameter passed in, a shared tensor) is left as it was. A leaf passed at several
+    argument positions (a tensor the other side sent twice, known here as one: ``op(x, x)``) has its
+    gradient at the first of them only: the other side adds up what every position gets. With
+    ``create``, the backward creates a graph (the gradients are differentiable, as in process).
+
+    A backward that does not retain its graph frees what its nodes saved, as autograd frees the other
+    side's, except in a graph marked shared (``(outs, leaves, True)``): one that went through a backward
+    that created a graph, and the graph that backward created, which holds nodes of the first (the
+    gradient of ``exp``'s input holds ``exp``'s output). In process one backward runs through both at once;
+    here they are two, and the first must not free what the second needs. They are freed with their
+    entry (a backward that does not retain it, the other side's node going, the test's end)."""
+    import warnings
+
     import torch
 
     graph = graphs.get(gid) if type(gid) is int else None
@@ -2454,7 +2572,7 @@ def _run_backward(graphs: dict, gid: Any, grads: Any, keep: bool = True) -> list
                            "and once unless the suite's backward retains its graph)")
     if not keep:
         del graphs[gid]
-    outs, indexed = graph
+    outs, indexed, shared = graph[0], graph[1], len(graph) > 2 and graph[2] is True
     leaves = [leaf for _, leaf in indexed]
     grads = grads if isinstance(grads, list) else []
     pairs = [(o, g) for o, g in zip(outs, grads) if o is not None and isinstance(g, torch.Tensor)]
@@ -2462,10 +2580,19 @@ def _run_backward(graphs: dict, gid: Any, grads: Any, keep: bool = True) -> list
     for leaf in leaves:
         leaf.grad = None
     try:
-        with torch.enable_grad():
+        with torch.enable_grad(), warnings.catch_warnings():
+            # the leaves' .grad is put back below (no cycle through them); the other side's own parameters
+            # accumulate a differentiable .grad as they would in process
+            warnings.filterwarnings("ignore", message="Using backward\\(\\) with create_graph=True")
             if pairs:
-                torch.autograd.backward([o for o, _ in pairs], [g.to(o.dtype) for o, g in pairs], retain_graph=keep)
-        return [[i, leaf.grad] for i, leaf in indexed]  # by the argument's index: [index, gradient or None]
+                torch.autograd.backward([o for o, _ in pairs], [g.to(o.dtype) for o, g in pairs],
+                                        retain_graph=keep or create or shared, create_graph=create)
+        seen: set = set()
+        out = []
+        for i, leaf in indexed:  # by the argument's index: [index, gradient or None]
+            out.append([i, None if id(leaf) in seen else leaf.grad])
+            seen.add(id(leaf))
+        return out
     finally:
         for leaf, g in zip(leaves, before):
             leaf.grad = g

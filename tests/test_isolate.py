@@ -248,3 +248,24 @@ def test_environment_a_test_sets_reaches_the_candidate_process(pytester):
     _, isolated = run_suite(pytester, ["quant"], *args, "--fmspec-isolate", results="iso.json")
     assert outcomes(plain) == outcomes(isolated)
     assert "failed" in set(outcomes(isolated).values())
+
+
+def test_torch_native_autodiff_gets_the_same_verdicts_isolated_and_in_process(pytester):
+    """torch_native's jvp is ``torch.autograd.functional.jvp``, the double-vjp trick: in the candidate
+    process it takes a vjp of the suite's program (run in the pytest process, reached through the reverse
+    bridge) with ``create_graph=True``, then the gradient of that vjp in the cotangent. Both backwards cross
+    the bridge twice over (the program's ``ops`` calls go back to the candidate process): the first must
+    give gradients that are differentiable in the cotangent and in the inputs, and the second must not free
+    what the first's graph shares with the call's (the gradient of ``exp`` holds ``exp``'s output). Before,
+    every jvp came back 0 (test_lecture_example_jvp's ``got 0, expected -12.98``). It also covers a leaf
+    sent twice to one call (the program's ``ops.add(x, x)``: one tensor in the candidate process, whose
+    gradient the bridge counted once per argument, twice in all: test_gradient_matches_autograd)."""
+    args = ["--candidate", "torch_native", "--hypothesis-profile", "ci"]
+    _, plain = run_suite(pytester, ["autodiff"], *args, results="plain.json")
+    _, isolated = run_suite(pytester, ["autodiff"], *args, "--fmspec-isolate", results="iso.json")
+    a, b = outcomes(plain), outcomes(isolated)
+    assert a == b, {k: (a[k], b.get(k)) for k in a if a[k] != b.get(k)}
+    assert set(b.values()) == {"passed"}
+    covers = ["test_lecture_example_jvp", "test_jvp_matches_autograd", "test_jvp_vjp_adjoint",
+              "test_gradient_matches_autograd", "test_vjp_matches_autograd"]
+    assert all(any(k.startswith(name + "[") for k in b) for name in covers)
