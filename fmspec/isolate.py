@@ -495,7 +495,7 @@ class Endpoint:
 
     def _agree_module(self, mid: int, module: Any) -> None:
         for name, t in _named_tensors(module):
-            self.agreed[(mid, name)] = _tensor_key(t)
+            self.agreed[(mid, name)] = _tensor_key(t, content=True)
         if self.worker:  # what it was made of when it came (see _mirrored)
             for path, sub in module.named_modules(remove_duplicate=False):
                 self.mirror_of[id(sub)] = (mid, path, "module")
@@ -590,7 +590,7 @@ class Endpoint:
         side after each (what the candidate's code did to them)."""
         out = []
         for key, t in self._shared():
-            state = _tensor_key(t)
+            state = _tensor_key(t, content=_of_sent_module(key))
             if self.agreed.get(key) != state:
                 out.append((key, self._encode_tensor(t, None, read=False)))
                 self.agreed[key] = state
@@ -630,7 +630,7 @@ class Endpoint:
             value = self._decode_tensor(tree, None) if type(tree) is tuple and tree[:1] == ("tensor",) else None
             if isinstance(current, torch.Tensor) and isinstance(value, torch.Tensor):
                 _update(current, value)
-                self.agreed[key] = _tensor_key(current)
+                self.agreed[key] = _tensor_key(current, content=_of_sent_module(key))
 
     def clear_mirrors(self) -> None:
         """At the end of a test: module copies, tensors read and what keeps them are dropped."""
@@ -1293,19 +1293,26 @@ def _named_tensors(module: Any) -> list:
     return [*module.named_parameters(remove_duplicate=False), *module.named_buffers(remove_duplicate=False)]
 
 
-# candidate side: the state of a shared tensor that does not require grad (a frozen weight, a buffer)
-# includes a digest of its values, since code there may write it through ``.data`` (peft's merge:
-# ``weight.data += delta``), which no version counter sees. Trainable tensors are left to their version
-# counters: digesting every parameter of a model around every call made the gpt suite's training runs three
-# times slower, and an optimizer's step is an in-place op that the counter sees
+# candidate side: the state of a shared tensor of a module the suite sent (its frozen weights, its buffers:
+# those that do not require grad) includes a digest of its values, since code there may write them through
+# ``.data`` (peft's merge: ``weight.data += delta``), which no version counter sees. Other shared tensors are
+# left to their version counters: digesting every tensor both sides hold around every call made the gpt
+# suite's isolated training runs three times slower, and an optimizer's step is an in-place op they see
 _CONTENT_KEYS = False
 
 
-def _tensor_key(t: Any) -> tuple:
+def _tensor_key(t: Any, content: bool = False) -> tuple:
+    """What a shared tensor's change is seen by; ``content``: the tensor is one of a module the suite sent
+    (its frozen weights: see _CONTENT_KEYS)."""
     grad = t.grad if t.is_leaf else None
     return (id(t), t._version, t.requires_grad, t.dtype, t.data_ptr(),
             None if grad is None else (id(grad), grad._version),
-            _content(t) if _CONTENT_KEYS and not t.requires_grad else None)
+            _content(t) if content and _CONTENT_KEYS and not t.requires_grad else None)
+
+
+def _of_sent_module(key: Any) -> bool:
+    """A shared tensor's key ``(module id, name)``: a parameter or buffer of a module the suite sent."""
+    return type(key) is tuple and key[0] != "a"
 
 
 def _content(t: Any) -> bytes | None:
