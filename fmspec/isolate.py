@@ -2505,7 +2505,7 @@ def _serve_forever(ep: Endpoint, watch: "Watch") -> None:
             _set_env(args[6] if len(args) > 6 else None)
             saved = _SavedForBackward()
             held = _held_mode_class()() if len(args) > 5 and args[5] is True else None
-            with torch.set_grad_enabled(grad), watch.watching(), saved.recording(grad):
+            with torch.set_grad_enabled(grad), watch.watching(count=True), saved.recording(grad):
                 if held is None:
                     value = target(*call_args, **call_kwargs)
                 else:
@@ -2764,6 +2764,7 @@ class Watch:
 
     def begin(self, component: str | None) -> None:
         self.component = component
+        self.watched = 0
         self.forbidden = set()
         self.targets, self.op_names, self.target_codes = {}, {}, {}
         for dotted in self.forbid.get(component or "", []):
@@ -2797,12 +2798,20 @@ class Watch:
         self.forbidden = set()
         return out
 
-    def watching(self):
+    def watching(self, count: bool = False):
+        """The profiler hook for one call: always where a function is forbidden for the component; for
+        the reference's code (a candidate flagged at import for holding it), only until the first
+        :data:`REFERENCE_WATCHED_CALLS` calls of each test (``count``: this is one), which is enough to flag
+        the test: the hook slows
+        Python-heavy code (the Triton interpreter, a training loop) three to five times."""
         import contextlib
 
-        if not self.targets and not self.reference_code:
-            return contextlib.nullcontext()
-        return _Profiling(self)
+        self.watched = getattr(self, "watched", 0) + (1 if count else 0)  # calls of the candidate's functions
+        if self.targets or self.op_names or self.target_codes:
+            return _Profiling(self)
+        if self.reference_code and self.watched <= REFERENCE_WATCHED_CALLS:
+            return _Profiling(self)
+        return contextlib.nullcontext()
 
     def event(self, frame: Any, event: str, arg: Any) -> None:
         if event == "c_call":
@@ -2824,6 +2833,9 @@ class Watch:
                 name = self.target_codes.get(code)
                 if name is not None:
                     self.forbidden.add(name)
+
+
+REFERENCE_WATCHED_CALLS = 3
 
 
 class _Profiling:
