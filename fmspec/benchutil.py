@@ -176,7 +176,7 @@ def run_there(candidate, fn: Callable[[], Any]) -> Any:
 def require_in_process(candidate) -> None:
     """Skip for an isolated candidate: the CPU check of a GPU bench's code (``test_bench_points_run_on_cpu``)
     runs that code, peers and gradients included, beside the candidate in one process; the GPU bench it
-    checks runs in process only (CUDA tensors do not cross)."""
+    checks runs in process only (device timing in the candidate's process would be its own word)."""
     from fmspec import isolate
 
     if isolate.controller(candidate) is not None:

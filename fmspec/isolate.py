@@ -8,9 +8,9 @@ attribute path and the arguments over a pipe and waits for the answer.
 
 What crosses, and how (:class:`Endpoint` encodes both directions the same way):
 
-- tensors (CPU), by value: a new tensor on the other side; nothing the candidate keeps can reach the
-  suite's tensors later. A tensor argument the candidate modifies in place is modified in the suite too,
-  so ``ah.call`` still fails it;
+- tensors, by value (a CUDA tensor through host memory, back on its device): a new tensor on the other
+  side; nothing the candidate keeps can reach the suite's tensors later. A tensor argument the candidate
+  modifies in place is modified in the suite too, so ``ah.call`` still fails it;
 - numbers, strings, bytes, ``None``, dtypes, devices, sizes, slices, and tuples / lists / dicts / sets of
   them, by value; a ``torch.Generator``, by state (its new state comes back after the call), and torch's
   global CPU generator with every call (one stream across both processes: ``torch.manual_seed`` in the
