@@ -216,11 +216,13 @@ def test_candidate_process_cannot_read_the_results_key(pytester):
         assert "key search: the environment, FMSPEC_KEY_FILE" in t["message"], t["message"]
 
 
-def test_benchmarks_time_rounds_in_the_candidate_process_and_catch_skipped_work(pytester):
+def test_benchmarks_time_rounds_in_the_candidate_process_and_catch_skipped_work(pytester, monkeypatch):
     """Isolated benchmarks: each timed round runs in the candidate process (its output left there), timed
     from the pytest process and spot-checked against a first run through the proxies. The reference's
     numbers come back as in process (the same memory probe, a recorded round trip); a candidate that
     returns zeros when it sees a benchmark's round fails the benchmark with the reason."""
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)  # pytest-benchmark disables itself on an xdist worker
     common = [str(SUITES / "bench_attention.py"), "--fmspec-bench", "-k", "dense and T256", "-p", "no:cacheprovider",
               "--rootdir", str(ROOT), "--candidate", "reference"]
     plain = pytester.runpytest_subprocess(*common, "--fmspec-results", "plain.json", timeout=600)
