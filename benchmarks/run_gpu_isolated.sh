@@ -3,6 +3,10 @@
 # and torch_native, in process and with --fmspec-isolate (CUDA tensors cross through host memory); then the
 # outcome of every test compared between the two runs (benchmarks/compare_outcomes.py).
 # Usage: benchmarks/run_gpu_isolated.sh OUT_DIR [SUITE ...]   (default suites: flash layers vit lora posenc)
+# fmspec installed (the suites run by --pyargs from OUT_DIR, candidates by entry point). FMSPEC_ISOLATE_CUDA=1
+# lets the GPU tests run isolated (the plugin skips them otherwise). First run, H100: CUDA does not initialise
+# in the sandboxed candidate process (cudaGetDeviceCount error 304): benchmarks/results/isolated-gpu-h100.txt.
+export FMSPEC_ISOLATE_CUDA=1
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-${OUT:-benchmarks/out}}"
@@ -11,16 +15,19 @@ SUITES=("${@:-flash layers vit lora posenc}")
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 PY="${PYTHON:-python3}"
+OUT="$(cd "$OUT" && pwd)"
+HERE="$(pwd)"
+cd "$OUT"
 PATHS=()
-for s in ${SUITES[*]}; do PATHS+=("suites/test_$s.py"); done
-COMMON=(-q -p no:cacheprovider -o addopts="" --strict-markers -m "not bench" --hypothesis-profile ci
-        --candidate ./candidates/reference --candidate ./candidates/torch_native)
+for s in ${SUITES[*]}; do PATHS+=("fmspec.suites.test_$s"); done
+COMMON=(--pyargs -q -p no:cacheprovider -m "not bench" --hypothesis-profile ci
+        --candidate reference --candidate torch_native)
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
 for mode in in-process isolated; do
     extra=()
     [ "$mode" = isolated ] && extra=(--fmspec-isolate)
     start=$(date +%s)
-    timeout 270 "$PY" -m pytest "${PATHS[@]}" "${COMMON[@]}" "${extra[@]}" --fmspec-results "$OUT/$mode.json" \
+    timeout "${STEP_TIMEOUT:-270}" "$PY" -m pytest "${PATHS[@]}" "${COMMON[@]}" "${extra[@]}" --fmspec-results "$OUT/$mode.json" \
         2>&1 | tail -n 40 > "$OUT/$mode.log"
     echo "$mode: $(( $(date +%s) - start )) s" | tee -a "$OUT/times.txt"
     tail -n 3 "$OUT/$mode.log"

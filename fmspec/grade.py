@@ -95,7 +95,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "docs/trust.md)")
     p.add_argument("--in-process", dest="isolate", action="store_false",
                    help="run each candidate inside its pytest process: faster, for trusted code only; needed "
-                        "for GPU benchmarks (device timing runs in process)")
+                        "for GPU tests and benchmarks (CUDA does not initialise in the sandbox yet)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per submission instead)")
     p.add_argument("pytest_args", nargs="*", metavar="-- PYTEST OPTION",
                    help="after --: more options for each submission's pytest run")
