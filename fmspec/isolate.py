@@ -1318,17 +1318,13 @@ def _of_sent_module(key: Any) -> bool:
 def _content(t: Any) -> bytes | None:
     if t.device.type != "cpu" or t.numel() == 0:
         return None
+    import torch
+
     try:
-        data = t.detach().contiguous().reshape(-1).view(torch_uint8()).numpy()
+        data = t.detach().contiguous().reshape(-1).view(torch.uint8).numpy()
     except (RuntimeError, TypeError):  # a layout or dtype with no byte view: versions only
         return None
     return hashlib.blake2b(data, digest_size=8).digest()
-
-
-def torch_uint8():
-    import torch
-
-    return torch.uint8
 
 
 def _structure(module: Any) -> list:
@@ -1982,6 +1978,21 @@ def _tensors_in(value: Any) -> list:
     return out
 
 
+def _bridged_outputs(box: Any, extra: dict, released: list, floating: bool) -> tuple[list, list[bool]]:
+    """After a bridged call's answer (``box.value`` decoded): the id of the graph the other side keeps for it
+    (released when ``box`` goes), the output tensors, and which of them carry a graph there (``floating``:
+    only floating and complex ones can here)."""
+    box.graph = extra.get("graph")
+    if type(box.graph) is int:  # its graph there goes when this call's node goes here
+        weakref.finalize(box, released.append, ("graph", box.graph))
+    box.tensors = []
+    _walk_tensors(box.value, box.tensors)
+    diff = extra.get("diff") if isinstance(extra.get("diff"), list) else []
+    return box.tensors, [i < len(diff) and bool(diff[i]) and (not floating or t.dtype.is_floating_point
+                                                               or t.dtype.is_complex)
+                         for i, t in enumerate(box.tensors)]
+
+
 class _Box:
     """One call through :class:`_Bridge`: what to send, and the result's structure once it came back."""
 
@@ -2000,19 +2011,10 @@ class _Box:
         reply = iso._guarded(lambda: iso.ep.request("call", *self.payload, True, _rng_state(), bool(HELD), _env_state()))
         self.value = iso._finish(reply, self.sent)
         extra = reply[1] if isinstance(reply[1], dict) else {}
-        self.graph = extra.get("graph")
         self.saved = extra.get("saved")
         self.generation = iso.generation
-        if type(self.graph) is int:  # its graph there goes when this call's node goes here
-            weakref.finalize(self, iso.ep.released.append, ("graph", self.graph))
-        self.tensors = []
-        _walk_tensors(self.value, self.tensors)
-        diff = extra.get("diff") if isinstance(extra, dict) else None
-        diff = diff if isinstance(diff, list) else []
-        flags = [bool(diff[i]) if i < len(diff) else False for i in range(len(self.tensors))]
         # the candidate's floating outputs that carry a graph there are differentiable here too
-        return self.tensors, [f and (t.dtype.is_floating_point or t.dtype.is_complex)
-                              for t, f in zip(self.tensors, flags)]
+        return _bridged_outputs(self, extra, iso.ep.released, floating=True)
 
     def rebuild(self, outs: tuple) -> Any:
         mapping = {id(old): new for old, new in zip(self.tensors, outs)}
@@ -2041,13 +2043,7 @@ class _ReverseBox:
         extra = extra if isinstance(extra, dict) else {}
         _set_rng(extra.get("rng"))
         self.value = self.ep.decode(tree)
-        self.graph = extra.get("graph")
-        if type(self.graph) is int:
-            weakref.finalize(self, self.ep.released.append, ("graph", self.graph))
-        self.tensors = []
-        _walk_tensors(self.value, self.tensors)
-        diff = extra.get("diff") if isinstance(extra.get("diff"), list) else []
-        return self.tensors, [bool(diff[i]) if i < len(diff) else False for i in range(len(self.tensors))]
+        return _bridged_outputs(self, extra, self.ep.released, floating=False)
 
     rebuild = _Box.rebuild
 
@@ -2081,14 +2077,7 @@ class _BackwardBox:
         grads, self.grads = self.grads, None
         self.value, extra = _ask(self, "backward", self.call_graph, self.ep.encode(grads), _rng_state(), True,
                                  self.flags)
-        self.graph = extra.get("graph")
-        if type(self.graph) is int:
-            weakref.finalize(self, self.ep.released.append, ("graph", self.graph))
-        self.tensors = []
-        _walk_tensors(self.value, self.tensors)
-        diff = extra.get("diff") if isinstance(extra.get("diff"), list) else []
-        return self.tensors, [bool(diff[i]) and (t.dtype.is_floating_point or t.dtype.is_complex) if i < len(diff)
-                              else False for i, t in enumerate(self.tensors)]
+        return _bridged_outputs(self, extra, self.ep.released, floating=True)
 
     rebuild = _Box.rebuild
 
@@ -2727,6 +2716,7 @@ class Watch:
         self.reference_code: dict[Any, str] = {}  # code objects of the reference held by the candidate
         self.reference: list[str] = []
         self.held = []
+        self.watched = 0  # calls of the candidate's functions in this test (see watching)
 
     def scan(self) -> None:
         """After the import: functions the candidate holds whose code is the reference's (by file, or by
@@ -2806,7 +2796,7 @@ class Watch:
         Python-heavy code (the Triton interpreter, a training loop) three to five times."""
         import contextlib
 
-        self.watched = getattr(self, "watched", 0) + (1 if count else 0)  # calls of the candidate's functions
+        self.watched += 1 if count else 0
         if self.targets or self.op_names or self.target_codes:
             return _Profiling(self)
         if self.reference_code and self.watched <= REFERENCE_WATCHED_CALLS:

@@ -474,9 +474,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     _pin_numerics()
     params = _params(item)
     device = _param_str(params["device"]) if "device" in params else None
-    if (device == "cuda" or item.get_closest_marker("gpu")) and not _cuda_available():
+    on_gpu = device == "cuda" or item.get_closest_marker("gpu") is not None
+    if on_gpu and not _cuda_available():
         pytest.skip("no CUDA device")
-    if (device == "cuda" or item.get_closest_marker("gpu")) and _state(item.config).guard.isolate \
+    if on_gpu and _state(item.config).guard.isolate \
             and not os.environ.get("FMSPEC_ISOLATE_CUDA"):  # (set: try them, benchmarks/run_gpu_isolated.sh)
         pytest.skip("GPU tests and benchmarks run in process: CUDA does not initialise in the sandboxed "
                     "candidate process yet (docs/trust.md)")
